@@ -1,0 +1,3 @@
+from stoa.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""The ``stoa`` command line: one Typer sub-app per noun, all thin over ``stoa.Client``."""

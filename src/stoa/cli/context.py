@@ -1,0 +1,64 @@
+"""The settings and client shared by every command, built once from the global options."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from stoa.client import Client
+from stoa.core.errors import InvalidInputError
+from stoa.core.settings import Settings
+
+
+class State:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._client: Client | None = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = Client(settings=self.settings)
+        return self._client
+
+
+def state(ctx: typer.Context) -> State:
+    root = ctx.find_root()
+    if root.obj is None:
+        root.obj = State(Settings())
+    return root.obj
+
+
+def parse_pairs(items: list[str] | None, field: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidInputError(
+                f"{item!r} is not KEY=VALUE", field=field, fix=f"write --{field} key=value"
+            )
+        out[key] = value
+    return out
+
+
+def parse_json_object(text: str | None, field: str) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise InvalidInputError(
+            "is not valid JSON", field=field, fix=f'pass --{field} \'{{"key": "value"}}\''
+        ) from None
+    if not isinstance(value, dict):
+        raise InvalidInputError("must be a JSON object", field=field)
+    return value
+
+
+def existing_path(path: Path, field: str = "path") -> Path:
+    if not path.exists():
+        raise InvalidInputError(f"{path} does not exist", field=field, fix="check the path")
+    return path

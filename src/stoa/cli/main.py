@@ -1,0 +1,139 @@
+"""The ``stoa`` console script; errors become one line on stderr and an exit code here."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from stoa.cli import registry, tokens
+from stoa.cli.context import State, state
+from stoa.cli.output import console
+from stoa.core.errors import StoaError
+from stoa.core.settings import Settings
+
+try:  # typer >= 0.20 vendors click
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - older typer uses click itself
+    from click import exceptions as click_exceptions
+
+app = typer.Typer(
+    name="stoa",
+    help="Stoa: govern, build, run and measure AI solutions.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(registry.models_app, name="models")
+app.add_typer(registry.prompts_app, name="prompts")
+app.add_typer(registry.datasets_app, name="datasets")
+app.add_typer(tokens.app, name="tokens")
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None,
+        typer.Option(envvar="STOA_HOME", help="Folder for the embedded stores (default ./.stoa)."),
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(envvar="STOA_DATABASE_URL", help="SQLAlchemy URL (default SQLite in HOME)."),
+    ] = None,
+    blob_url: Annotated[
+        str | None,
+        typer.Option(envvar="STOA_BLOB_URL", help="fsspec URL for blobs (default HOME/blobs)."),
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(envvar="STOA_URL", help="Talk to this Stoa server instead of the local home."),
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option(envvar="STOA_TOKEN", help="Bearer token for --url.")
+    ] = None,
+) -> None:
+    """Options here apply to every command and override the STOA_* variables."""
+    values = {
+        "home": home,
+        "database_url": database_url,
+        "blob_url": blob_url,
+        "url": url,
+        "token": token,
+    }
+    ctx.obj = State(Settings(**{k: v for k, v in values.items() if v is not None}))
+
+
+@app.command()
+def init(ctx: typer.Context) -> None:
+    """Create the home folder and bring the database schema up to date."""
+    from stoa.client import LocalClient
+
+    settings = state(ctx).settings
+    client = LocalClient(settings=settings)
+    console.print(f"Stoa home: {settings.resolved_home}")
+    console.print(f"database:  {client.db.url} (schema {client.db.current_revision()})")
+    console.print(f"blobs:     {client.blobs.url}")
+
+
+@app.command()
+def server(
+    ctx: typer.Context,
+    host: Annotated[
+        str, typer.Option(help="Address to bind; anything but loopback needs tokens.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+) -> None:
+    """Serve the REST API (OpenAPI at /docs) with uvicorn."""
+    import uvicorn
+
+    from stoa.run.server import create_app
+
+    api = create_app(state(ctx).settings, host=host)
+    uvicorn.run(api, host=host, port=port, log_level="info")
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    keep: Annotated[bool, typer.Option(help="Keep the demo home instead of deleting it.")] = False,
+) -> None:
+    """Run the lifecycle end to end on embedded defaults in a temporary home."""
+    from stoa.demo.run import run_demo
+
+    run_demo(console, keep=keep)
+
+
+def main() -> None:
+    """Entry point: map every deliberate error onto exit codes 1 and 2, with one line each."""
+    try:
+        code = app(standalone_mode=False)
+    except click_exceptions.UsageError as exc:
+        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
+        print(f"error: {exc.format_message()}{hint}", file=sys.stderr)
+        sys.exit(2)
+    except (click_exceptions.Exit, typer.Exit) as exc:
+        sys.exit(exc.exit_code)
+    except (click_exceptions.Abort, typer.Abort):
+        print("aborted", file=sys.stderr)
+        sys.exit(130)
+    except StoaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except Exception as exc:  # network failures from the HTTP client
+        import httpx
+
+        if isinstance(exc, httpx.HTTPError):
+            print(f"error: cannot reach the Stoa server: {exc}", file=sys.stderr)
+            sys.exit(1)
+        raise
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,260 @@
+"""``stoa models|prompts|datasets``: the commands every kind shares, built once per kind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from stoa.cli.context import existing_path, parse_json_object, parse_pairs, state
+from stoa.cli.output import console, emit, table, version_detail, version_table
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+TagOpt = Annotated[list[str] | None, typer.Option("--tag", help="KEY=VALUE; repeatable.")]
+DescOpt = Annotated[str, typer.Option("--description", "-d", help="What this version is.")]
+MetaOpt = Annotated[
+    str | None, typer.Option("--metadata", help="A JSON object of free-form metadata.")
+]
+
+
+def refused_if_blocked(status: str) -> None:
+    """Exit 1 when the gate recorded the version as blocked: the operation was refused."""
+    if status == "blocked":
+        raise typer.Exit(1)
+
+
+def kind_app(kind: str) -> typer.Typer:
+    plural = f"{kind}s"
+    app = typer.Typer(help=f"Register, list and manage {plural}.", no_args_is_help=True)
+
+    @app.command("list")
+    def list_(ctx: typer.Context, json_out: JsonOpt = False) -> None:
+        """List every named series with its latest version and aliases."""
+        rows = state(ctx).client.list(kind)
+        emit(
+            rows,
+            json_out,
+            lambda rs: table(
+                plural,
+                ["name", "latest", "aliases"],
+                [
+                    (s.name, s.latest_version, ", ".join(f"{a}→{v}" for a, v in s.aliases.items()))
+                    for s in rs
+                ],
+            ),
+        )
+
+    @app.command()
+    def show(
+        ctx: typer.Context,
+        ref: Annotated[str, typer.Argument(help="NAME, NAME@3 or NAME@ALIAS")],
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Show one version, with its status, findings, tags and aliases."""
+        emit(state(ctx).client.show(kind, ref), json_out, version_detail)
+
+    @app.command()
+    def versions(
+        ctx: typer.Context,
+        name: str,
+        status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+        json_out: JsonOpt = False,
+    ) -> None:
+        """List every version of NAME in order."""
+        emit(state(ctx).client.versions(kind, name, status), json_out, version_table)
+
+    @app.command()
+    def search(
+        ctx: typer.Context,
+        tag: TagOpt = None,
+        name: Annotated[str | None, typer.Option(help="Only this series.")] = None,
+        status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+        limit: Annotated[int, typer.Option(help="At most this many rows.")] = 1000,
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Find versions whose tags all match KEY=VALUE exactly."""
+        rows = state(ctx).client.search(
+            kind, parse_pairs(tag, "tag"), name=name, status=status, limit=limit
+        )
+        emit(rows, json_out, version_table)
+
+    @app.command()
+    def archive(ctx: typer.Context, ref: str, json_out: JsonOpt = False) -> None:
+        """Archive a version: it stays readable but can no longer be loaded or aliased."""
+        emit(state(ctx).client.archive(kind, ref), json_out, version_detail)
+
+    @app.command()
+    def alias(
+        ctx: typer.Context, name: str, version: int, alias: str, json_out: JsonOpt = False
+    ) -> None:
+        """Point ALIAS (e.g. champion) at VERSION of NAME; the move is recorded."""
+        info = state(ctx).client.set_alias(kind, name, version, alias)
+        emit(info, json_out, lambda a: f"{a.name}@{a.alias} → version {a.version}")
+
+    @app.command()
+    def unalias(ctx: typer.Context, name: str, alias: str) -> None:
+        """Remove ALIAS from NAME; the removal is recorded."""
+        state(ctx).client.delete_alias(kind, name, alias)
+        console.print(f"removed {name}@{alias}")
+
+    @app.command()
+    def aliases(ctx: typer.Context, name: str, json_out: JsonOpt = False) -> None:
+        """The history of alias moves on NAME: who moved which alias, and when."""
+        rows = state(ctx).client.alias_history(kind, name)
+        emit(
+            rows,
+            json_out,
+            lambda rs: table(
+                f"alias history of {name}",
+                ["at (UTC)", "who", "alias", "from", "to"],
+                [
+                    (
+                        r.at.strftime("%Y-%m-%d %H:%M:%S"),
+                        r.actor,
+                        r.detail.get("alias"),
+                        r.detail.get("from"),
+                        r.detail.get("to"),
+                    )
+                    for r in rs
+                ],
+            ),
+        )
+
+    @app.command()
+    def lineage(ctx: typer.Context, ref: str, json_out: JsonOpt = False) -> None:
+        """Walk lineage up (what it came from) and down (what came from it)."""
+        info = state(ctx).client.lineage(kind, ref)
+        emit(
+            info,
+            json_out,
+            lambda li: table(
+                f"lineage of {li.start.ref}",
+                ["direction", "depth", "type", "ref", "via"],
+                [("up", n.depth, n.type, n.ref, n.parent) for n in li.upstream]
+                + [("down", n.depth, n.type, n.ref, n.parent) for n in li.downstream],
+            ),
+        )
+
+    @app.command()
+    def download(
+        ctx: typer.Context,
+        ref: str,
+        dest: Annotated[Path, typer.Argument(help="File or folder to write.")],
+    ) -> None:
+        """Write a verified copy of the artifact to DEST."""
+        path = state(ctx).client.download(kind, ref, dest)
+        console.print(f"wrote {path}")
+
+    return app
+
+
+models_app = kind_app("model")
+prompts_app = kind_app("prompt")
+datasets_app = kind_app("dataset")
+
+
+@models_app.command("register")
+def register_model(
+    ctx: typer.Context,
+    name: str,
+    path: Annotated[Path, typer.Argument(help="A model file or folder.")],
+    flavor: Annotated[
+        str | None,
+        typer.Option(
+            help="sklearn, xgboost, lightgbm or sentence-transformers; detected when left out."
+        ),
+    ] = None,
+    license: Annotated[
+        str | None, typer.Option("--license", help="SPDX identifier, e.g. MIT.")
+    ] = None,
+    description: DescOpt = "",
+    tag: TagOpt = None,
+    metadata: MetaOpt = None,
+    run_id: Annotated[str | None, typer.Option(help="The run that produced it.")] = None,
+    dataset: Annotated[
+        list[str] | None, typer.Option(help="Dataset REF it was trained on; repeatable.")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Register a model file or folder; the gate decides whether it may be loaded."""
+    info = state(ctx).client.register_model(
+        name,
+        existing_path(path),
+        flavor=flavor,
+        license=license,
+        description=description,
+        tags=parse_pairs(tag, "tag"),
+        metadata=parse_json_object(metadata, "metadata"),
+        run_id=run_id,
+        datasets=dataset or [],
+    )
+    emit(info, json_out, version_detail)
+    refused_if_blocked(info.status)
+
+
+@datasets_app.command("register")
+def register_dataset(
+    ctx: typer.Context,
+    name: str,
+    path: Annotated[Path, typer.Argument(help="A CSV, Parquet or JSONL file.")],
+    description: DescOpt = "",
+    tag: TagOpt = None,
+    metadata: MetaOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Register a dataset file; its format, schema and row count are recorded."""
+    info = state(ctx).client.register_dataset(
+        name,
+        existing_path(path),
+        description=description,
+        tags=parse_pairs(tag, "tag"),
+        metadata=parse_json_object(metadata, "metadata"),
+    )
+    emit(info, json_out, version_detail)
+
+
+@prompts_app.command("register")
+def register_prompt(
+    ctx: typer.Context,
+    name: str,
+    path: Annotated[Path | None, typer.Argument(help="A file holding the Jinja2 template.")] = None,
+    template: Annotated[
+        str | None, typer.Option(help="The template text, instead of PATH.")
+    ] = None,
+    var: Annotated[
+        list[str] | None,
+        typer.Option(help="A declared variable; repeatable. Checked against the template."),
+    ] = None,
+    description: DescOpt = "",
+    tag: TagOpt = None,
+    metadata: MetaOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Register a prompt template from PATH or --template."""
+    from stoa.core.errors import InvalidInputError
+
+    if (path is None) == (template is None):
+        raise InvalidInputError("give exactly one of PATH or --template", field="template")
+    text = template if template is not None else existing_path(path).read_text("utf-8")
+    info = state(ctx).client.register_prompt(
+        name,
+        text,
+        variables=var,
+        description=description,
+        tags=parse_pairs(tag, "tag"),
+        metadata=parse_json_object(metadata, "metadata"),
+    )
+    emit(info, json_out, version_detail)
+
+
+@prompts_app.command("render")
+def render_prompt(
+    ctx: typer.Context,
+    ref: str,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="VARIABLE=VALUE; repeatable.")
+    ] = None,
+) -> None:
+    """Render a prompt version with the given values."""
+    print(state(ctx).client.render_prompt(ref, parse_pairs(set_, "set")))

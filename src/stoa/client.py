@@ -1,0 +1,385 @@
+"""``stoa.Client``: one set of methods, in-process against a home or over HTTP.
+
+``Client()`` reads settings; when ``url`` (or ``STOA_URL``) is set it talks to a
+server, otherwise it opens the local stores. The CLI is built on this class and the
+server's routes call ``LocalClient``, so all three share one implementation.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from stoa.core import errors
+from stoa.core.blobs import BlobStore, build_manifest, parse_manifest
+from stoa.core.db import Database
+from stoa.core.errors import IntegrityError, StoaError
+from stoa.core.names import safe_relpath, validate_name
+from stoa.core.settings import Settings
+from stoa.core.tokens import NewToken, TokenInfo, TokenStore
+from stoa.govern import datasets, models, prompts
+from stoa.govern.flavors import detect_flavor, get_flavor
+from stoa.govern.gate import FormatGate, Gate
+from stoa.govern.registry import Registry, check_kind
+from stoa.govern.types import (
+    AliasInfo,
+    AuditInfo,
+    Kind,
+    LineageInfo,
+    RunInfo,
+    SeriesInfo,
+    VersionInfo,
+)
+
+
+def default_actor() -> str:
+    try:
+        return os.environ.get("STOA_USER") or getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        return "unknown"
+
+
+class Client:
+    """Create with ``Client()``; returns a ``LocalClient`` or an ``HttpClient``."""
+
+    def __new__(cls, url: str | None = None, token: str | None = None, **kwargs: Any) -> Client:
+        if cls is not Client:
+            return super().__new__(cls)
+        settings: Settings = kwargs.get("settings") or Settings()
+        url = url or settings.url
+        target = HttpClient if url else LocalClient
+        return super().__new__(target)
+
+
+class LocalClient(Client):
+    """Works directly on the stores named by ``Settings``; no server involved."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        *,
+        settings: Settings | None = None,
+        home: str | Path | None = None,
+        gate: Gate | None = None,
+        actor: str | None = None,
+    ):
+        if settings is None:
+            settings = Settings(home=Path(home)) if home is not None else Settings()
+        self.settings = settings
+        settings.resolved_home.mkdir(parents=True, exist_ok=True)
+        self.db = Database(settings.resolved_database_url)
+        self.blobs = BlobStore(settings.resolved_blob_url)
+        self.registry = Registry(self.db, self.blobs)
+        self.tokens = TokenStore(self.db)
+        self.gate: Gate = gate or FormatGate()
+        self.actor = actor or default_actor()
+
+    def close(self) -> None:
+        self.db.dispose()
+
+    # models
+    def register_model(self, name: str, path: str | Path, **kwargs: Any) -> VersionInfo:
+        kwargs.setdefault("actor", self.actor)
+        return models.register_model(self.registry, self.gate, name, Path(path), **kwargs)
+
+    def log_model(self, name: str, model: Any, **kwargs: Any) -> VersionInfo:
+        kwargs.setdefault("actor", self.actor)
+        return models.log_model(self.registry, self.gate, name, model, **kwargs)
+
+    def load_model(self, ref: str) -> Any:
+        return models.load_model(self.registry, ref)
+
+    # prompts
+    def register_prompt(self, name: str, template: str, **kwargs: Any) -> VersionInfo:
+        kwargs.setdefault("actor", self.actor)
+        return prompts.register_prompt(self.registry, name, template, **kwargs)
+
+    def render_prompt(self, ref: str, values: Mapping[str, Any]) -> str:
+        return prompts.render_prompt(self.registry, ref, values)
+
+    # datasets
+    def register_dataset(self, name: str, path: str | Path, **kwargs: Any) -> VersionInfo:
+        kwargs.setdefault("actor", self.actor)
+        return datasets.register_dataset(self.registry, name, Path(path), **kwargs)
+
+    # any kind
+    def list(self, kind: Kind) -> list[SeriesInfo]:
+        return self.registry.list_series(check_kind(kind))
+
+    def show(self, kind: Kind, ref: str) -> VersionInfo:
+        return self.registry.get(check_kind(kind), ref)
+
+    def versions(self, kind: Kind, name: str, status: str | None = None) -> list[VersionInfo]:
+        return self.registry.list_versions(check_kind(kind), name, status=status)
+
+    def search(
+        self,
+        kind: Kind,
+        tags: Mapping[str, str] | None = None,
+        *,
+        name: str | None = None,
+        status: str | None = None,
+        limit: int = 1000,
+    ) -> list[VersionInfo]:
+        return self.registry.search(
+            check_kind(kind), tags=tags, name=name, status=status, limit=limit
+        )
+
+    def archive(self, kind: Kind, ref: str) -> VersionInfo:
+        return self.registry.archive(check_kind(kind), ref, actor=self.actor)
+
+    def set_alias(self, kind: Kind, name: str, version: int, alias: str) -> AliasInfo:
+        return self.registry.set_alias(check_kind(kind), name, version, alias, actor=self.actor)
+
+    def delete_alias(self, kind: Kind, name: str, alias: str) -> None:
+        self.registry.delete_alias(check_kind(kind), name, alias, actor=self.actor)
+
+    def alias_history(self, kind: Kind, name: str) -> list[AuditInfo]:
+        return self.registry.alias_history(check_kind(kind), name)
+
+    def lineage(self, kind: str, ref: str, depth: int = 16) -> LineageInfo:
+        kind = kind if kind == "run" else check_kind(kind)
+        return self.registry.lineage(kind, ref, depth=depth)  # type: ignore[arg-type]
+
+    def create_run(self, name: str, inputs: Iterable[str] = ()) -> RunInfo:
+        return self.registry.create_run(name, actor=self.actor, inputs=inputs)
+
+    def download(self, kind: Kind, ref: str, dest: str | Path) -> Path:
+        """Write a verified copy of a version's artifact to ``dest``."""
+        info = self.show(kind, ref)
+        if kind == "model":
+            models.ensure_loadable(info)
+        return self.blobs.export(info.sha256, info.artifact, Path(dest))
+
+    # tokens
+    def create_token(self, name: str, scopes: Iterable[str]) -> NewToken:
+        return self.tokens.create(name, scopes, actor=self.actor)
+
+    def list_tokens(self) -> list[TokenInfo]:
+        return self.tokens.list()
+
+    def revoke_token(self, token_id: str) -> TokenInfo:
+        return self.tokens.revoke(token_id, actor=self.actor)
+
+
+_ERRORS = {
+    cls.code: cls
+    for cls in vars(errors).values()
+    if isinstance(cls, type) and issubclass(cls, StoaError)
+}
+
+
+class HttpClient(Client):
+    """The same methods as ``LocalClient``, over the REST API."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        *,
+        settings: Settings | None = None,
+        timeout: float = 60.0,
+        **_: Any,
+    ):
+        settings = settings or Settings()
+        self.url = (url or settings.url or "").rstrip("/")
+        token = token or settings.token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(base_url=f"{self.url}/api/v1", headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.http.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            raise _error_from(response)
+        if response.status_code == 204:
+            return None
+        return response.json()
+
+    # models
+    def register_model(self, name: str, path: str | Path, **kwargs: Any) -> VersionInfo:
+        path = Path(path)
+        form = _form(name, kwargs)
+        if path.is_dir():
+            rels = sorted(build_manifest(path)[0])
+            handles = [open(path / rel, "rb") for rel in rels]  # noqa: SIM115 - closed below
+            form["paths"] = rels
+            files = [("files", (Path(rel).name, h)) for rel, h in zip(rels, handles, strict=True)]
+        elif path.is_file():
+            handles = [open(path, "rb")]  # noqa: SIM115
+            files = [("files", (path.name, handles[0]))]
+        else:
+            raise errors.InvalidInputError(f"{path} does not exist", field="path")
+        try:
+            return VersionInfo(**self._call("POST", "/models", data=form, files=files))
+        finally:
+            for handle in handles:
+                handle.close()
+
+    def log_model(self, name: str, model: Any, **kwargs: Any) -> VersionInfo:
+        flavor = detect_flavor(model)
+        with tempfile.TemporaryDirectory(prefix="stoa-save-") as tmp:
+            path, spec = flavor.save(model, Path(tmp))
+            return self.register_model(name, path, flavor=flavor.name, spec=spec, **kwargs)
+
+    def load_model(self, ref: str) -> Any:
+        info = self.show("model", ref)
+        models.ensure_loadable(info)
+        with tempfile.TemporaryDirectory(prefix="stoa-") as tmp:
+            path = self.download("model", info.ref, Path(tmp) / "artifact")
+            return get_flavor(info.flavor).load(path, info.spec)
+
+    def download(self, kind: Kind, ref: str, dest: str | Path) -> Path:
+        """Fetch an artifact and verify every byte against the hashes the server recorded."""
+        info = self.show(kind, ref)
+        dest = Path(dest)
+        base = f"/{check_kind(kind)}s/{info.ref}/artifact"
+        if info.artifact == "file":
+            return self._fetch(base, info.sha256, dest)
+        manifest = self.http.get(base)
+        if manifest.status_code >= 400:
+            raise _error_from(manifest)
+        if hashlib.sha256(manifest.content).hexdigest() != info.sha256:
+            raise IntegrityError("the manifest does not match its hash", field="manifest")
+        for rel, entry in parse_manifest(manifest.content).items():
+            self._fetch(f"/{kind}s/{info.ref}/files/{rel}", str(entry["sha256"]), dest / rel)
+        return dest
+
+    def _fetch(self, path: str, sha256: str, dest: Path) -> Path:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        with self.http.stream("GET", path) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise _error_from(response)
+            with open(dest, "wb") as out:
+                for chunk in response.iter_bytes():
+                    digest.update(chunk)
+                    out.write(chunk)
+        if digest.hexdigest() != sha256:
+            dest.unlink(missing_ok=True)
+            raise IntegrityError(f"download of {path} does not match its hash", field="sha256")
+        return dest
+
+    # prompts
+    def register_prompt(self, name: str, template: str, **kwargs: Any) -> VersionInfo:
+        body = {"name": name, "template": template, **kwargs}
+        return VersionInfo(**self._call("POST", "/prompts", json=body))
+
+    def render_prompt(self, ref: str, values: Mapping[str, Any]) -> str:
+        return self._call("POST", f"/prompts/{ref}/render", json={"values": dict(values)})["text"]
+
+    # datasets
+    def register_dataset(self, name: str, path: str | Path, **kwargs: Any) -> VersionInfo:
+        path = Path(path)
+        if not path.is_file():
+            raise errors.InvalidInputError(f"{path} is not a file", field="path")
+        with open(path, "rb") as handle:
+            return VersionInfo(
+                **self._call(
+                    "POST",
+                    "/datasets",
+                    data=_form(name, kwargs),
+                    files=[("file", (path.name, handle))],
+                )
+            )
+
+    # any kind
+    def list(self, kind: Kind) -> list[SeriesInfo]:
+        return [SeriesInfo(**s) for s in self._call("GET", f"/{check_kind(kind)}s")]
+
+    def show(self, kind: Kind, ref: str) -> VersionInfo:
+        return VersionInfo(**self._call("GET", f"/{check_kind(kind)}s/{ref}"))
+
+    def versions(self, kind: Kind, name: str, status: str | None = None) -> list[VersionInfo]:
+        params = {"status": status} if status else {}
+        rows = self._call(
+            "GET", f"/{check_kind(kind)}s/{validate_name(name)}/versions", params=params
+        )
+        return [VersionInfo(**v) for v in rows]
+
+    def search(
+        self,
+        kind: Kind,
+        tags: Mapping[str, str] | None = None,
+        *,
+        name: str | None = None,
+        status: str | None = None,
+        limit: int = 1000,
+    ) -> list[VersionInfo]:
+        params: dict[str, Any] = {
+            "limit": limit,
+            "tag": [f"{k}={v}" for k, v in (tags or {}).items()],
+        }
+        if name:
+            params["name"] = name
+        if status:
+            params["status"] = status
+        rows = self._call("GET", f"/{check_kind(kind)}s/-/search", params=params)
+        return [VersionInfo(**v) for v in rows]
+
+    def archive(self, kind: Kind, ref: str) -> VersionInfo:
+        return VersionInfo(**self._call("POST", f"/{check_kind(kind)}s/{ref}/archive"))
+
+    def set_alias(self, kind: Kind, name: str, version: int, alias: str) -> AliasInfo:
+        path = f"/{check_kind(kind)}s/{validate_name(name)}/aliases/{alias}"
+        return AliasInfo(**self._call("PUT", path, json={"version": version}))
+
+    def delete_alias(self, kind: Kind, name: str, alias: str) -> None:
+        self._call("DELETE", f"/{check_kind(kind)}s/{validate_name(name)}/aliases/{alias}")
+
+    def alias_history(self, kind: Kind, name: str) -> list[AuditInfo]:
+        rows = self._call("GET", f"/{check_kind(kind)}s/{validate_name(name)}/aliases")
+        return [AuditInfo(**r) for r in rows]
+
+    def lineage(self, kind: str, ref: str, depth: int = 16) -> LineageInfo:
+        prefix = "runs" if kind == "run" else f"{check_kind(kind)}s"
+        return LineageInfo(**self._call("GET", f"/{prefix}/{ref}/lineage", params={"depth": depth}))
+
+    def create_run(self, name: str, inputs: Iterable[str] = ()) -> RunInfo:
+        return RunInfo(**self._call("POST", "/runs", json={"name": name, "inputs": list(inputs)}))
+
+    # tokens
+    def create_token(self, name: str, scopes: Iterable[str]) -> NewToken:
+        return NewToken(
+            **self._call("POST", "/tokens", json={"name": name, "scopes": list(scopes)})
+        )
+
+    def list_tokens(self) -> list[TokenInfo]:
+        return [TokenInfo(**t) for t in self._call("GET", "/tokens")]
+
+    def revoke_token(self, token_id: str) -> TokenInfo:
+        return TokenInfo(**self._call("DELETE", f"/tokens/{token_id}"))
+
+
+def _form(name: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """Multipart fields: scalars as text, mappings and lists as JSON."""
+    form: dict[str, Any] = {"name": name}
+    for key, value in kwargs.items():
+        if value is None:
+            continue
+        form[key] = json.dumps(value) if isinstance(value, Mapping | list | tuple) else str(value)
+    return form
+
+
+def _error_from(response: httpx.Response) -> StoaError:
+    try:
+        body = response.json()["error"]
+        cls = _ERRORS.get(body.get("code"), StoaError)
+        return cls(body["message"], field=body.get("field"), fix=body.get("fix"))
+    except (ValueError, KeyError, TypeError):
+        return StoaError(f"server answered {response.status_code}: {response.text[:200]}")
+
+
+__all__ = ["Client", "HttpClient", "LocalClient", "default_actor", "safe_relpath"]

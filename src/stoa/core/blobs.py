@@ -1,0 +1,221 @@
+"""Content-addressed blob store over fsspec.
+
+A blob lives at ``<root>/sha256/<2 hex>/<62 hex>``. Writes go to a temporary name
+first and are renamed into place, so a reader never sees half a blob. Reads verify
+the hash. A folder is stored as its files' blobs plus a JSON manifest blob whose
+hash stands for the whole folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import fsspec
+
+from stoa.core.errors import IntegrityError, InvalidInputError, NotFoundError
+from stoa.core.names import safe_relpath
+
+CHUNK = 1 << 20
+MANIFEST_FORMAT = "stoa.manifest/1"
+_HEX = frozenset("0123456789abcdef")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check_digest(sha256: str) -> str:
+    if len(sha256) != 64 or not set(sha256) <= _HEX:
+        raise InvalidInputError(
+            f"{sha256!r} is not a SHA-256 hex digest", field="sha256", fix="give 64 lowercase hex"
+        )
+    return sha256
+
+
+@dataclass(frozen=True)
+class StoredArtifact:
+    """What ``put_path`` stored: the hash that names it, its kind and total size."""
+
+    sha256: str
+    artifact: str  # "file" or "folder"
+    size: int
+
+
+def build_manifest(folder: Path) -> tuple[dict[str, dict[str, object]], int]:
+    """Hash every regular file under ``folder``; symlinks and special files are refused."""
+    files: dict[str, dict[str, object]] = {}
+    total = 0
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        dirnames.sort()
+        for entry in [*dirnames, *filenames]:
+            full = Path(dirpath) / entry
+            if full.is_symlink():
+                raise InvalidInputError(
+                    f"{full.relative_to(folder)} is a symlink",
+                    field="path",
+                    fix="replace links with the files they point to",
+                )
+        for filename in sorted(filenames):
+            full = Path(dirpath) / filename
+            if not full.is_file():
+                raise InvalidInputError(
+                    f"{full.relative_to(folder)} is not a regular file", field="path"
+                )
+            rel = safe_relpath(full.relative_to(folder).as_posix(), "path")
+            size = full.stat().st_size
+            files[rel] = {"sha256": sha256_file(full), "size": size}
+            total += size
+    if not files:
+        raise InvalidInputError(
+            f"folder {folder} is empty", field="path", fix="give a non-empty folder"
+        )
+    return files, total
+
+
+class BlobStore:
+    """Stores bytes once per distinct content; identical files cost nothing extra."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.fs, root = fsspec.core.url_to_fs(url)
+        self.root = root.rstrip("/")
+        self.fs.makedirs(f"{self.root}/tmp", exist_ok=True)
+
+    def _path(self, sha256: str) -> str:
+        _check_digest(sha256)
+        return f"{self.root}/sha256/{sha256[:2]}/{sha256[2:]}"
+
+    def exists(self, sha256: str) -> bool:
+        return self.fs.exists(self._path(sha256))
+
+    def put_stream(self, stream: BinaryIO) -> tuple[str, int]:
+        """Copy a stream in while hashing it, then move it into place atomically."""
+        tmp = f"{self.root}/tmp/{uuid.uuid4().hex}"
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with self.fs.open(tmp, "wb") as out:
+                while chunk := stream.read(CHUNK):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+            sha = digest.hexdigest()
+            final = self._path(sha)
+            if self.fs.exists(final):
+                self.fs.rm(tmp)
+            else:
+                self.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
+                self.fs.mv(tmp, final)
+        except BaseException:
+            if self.fs.exists(tmp):
+                self.fs.rm(tmp)
+            raise
+        return sha, size
+
+    def put_bytes(self, data: bytes) -> str:
+        return self.put_stream(io.BytesIO(data))[0]
+
+    def put_file(self, path: Path) -> tuple[str, int]:
+        with open(path, "rb") as handle:
+            return self.put_stream(handle)
+
+    def put_path(self, path: Path) -> StoredArtifact:
+        """Store a file, or a folder as its files plus a manifest."""
+        path = Path(path)
+        if path.is_symlink() and path.is_dir():
+            raise InvalidInputError(
+                f"{path} is a symlink", field="path", fix="give the real folder"
+            )
+        if path.is_file():
+            sha, size = self.put_file(path)
+            return StoredArtifact(sha, "file", size)
+        if path.is_dir():
+            files, total = build_manifest(path)
+            for rel, entry in files.items():
+                sha, _ = self.put_file(path / rel)
+                if sha != entry["sha256"]:
+                    raise IntegrityError(f"{rel} changed while it was being stored", field="path")
+            return StoredArtifact(self.put_bytes(manifest_bytes(files)), "folder", total)
+        raise InvalidInputError(f"{path} does not exist", field="path", fix="check the path")
+
+    def open_verified(self, sha256: str) -> Iterator[bytes]:
+        """Yield the blob's chunks; raise IntegrityError at the end if the hash differs."""
+        path = self._path(sha256)
+        if not self.fs.exists(path):
+            raise NotFoundError(f"blob {sha256} is not in the store", field="sha256")
+        digest = hashlib.sha256()
+        with self.fs.open(path, "rb") as handle:
+            while chunk := handle.read(CHUNK):
+                digest.update(chunk)
+                yield chunk
+        if digest.hexdigest() != sha256:
+            raise IntegrityError(
+                f"blob {sha256} does not match its hash",
+                field="sha256",
+                fix="restore the blob store from a backup; the stored file was altered",
+            )
+
+    def read_bytes(self, sha256: str) -> bytes:
+        return b"".join(self.open_verified(sha256))
+
+    def export_file(self, sha256: str, dest: Path) -> Path:
+        """Write a verified copy of a blob to ``dest``; nothing is left behind on mismatch."""
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".stoa-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for chunk in self.open_verified(sha256):
+                    out.write(chunk)
+            os.replace(tmp, dest)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return dest
+
+    def read_manifest(self, sha256: str) -> dict[str, dict[str, object]]:
+        return parse_manifest(self.read_bytes(sha256))
+
+    def export_folder(self, manifest_sha256: str, dest: Path) -> Path:
+        """Rebuild a folder from its manifest, verifying every file."""
+        for rel, entry in self.read_manifest(manifest_sha256).items():
+            self.export_file(str(entry["sha256"]), dest / rel)
+        return dest
+
+    def export(self, sha256: str, artifact: str, dest: Path) -> Path:
+        if artifact == "folder":
+            return self.export_folder(sha256, dest)
+        return self.export_file(sha256, dest)
+
+
+def manifest_bytes(files: dict[str, dict[str, object]]) -> bytes:
+    body = {"format": MANIFEST_FORMAT, "files": dict(sorted(files.items()))}
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+def parse_manifest(data: bytes) -> dict[str, dict[str, object]]:
+    """Parse and re-validate a manifest, so a tampered one cannot write outside its folder."""
+    try:
+        body = json.loads(data)
+        files = body["files"]
+        if body.get("format") != MANIFEST_FORMAT or not isinstance(files, dict):
+            raise ValueError("not a Stoa manifest")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise IntegrityError(f"manifest is unreadable: {exc}", field="manifest") from exc
+    for rel, entry in files.items():
+        if safe_relpath(rel, "manifest") != rel:
+            raise IntegrityError(f"manifest path {rel!r} is not canonical", field="manifest")
+        _check_digest(str(entry.get("sha256", "")))
+    return files

@@ -1,0 +1,146 @@
+"""Engine, sessions and migrate-on-first-use for SQLite and PostgreSQL.
+
+SQLite runs in WAL mode with foreign keys and a busy timeout. Write transactions
+start with ``BEGIN IMMEDIATE`` so that concurrent writers queue on the busy timeout
+instead of failing when a read lock cannot be upgraded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+from collections.abc import Iterator
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from stoa.core.errors import ConfigurationError
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+_SQLITE_BUSY_MS = 30_000
+_PG_MIGRATION_LOCK = 0x5709A  # any constant shared by every Stoa process
+
+
+def _normalise_url(url: str) -> str:
+    """Send plain ``postgresql://`` URLs to psycopg 3, the driver Stoa depends on."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def _make_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url, connect_args={"timeout": _SQLITE_BUSY_MS / 1000, "check_same_thread": False}
+        )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_MS}")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn):  # type: ignore[no-untyped-def]
+            immediate = conn.get_execution_options().get("stoa_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    raise ConfigurationError(
+        f"unsupported database {parsed.get_backend_name()!r}",
+        field="database_url",
+        fix="use sqlite:///PATH or postgresql://USER@HOST/DB",
+    )
+
+
+class Database:
+    """The metadata store: open it once per process and share it."""
+
+    def __init__(self, url: str, *, migrate: bool = True):
+        self.url = _normalise_url(url)
+        self.engine = _make_engine(self.url)
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self._read = sessionmaker(self.engine, expire_on_commit=False)
+        self._write = sessionmaker(
+            self.engine.execution_options(stoa_write=True), expire_on_commit=False
+        )
+        if migrate:
+            self.migrate()
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Session]:
+        with self._read() as session:
+            yield session
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back on any error."""
+        with self._write() as session, session.begin():
+            yield session
+
+    def _alembic_config(self) -> Config:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
+        return cfg
+
+    def current_revision(self) -> str | None:
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def head_revision(self) -> str | None:
+        return ScriptDirectory.from_config(self._alembic_config()).get_current_head()
+
+    def migrate(self) -> None:
+        """Bring the schema to head; safe when many processes start at once."""
+        head = self.head_revision()
+        if self.current_revision() == head:
+            return
+        with self._migration_lock():
+            if self.current_revision() == head:
+                return
+            with self.engine.begin() as conn:
+                cfg = self._alembic_config()
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+
+    @contextlib.contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        if self.is_sqlite:
+            database = make_url(self.url).database
+            if not database or database == ":memory:":
+                yield
+                return
+            with open(f"{database}.migrate-lock", "a+") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+            return
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_MIGRATION_LOCK})
+                conn.commit()
+
+    def dispose(self) -> None:
+        self.engine.dispose()

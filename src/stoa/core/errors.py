@@ -1,0 +1,88 @@
+"""One hierarchy for every error Stoa raises on purpose.
+
+Each error names the *field* that was wrong and the *fix*, so the HTTP layer and
+the CLI can translate it into a 4xx body or a one-line message in one place each.
+"""
+
+from __future__ import annotations
+
+
+class StoaError(Exception):
+    """Base of every deliberate Stoa error."""
+
+    code = "error"
+    #: HTTP status the server answers with.
+    http_status = 400
+    #: CLI exit code: 2 for bad input, 1 for a refused operation.
+    exit_code = 2
+
+    def __init__(self, message: str, *, field: str | None = None, fix: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.fix = fix
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"code": self.code, "message": self.message, "field": self.field, "fix": self.fix}
+
+    def __str__(self) -> str:
+        text = f"{self.field}: {self.message}" if self.field else self.message
+        return f"{text} ({self.fix})" if self.fix else text
+
+
+class InvalidInputError(StoaError):
+    """Input that can never succeed as given: a malformed name, a bad file, a bad value."""
+
+    code = "invalid_input"
+    http_status = 422
+
+
+class NotFoundError(StoaError):
+    """A reference that names nothing stored."""
+
+    code = "not_found"
+    http_status = 404
+
+
+class ConflictError(StoaError):
+    """The request is well-formed but clashes with what is stored."""
+
+    code = "conflict"
+    http_status = 409
+
+
+class RefusedError(StoaError):
+    """A policy said no: a blocked model, a version that is not allowed to load."""
+
+    code = "refused"
+    http_status = 409
+    exit_code = 1
+
+
+class AuthenticationError(StoaError):
+    """No valid bearer token."""
+
+    code = "unauthenticated"
+    http_status = 401
+
+
+class PermissionDeniedError(StoaError):
+    """A valid token without the scope the operation needs."""
+
+    code = "forbidden"
+    http_status = 403
+
+
+class IntegrityError(StoaError):
+    """Stored bytes no longer match their hash: the store was corrupted or tampered with."""
+
+    code = "integrity"
+    http_status = 500
+    exit_code = 1
+
+
+class ConfigurationError(StoaError):
+    """Settings that cannot work, such as a public bind address without tokens."""
+
+    code = "configuration"
+    http_status = 500

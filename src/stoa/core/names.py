@@ -1,0 +1,143 @@
+"""Validation of every user string that could reach a path, a query or a log line.
+
+Names never become paths (blobs are addressed by hash), but they are validated as if
+they could, so that a later feature cannot turn one into a traversal by accident.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from stoa.core.errors import InvalidInputError
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_DRIVE = re.compile(r"^[A-Za-z]:")
+_NAME_RULE = "1-128 characters of letters, digits, '.', '_' or '-', starting with a letter or digit"
+
+
+def _problem(value: str) -> str | None:
+    """Why ``value`` cannot be a name, or None when it can."""
+    if not isinstance(value, str) or value == "":
+        return "is empty"
+    if "\x00" in value:
+        return "contains a NUL byte"
+    if "/" in value or "\\" in value or ".." in value:
+        return "looks like a path (contains '/', '\\' or '..')"
+    if _DRIVE.match(value):
+        return "looks like a Windows drive path"
+    if not NAME_PATTERN.match(value):
+        return f"is not a valid name: {_NAME_RULE}"
+    return None
+
+
+def validate_name(value: str, field: str = "name") -> str:
+    """Return ``value`` when it is a safe name, else raise naming the field."""
+    problem = _problem(value)
+    if problem:
+        raise InvalidInputError(
+            f"{value!r} {problem}", field=field, fix=f"use {_NAME_RULE}, e.g. 'churn-model'"
+        )
+    return value
+
+
+def validate_alias(value: str, field: str = "alias") -> str:
+    """Aliases are names that cannot be mistaken for a version number."""
+    validate_name(value, field)
+    if value.isdigit():
+        raise InvalidInputError(
+            f"{value!r} is a number and would read as a version",
+            field=field,
+            fix="start the alias with a letter, e.g. 'champion'",
+        )
+    if value.lower() == "latest":
+        raise InvalidInputError(
+            "'latest' is reserved", field=field, fix="choose another alias name"
+        )
+    return value
+
+
+def validate_tag_key(value: str, field: str = "tags") -> str:
+    if not isinstance(value, str) or not (1 <= len(value) <= 250) or "\x00" in value:
+        raise InvalidInputError(
+            f"tag key {value!r} must be 1-250 characters without NUL bytes",
+            field=field,
+            fix="shorten or clean the tag key",
+        )
+    return value
+
+
+def validate_tag_value(value: str, field: str = "tags") -> str:
+    if not isinstance(value, str) or len(value) > 5000 or "\x00" in value:
+        raise InvalidInputError(
+            "tag values must be strings of at most 5000 characters without NUL bytes",
+            field=field,
+            fix="store large values in metadata instead",
+        )
+    return value
+
+
+def safe_relpath(value: str, field: str = "path") -> str:
+    """Canonicalise a relative artifact path, refusing anything that could leave its folder."""
+    if not isinstance(value, str) or value.strip() == "":
+        raise InvalidInputError(
+            "is empty", field=field, fix="give a relative path such as 'a/b.json'"
+        )
+    if "\x00" in value:
+        raise InvalidInputError("contains a NUL byte", field=field, fix="remove the NUL byte")
+    if "\\" in value:
+        raise InvalidInputError(
+            f"{value!r} contains a backslash", field=field, fix="use '/' as the separator"
+        )
+    if _DRIVE.match(value) or value.startswith("/"):
+        raise InvalidInputError(
+            f"{value!r} is an absolute path",
+            field=field,
+            fix="give a path relative to the artifact",
+        )
+    parts = [p for p in PurePosixPath(value).parts if p not in ("", ".")]
+    if not parts or any(p == ".." for p in parts):
+        raise InvalidInputError(
+            f"{value!r} leaves the artifact folder", field=field, fix="remove '..' from the path"
+        )
+    return "/".join(parts)
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A parsed reference: ``name``, ``name@3`` or ``name@champion``."""
+
+    name: str
+    version: int | None = None
+    alias: str | None = None
+
+    def __str__(self) -> str:
+        if self.version is not None:
+            return f"{self.name}@{self.version}"
+        if self.alias is not None:
+            return f"{self.name}@{self.alias}"
+        return self.name
+
+
+def parse_ref(text: str, field: str = "ref") -> Ref:
+    """Parse a reference; a bare name means the latest version."""
+    if not isinstance(text, str) or text == "":
+        raise InvalidInputError(
+            "is empty", field=field, fix="write NAME, NAME@VERSION or NAME@ALIAS"
+        )
+    name, sep, selector = text.partition("@")
+    validate_name(name, field)
+    if not sep:
+        return Ref(name)
+    if selector.isdigit():
+        version = int(selector)
+        if version < 1:
+            raise InvalidInputError(
+                f"version {version} does not exist; versions start at 1", field=field
+            )
+        return Ref(name, version=version)
+    if selector == "latest":
+        return Ref(name)
+    validate_alias(selector, field)
+    return Ref(name, alias=selector)

@@ -1,0 +1,166 @@
+"""The metadata schema: one set of tables for SQLite and PostgreSQL.
+
+Every change to these classes ships with an Alembic migration in ``core/migrations``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSONType, list[Any]: JSONType}
+
+
+class Series(Base):
+    """A named series of versions of one kind: a model, a prompt or a dataset."""
+
+    __tablename__ = "series"
+    __table_args__ = (UniqueConstraint("kind", "name", name="uq_series_kind_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The last number handed out; bumped inside the registering transaction so that
+    # numbers are gap-free and unique under concurrent writers.
+    latest_version: Mapped[int] = mapped_column(Integer, default=0)
+
+    versions: Mapped[list[Version]] = relationship(back_populates="series")
+
+
+class Version(Base):
+    """One immutable version; only ``status`` moves after it is written."""
+
+    __tablename__ = "versions"
+    __table_args__ = (
+        UniqueConstraint("series_id", "version", name="uq_versions_series_version"),
+        Index("ix_versions_sha256", "sha256"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    series_id: Mapped[int] = mapped_column(ForeignKey("series.id", ondelete="RESTRICT"))
+    version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    sha256: Mapped[str] = mapped_column(String(64))
+    # "file" or "folder"; a folder's sha256 is that of its manifest.
+    artifact: Mapped[str] = mapped_column(String(16))
+    size: Mapped[int] = mapped_column(BigInteger)
+    format: Mapped[str | None] = mapped_column(String(64))
+    flavor: Mapped[str | None] = mapped_column(String(64))
+    license: Mapped[str | None] = mapped_column(String(128))
+    description: Mapped[str] = mapped_column(Text, default="")
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
+    spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    findings: Mapped[list[Any]] = mapped_column(default=list)
+    gate: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(128), default="")
+
+    series: Mapped[Series] = relationship(back_populates="versions")
+    tags: Mapped[list[VersionTag]] = relationship(
+        back_populates="version", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+
+class VersionTag(Base):
+    __tablename__ = "version_tags"
+    __table_args__ = (Index("ix_version_tags_key_value", "key", "value"),)
+
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey("versions.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+    version: Mapped[Version] = relationship(back_populates="tags")
+
+
+class Alias(Base):
+    __tablename__ = "aliases"
+
+    series_id: Mapped[int] = mapped_column(ForeignKey("series.id"), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(128), primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id"))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(128), default="")
+
+
+class AuditEvent(Base):
+    """Who changed what and when: alias moves, archiving, token changes."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_subject", "subject"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(300))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Run(Base):
+    """A training or evaluation execution; here only what lineage needs to point at."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), default="finished")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(128), default="")
+
+
+class LineageLink(Base):
+    """A directed edge parent -> child between versions and runs, walkable both ways."""
+
+    __tablename__ = "lineage_links"
+    __table_args__ = (
+        UniqueConstraint(
+            "parent_type", "parent_id", "child_type", "child_id", name="uq_lineage_edge"
+        ),
+        Index("ix_lineage_child", "child_type", "child_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    parent_type: Mapped[str] = mapped_column(String(32))
+    parent_id: Mapped[str] = mapped_column(String(64))
+    child_type: Mapped[str] = mapped_column(String(32))
+    child_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Token(Base):
+    """An API token; only the SHA-256 of its secret is stored."""
+
+    __tablename__ = "tokens"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,42 @@
+"""Where Stoa keeps its state; the embedded defaults need no configuration at all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Read from ``STOA_*`` environment variables; the CLI passes the same keys as options."""
+
+    model_config = SettingsConfigDict(env_prefix="STOA_", extra="ignore")
+
+    home: Path = Field(default=Path(".stoa"), description="Folder for the embedded stores.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default SQLite at HOME/stoa.db."
+    )
+    blob_url: str | None = Field(
+        default=None, description="fsspec URL of the blob store; default HOME/blobs."
+    )
+    url: str | None = Field(
+        default=None, description="A Stoa server to talk to instead of the local home."
+    )
+    token: str | None = Field(default=None, description="Bearer token for the server at url.")
+
+    @property
+    def resolved_home(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.resolved_home / 'stoa.db'}"
+
+    @property
+    def resolved_blob_url(self) -> str:
+        if self.blob_url:
+            return self.blob_url
+        return str(self.resolved_home / "blobs")

@@ -1,0 +1,1 @@
+"""``stoa demo``: the whole lifecycle on embedded defaults, grown by every capability."""

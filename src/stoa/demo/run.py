@@ -1,0 +1,148 @@
+"""The end-to-end demo. Each capability adds its step here.
+
+It runs in a temporary home with SQLite, local blobs and no network, so it shows
+exactly what a new user gets from ``make demo``.
+"""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from stoa.client import LocalClient
+from stoa.core.settings import Settings
+
+PROMPT = (
+    "You are a botanist. Given sepal length {{ sepal_length }} cm and petal length "
+    "{{ petal_length }} cm, name the iris species and explain why in one sentence."
+)
+
+
+def _iris_csv(folder: Path) -> Path:
+    """The iris data that scikit-learn ships, written as the CSV a user would register."""
+    from sklearn.datasets import load_iris
+
+    frame = load_iris(as_frame=True).frame
+    frame.columns = [c.replace(" (cm)", "").replace(" ", "_") for c in frame.columns]
+    path = folder / "iris.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def run_demo(console: Console, *, keep: bool = False) -> dict[str, Any]:
+    home = Path(tempfile.mkdtemp(prefix="stoa-demo-"))
+    steps: list[tuple[str, str, float]] = []
+
+    def step(label: str, action: Callable[[], str]) -> None:
+        started = time.perf_counter()
+        with console.status(label):
+            outcome = action()
+        steps.append((label, outcome, (time.perf_counter() - started) * 1000))
+
+    try:
+        client = LocalClient(settings=Settings(home=home), actor="demo")
+        work = home / "work"
+        work.mkdir()
+        csv = _iris_csv(work)
+        out: dict[str, Any] = {}
+
+        step("initialise home", lambda: f"SQLite schema {client.db.current_revision()} in {home}")
+        step("register dataset", lambda: _register_dataset(client, csv, out))
+        step("train and log model", lambda: _train_and_log(client, csv, out))
+        step("set alias", lambda: _alias(client, out))
+        step("register prompt", lambda: _prompt(client, out))
+        step("gate blocks a pickle", lambda: _blocked_pickle(client, work, out))
+        step("load champion", lambda: _load_champion(client, csv, out))
+        step("walk lineage", lambda: _lineage(client, out))
+
+        summary = Table(title=f"Stoa demo — home {home}", title_justify="left")
+        summary.add_column("step")
+        summary.add_column("result")
+        summary.add_column("time (ms)", justify="right")
+        for label, outcome, ms in steps:
+            summary.add_row(label, outcome, f"{ms:.0f}")
+        console.print(summary)
+        client.close()
+        return out
+    finally:
+        if keep:
+            console.print(f"kept the demo home at {home}")
+        else:
+            shutil.rmtree(home, ignore_errors=True)
+
+
+def _register_dataset(client: LocalClient, csv: Path, out: dict[str, Any]) -> str:
+    info = client.register_dataset(
+        "iris", csv, description="Fisher's iris", tags={"source": "sklearn"}
+    )
+    out["dataset"] = info
+    columns = len(info.spec["columns"])
+    return f"{info.ref}: {info.spec['rows']} rows, {columns} columns ({info.format})"
+
+
+def _train_and_log(client: LocalClient, csv: Path, out: dict[str, Any]) -> str:
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    frame = pd.read_csv(csv)
+    model = LogisticRegression(max_iter=500).fit(frame.drop(columns="target"), frame["target"])
+    run = client.create_run("iris-logreg", inputs=[out["dataset"].ref])
+    info = client.log_model(
+        "iris-classifier",
+        model,
+        license="MIT",
+        run_id=run.id,
+        tags={"task": "classification"},
+        metadata={"train_rows": len(frame)},
+    )
+    out["model"], out["run"] = info, run
+    return f"{info.ref} flavor={info.flavor} format={info.format} status={info.status}"
+
+
+def _alias(client: LocalClient, out: dict[str, Any]) -> str:
+    alias = client.set_alias("model", "iris-classifier", out["model"].version, "champion")
+    return f"iris-classifier@champion → version {alias.version} (by {alias.updated_by})"
+
+
+def _prompt(client: LocalClient, out: dict[str, Any]) -> str:
+    info = client.register_prompt(
+        "explain-species", PROMPT, variables=["sepal_length", "petal_length"]
+    )
+    text = client.render_prompt(info.ref, {"sepal_length": 5.1, "petal_length": 1.4})
+    out["prompt"] = info
+    return (
+        f"{info.ref} with variables {', '.join(info.spec['variables'])}; renders {len(text)} chars"
+    )
+
+
+def _blocked_pickle(client: LocalClient, work: Path, out: dict[str, Any]) -> str:
+    path = work / "model.pkl"
+    path.write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
+    info = client.register_model("untrusted-pickle", path)
+    out["blocked"] = info
+    return f"{info.ref} status={info.status}: {info.findings[0]['code']}"
+
+
+def _load_champion(client: LocalClient, csv: Path, out: dict[str, Any]) -> str:
+    import pandas as pd
+
+    model = client.load_model("iris-classifier@champion")
+    frame = pd.read_csv(csv)
+    accuracy = float((model.predict(frame.drop(columns="target")) == frame["target"]).mean())
+    out["accuracy"] = accuracy
+    return f"{type(model).__name__} loaded from skops; training accuracy {accuracy:.3f}"
+
+
+def _lineage(client: LocalClient, out: dict[str, Any]) -> str:
+    lineage = client.lineage("model", "iris-classifier@champion")
+    chain = " ← ".join([lineage.start.ref, *[n.ref for n in lineage.upstream]])
+    out["lineage"] = lineage
+    return chain

@@ -1,0 +1,1 @@
+"""Govern: the registry, its gate, scanning and licences."""

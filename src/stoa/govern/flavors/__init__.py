@@ -1,0 +1,74 @@
+"""Save and load models of each framework in a format that never runs code on load.
+
+``detect_flavor`` picks the flavor from a live object (``log_model``) and
+``flavor_for_path`` from a stored artifact (``register`` from a file or folder).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+from stoa.core.errors import InvalidInputError
+from stoa.govern.flavors.lightgbm_flavor import LightGBMFlavor
+from stoa.govern.flavors.sentence_transformers_flavor import SentenceTransformersFlavor
+from stoa.govern.flavors.sklearn_flavor import SklearnFlavor
+from stoa.govern.flavors.xgboost_flavor import XGBoostFlavor
+from stoa.govern.formats import detect_format
+
+
+class Flavor(Protocol):
+    name: str
+
+    def matches(self, obj: Any) -> bool:
+        """Whether this flavor knows how to save ``obj``."""
+
+    def matches_path(self, path: Path, fmt: str) -> bool:
+        """Whether a stored artifact is one of this flavor's saves."""
+
+    def save(self, obj: Any, folder: Path) -> tuple[Path, dict[str, Any]]:
+        """Write ``obj`` under ``folder``; return the artifact path and the spec to keep."""
+
+    def load(self, path: Path, spec: dict[str, Any]) -> Any: ...
+
+
+# Order matters: the XGBoost and LightGBM wrappers are scikit-learn estimators too.
+FLAVORS: dict[str, Flavor] = {
+    f.name: f
+    for f in (XGBoostFlavor(), LightGBMFlavor(), SentenceTransformersFlavor(), SklearnFlavor())
+}
+
+
+def get_flavor(name: str) -> Flavor:
+    try:
+        return FLAVORS[name]
+    except KeyError:
+        raise InvalidInputError(
+            f"unknown flavor {name!r}",
+            field="flavor",
+            fix=f"choose one of {', '.join(sorted(FLAVORS))}",
+        ) from None
+
+
+def detect_flavor(obj: Any) -> Flavor:
+    for flavor in FLAVORS.values():
+        if flavor.matches(obj):
+            return flavor
+    raise InvalidInputError(
+        f"no flavor knows how to save a {type(obj).__module__}.{type(obj).__qualname__}",
+        field="model",
+        fix=f"pass a model of one of {', '.join(sorted(FLAVORS))}, or save it yourself "
+        "and register the file",
+    )
+
+
+def flavor_for_path(path: Path) -> str | None:
+    """The flavor a stored artifact was saved with, or None when no flavor claims it."""
+    fmt = "folder" if path.is_dir() else detect_format(path)
+    for flavor in FLAVORS.values():
+        if flavor.matches_path(path, fmt):
+            return flavor.name
+    return None
+
+
+__all__ = ["FLAVORS", "Flavor", "detect_flavor", "flavor_for_path", "get_flavor"]

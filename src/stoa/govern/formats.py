@@ -1,0 +1,146 @@
+"""Recognise model file formats from their bytes, never from their names.
+
+The model scanner extends this; until then the gate uses it to tell formats that
+cannot run code when loaded from everything else.
+"""
+
+from __future__ import annotations
+
+import json
+import pickletools
+import struct
+import zipfile
+from pathlib import Path
+
+# Formats whose loaders only parse data; loading them never executes code.
+SAFE_FORMATS = frozenset(
+    {"skops", "xgboost-json", "xgboost-ubj", "lightgbm-text", "safetensors", "onnx"}
+)
+# Files that ride along in a model folder and are read as plain data.
+DATA_FORMATS = frozenset({"json", "text"})
+
+_HEAD = 4096
+_SAFETENSORS_MAX_HEADER = 100 * 1024 * 1024
+# ONNX ModelProto field numbers and their protobuf wire types.
+_ONNX_FIELDS = {1: 0, 2: 2, 3: 2, 4: 2, 5: 0, 6: 2, 7: 2, 8: 2, 14: 2, 20: 2, 25: 2}
+
+
+def detect_format(path: Path) -> str:
+    """Name the format of one file: a SAFE_FORMATS member, 'pickle', 'json', 'text' or 'unknown'."""
+    with open(path, "rb") as handle:
+        head = handle.read(_HEAD)
+    size = path.stat().st_size
+    if head.startswith(b"PK\x03\x04"):
+        return _zip_format(path)
+    if _is_safetensors(path, head, size):
+        return "safetensors"
+    if head.startswith(b"tree\nversion=v"):
+        return "lightgbm-text"
+    if head[:1] == b"{" and b"learner" in head[:64] and not head.lstrip().startswith(b'{"'):
+        return "xgboost-ubj"
+    if _parses_as_pickle(path, size):
+        return "pickle"
+    if _is_onnx(path, size):
+        return "onnx"
+    text = _as_text(path, size)
+    if text is not None:
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            return "text"
+        if isinstance(doc, dict) and "learner" in doc and "version" in doc:
+            return "xgboost-json"
+        return "json"
+    return "unknown"
+
+
+def _parses_as_pickle(path: Path, size: int) -> bool:
+    """True when the bytes form a pickle stream; pickletools only parses, it never loads."""
+    if size > 64 * 1024 * 1024:
+        with open(path, "rb") as handle:
+            return handle.read(2)[:1] == b"\x80"
+    try:
+        ops = list(pickletools.genops(path.read_bytes()))
+    except Exception:  # any parse failure means "not a pickle"
+        return False
+    return bool(ops) and ops[-1][0].name == "STOP"
+
+
+def _zip_format(path: Path) -> str:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return "unknown"
+    if "schema.json" in names:
+        return "skops"
+    if any(n.endswith("data.pkl") for n in names):
+        return "pytorch-zip"
+    if "config.json" in names and any(n.endswith(".weights.h5") for n in names):
+        return "keras"
+    return "zip"
+
+
+def _is_safetensors(path: Path, head: bytes, size: int) -> bool:
+    if len(head) < 10:
+        return False
+    (length,) = struct.unpack("<Q", head[:8])
+    if not (2 <= length <= min(_SAFETENSORS_MAX_HEADER, size - 8)) or head[8:9] != b"{":
+        return False
+    with open(path, "rb") as handle:
+        handle.seek(8)
+        try:
+            header = json.loads(handle.read(length))
+        except ValueError:
+            return False
+    return isinstance(header, dict)
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= len(data) or shift > 63:
+            raise ValueError("truncated varint")
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+
+
+def _is_onnx(path: Path, size: int) -> bool:
+    """Walk the top-level protobuf fields; an ONNX model has a known set and a graph."""
+    if size > 2 * 1024**3:
+        return False
+    data = path.read_bytes()
+    pos, seen = 0, set()
+    try:
+        while pos < len(data):
+            key, pos = _read_varint(data, pos)
+            field, wire = key >> 3, key & 7
+            if _ONNX_FIELDS.get(field) != wire:
+                return False
+            if wire == 0:
+                _, pos = _read_varint(data, pos)
+            else:
+                length, pos = _read_varint(data, pos)
+                pos += length
+                if pos > len(data):
+                    return False
+            seen.add(field)
+    except ValueError:
+        return False
+    return {1, 7} <= seen
+
+
+def _as_text(path: Path, size: int) -> str | None:
+    if size > 64 * 1024 * 1024:
+        return None
+    data = path.read_bytes()
+    if b"\x00" in data:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None

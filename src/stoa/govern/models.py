@@ -1,0 +1,117 @@
+"""Model versions: flavor detection, the gate, and loading only what the gate allowed."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from stoa.core.errors import InvalidInputError, RefusedError
+from stoa.govern.flavors import detect_flavor, flavor_for_path, get_flavor
+from stoa.govern.gate import Gate, run_gate
+from stoa.govern.registry import Registry
+from stoa.govern.types import VersionInfo
+
+# An SPDX licence expression: identifiers joined by AND/OR/WITH, with parentheses.
+_SPDX_TOKEN = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9.+-]*|LicenseRef-[A-Za-z0-9.-]+|AND|OR|WITH)$")
+
+
+def check_license(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    tokens = value.replace("(", " ").replace(")", " ").split()
+    if not tokens or len(value) > 128 or not all(_SPDX_TOKEN.match(t) for t in tokens):
+        raise InvalidInputError(
+            f"{value!r} is not an SPDX licence expression",
+            field="license",
+            fix="use an SPDX identifier such as 'MIT' or 'Apache-2.0'",
+        )
+    return value
+
+
+def register_model(
+    registry: Registry,
+    gate: Gate,
+    name: str,
+    path: Path,
+    *,
+    actor: str,
+    flavor: str | None = None,
+    license: str | None = None,
+    description: str = "",
+    tags: Mapping[str, str] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    spec: Mapping[str, Any] | None = None,
+    run_id: str | None = None,
+    datasets: Iterable[str] = (),
+) -> VersionInfo:
+    """Store an artifact, pass it through the gate, and record the version with its verdict."""
+    path = Path(path)
+    if not path.exists():
+        raise InvalidInputError(f"{path} does not exist", field="path", fix="check the path")
+    license = check_license(license)
+    if flavor is not None:
+        get_flavor(flavor)
+    verdict = run_gate(gate, path)
+    detected = flavor_for_path(path) if verdict.verdict == "allowed" else None
+    if flavor is not None and detected is not None and flavor != detected:
+        raise InvalidInputError(
+            f"the artifact is a {detected} save, not {flavor}",
+            field="flavor",
+            fix=f"pass --flavor {detected} or leave it out",
+        )
+    stored = registry.blobs.put_path(path)
+    parents = [("dataset", d) for d in datasets]
+    if run_id:
+        parents.append(("run", run_id))
+    return registry.add_version(
+        "model",
+        name,
+        stored,
+        status=verdict.status,
+        actor=actor,
+        fmt=verdict.format,
+        flavor=flavor or detected,
+        license=license,
+        description=description,
+        tags=tags,
+        metadata=metadata,
+        spec=spec,
+        findings=[f.to_dict() for f in verdict.findings],
+        gate=verdict.gate,
+        parents=parents,
+    )
+
+
+def log_model(registry: Registry, gate: Gate, name: str, model: Any, **kwargs: Any) -> VersionInfo:
+    """Save a live model with its flavor's safe format, then register it."""
+    flavor = detect_flavor(model)
+    with tempfile.TemporaryDirectory(prefix="stoa-save-") as tmp:
+        path, spec = flavor.save(model, Path(tmp))
+        return register_model(registry, gate, name, path, flavor=flavor.name, spec=spec, **kwargs)
+
+
+def load_model(registry: Registry, ref: str) -> Any:
+    """Load a model version; anything the gate did not allow is refused."""
+    info = registry.get("model", ref)
+    ensure_loadable(info)
+    with registry.materialize("model", ref) as (_, path):
+        return get_flavor(info.flavor).load(path, info.spec)
+
+
+def ensure_loadable(info: VersionInfo) -> None:
+    if info.status != "allowed":
+        reasons = "; ".join(f.get("message", "") for f in info.findings) or info.status
+        raise RefusedError(
+            f"{info.ref} is {info.status} and will not be loaded: {reasons}",
+            field="ref",
+            fix="register the model in an allowed format, or load an allowed version",
+        )
+    if info.flavor is None:
+        raise RefusedError(
+            f"{info.ref} has no flavor, so Stoa does not know how to load it",
+            field="flavor",
+            fix="download the artifact and load it yourself, or register it with --flavor",
+        )

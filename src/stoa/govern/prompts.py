@@ -1,0 +1,97 @@
+"""Prompt versions: Jinja2 templates checked and rendered in a sandbox, never with eval."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from stoa.core.blobs import StoredArtifact
+from stoa.core.errors import InvalidInputError
+from stoa.govern.registry import Registry
+from stoa.govern.types import VersionInfo
+
+MAX_TEMPLATE_BYTES = 1 << 20
+_ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+
+
+def template_variables(template: str) -> list[str]:
+    """The variables a template reads; a syntax error names its line."""
+    try:
+        return sorted(meta.find_undeclared_variables(_ENV.parse(template)))
+    except TemplateSyntaxError as exc:
+        raise InvalidInputError(
+            f"template syntax error on line {exc.lineno}: {exc.message}",
+            field="template",
+            fix="fix the Jinja2 syntax",
+        ) from None
+
+
+def register_prompt(
+    registry: Registry,
+    name: str,
+    template: str,
+    *,
+    actor: str,
+    variables: Iterable[str] | None = None,
+    description: str = "",
+    tags: Mapping[str, str] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> VersionInfo:
+    """Register a template; declared variables must match the ones it uses."""
+    if not isinstance(template, str) or not template.strip():
+        raise InvalidInputError("is empty", field="template", fix="give the template text")
+    data = template.encode("utf-8")
+    if len(data) > MAX_TEMPLATE_BYTES or "\x00" in template:
+        raise InvalidInputError("must be text under 1 MiB without NUL bytes", field="template")
+    found = template_variables(template)
+    if variables is not None:
+        declared = sorted(set(variables))
+        missing, extra = sorted(set(found) - set(declared)), sorted(set(declared) - set(found))
+        if missing or extra:
+            parts = []
+            if missing:
+                parts.append(f"used but not declared: {', '.join(missing)}")
+            if extra:
+                parts.append(f"declared but not used: {', '.join(extra)}")
+            raise InvalidInputError(
+                "; ".join(parts), field="variables", fix="make the declared list match the template"
+            )
+    sha = registry.blobs.put_bytes(data)
+    return registry.add_version(
+        "prompt",
+        name,
+        StoredArtifact(sha, "file", len(data)),
+        status="allowed",
+        actor=actor,
+        fmt="jinja2",
+        description=description,
+        tags=tags,
+        metadata=metadata,
+        spec={"variables": found},
+    )
+
+
+def render_prompt(registry: Registry, ref: str, values: Mapping[str, Any]) -> str:
+    """Render a prompt version; every declared variable must be given."""
+    info = registry.get("prompt", ref)
+    missing = sorted(set(info.spec.get("variables", [])) - set(values))
+    if missing:
+        raise InvalidInputError(
+            f"missing value(s) for {', '.join(missing)}",
+            field="variables",
+            fix=f"pass every variable of {info.ref}: {', '.join(info.spec['variables'])}",
+        )
+    template = registry.blobs.read_bytes(info.sha256).decode("utf-8")
+    try:
+        return _ENV.from_string(template).render(**values)
+    except (SecurityError, UndefinedError) as exc:
+        raise InvalidInputError(f"template refused to render: {exc}", field="template") from None
+
+
+def prompt_template(registry: Registry, ref: str) -> str:
+    info = registry.get("prompt", ref)
+    return registry.blobs.read_bytes(info.sha256).decode("utf-8")

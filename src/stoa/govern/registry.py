@@ -1,0 +1,537 @@
+"""Named series of immutable, numbered versions, shared by models, prompts and datasets.
+
+Version numbers come from a counter on the series row, bumped inside the same
+transaction that inserts the version: the row lock (PostgreSQL) or the write lock
+(SQLite, ``BEGIN IMMEDIATE``) makes concurrent registrations queue, and a rolled-back
+transaction gives its number back, so numbers stay gap-free and unique.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Select, and_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from stoa.core.blobs import BlobStore, StoredArtifact
+from stoa.core.db import Database
+from stoa.core.errors import ConflictError, InvalidInputError, NotFoundError, RefusedError
+from stoa.core.names import (
+    Ref,
+    parse_ref,
+    validate_alias,
+    validate_name,
+    validate_tag_key,
+    validate_tag_value,
+)
+from stoa.core.schema import (
+    Alias,
+    AuditEvent,
+    LineageLink,
+    Run,
+    Series,
+    Version,
+    VersionTag,
+    utcnow,
+)
+from stoa.govern.types import (
+    KINDS,
+    AliasInfo,
+    AuditInfo,
+    Kind,
+    LineageInfo,
+    LineageNode,
+    RunInfo,
+    SeriesInfo,
+    VersionInfo,
+)
+
+MAX_LIST = 10_000
+MAX_LINEAGE_DEPTH = 16
+
+
+def check_kind(kind: str) -> Kind:
+    if kind not in KINDS:
+        raise InvalidInputError(f"unknown kind {kind!r}", field="kind", fix=f"use one of {KINDS}")
+    return kind  # type: ignore[return-value]
+
+
+def clean_tags(tags: Mapping[str, str] | None) -> dict[str, str]:
+    if tags is None:
+        return {}
+    if not isinstance(tags, Mapping):
+        raise InvalidInputError(
+            "must be a mapping of strings", field="tags", fix="e.g. {'team': 'x'}"
+        )
+    return {validate_tag_key(str(k)): validate_tag_value(v) for k, v in tags.items()}
+
+
+class Registry:
+    """Stores versions and answers references; kind-specific checks live in their modules."""
+
+    def __init__(self, db: Database, blobs: BlobStore):
+        self.db = db
+        self.blobs = blobs
+
+    # -- writing -----------------------------------------------------------------
+
+    def add_version(
+        self,
+        kind: Kind,
+        name: str,
+        stored: StoredArtifact,
+        *,
+        status: str,
+        actor: str,
+        fmt: str | None = None,
+        flavor: str | None = None,
+        license: str | None = None,
+        description: str = "",
+        tags: Mapping[str, str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        spec: Mapping[str, Any] | None = None,
+        findings: Iterable[Mapping[str, Any]] = (),
+        gate: str = "",
+        parents: Iterable[tuple[str, str]] = (),
+    ) -> VersionInfo:
+        """Insert the next version of ``name`` in one transaction, with its tags and lineage."""
+        validate_name(name)
+        tags = clean_tags(tags)
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise InvalidInputError("must be a JSON object", field="metadata")
+        with self.db.write() as session:
+            links = [self._resolve_parent(session, *p) for p in parents]
+            series_id = self._series_id_for_write(session, kind, name)
+            number = session.execute(
+                update(Series)
+                .where(Series.id == series_id)
+                .values(latest_version=Series.latest_version + 1)
+                .returning(Series.latest_version)
+            ).scalar_one()
+            row = Version(
+                series_id=series_id,
+                version=number,
+                status=status,
+                sha256=stored.sha256,
+                artifact=stored.artifact,
+                size=stored.size,
+                format=fmt,
+                flavor=flavor,
+                license=license,
+                description=description or "",
+                meta=dict(metadata or {}),
+                spec=dict(spec or {}),
+                findings=[dict(f) for f in findings],
+                gate=gate,
+                created_by=actor,
+                tags=[VersionTag(key=k, value=v) for k, v in tags.items()],
+            )
+            session.add(row)
+            session.flush()
+            for parent_type, parent_id in links:
+                session.add(
+                    LineageLink(
+                        parent_type=parent_type,
+                        parent_id=parent_id,
+                        child_type=kind,
+                        child_id=str(row.id),
+                    )
+                )
+            return self._info(session, row, kind, name)
+
+    def _series_id_for_write(self, session: Session, kind: str, name: str) -> int:
+        insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+        session.execute(
+            insert(Series)
+            .values(kind=kind, name=name, latest_version=0)
+            .on_conflict_do_nothing(index_elements=["kind", "name"])
+        )
+        return session.execute(
+            select(Series.id).where(Series.kind == kind, Series.name == name)
+        ).scalar_one()
+
+    def set_status(self, kind: Kind, ref: str, status: str, *, actor: str) -> VersionInfo:
+        with self.db.write() as session:
+            row, series = self._resolve(session, kind, ref)
+            old = row.status
+            row.status = status
+            self._audit(
+                session,
+                actor,
+                f"status:{status}",
+                f"{kind}:{series.name}@{row.version}",
+                {"from": old},
+            )
+            return self._info(session, row, kind, series.name)
+
+    def archive(self, kind: Kind, ref: str, *, actor: str) -> VersionInfo:
+        """Archive a version; refused while an alias still points at it."""
+        with self.db.write() as session:
+            row, series = self._resolve(session, kind, ref)
+            pointing = session.scalars(select(Alias.alias).where(Alias.version_id == row.id)).all()
+            if pointing:
+                raise ConflictError(
+                    f"{series.name}@{row.version} is the target of alias(es) {', '.join(pointing)}",
+                    field="ref",
+                    fix="move or delete those aliases first",
+                )
+            if row.status != "archived":
+                self._audit(
+                    session,
+                    actor,
+                    "archive",
+                    f"{kind}:{series.name}@{row.version}",
+                    {"from": row.status},
+                )
+                row.status = "archived"
+            return self._info(session, row, kind, series.name)
+
+    def set_alias(
+        self, kind: Kind, name: str, version: int, alias: str, *, actor: str
+    ) -> AliasInfo:
+        """Point ``alias`` at a version; every move is kept in the audit log."""
+        validate_alias(alias)
+        with self.db.write() as session:
+            row, series = self._resolve(session, kind, f"{validate_name(name)}@{int(version)}")
+            if row.status != "allowed":
+                raise RefusedError(
+                    f"{name}@{row.version} is {row.status}; only allowed versions can carry "
+                    "an alias",
+                    field="version",
+                    fix="choose an allowed version",
+                )
+            current = session.get(Alias, (series.id, alias))
+            previous = None
+            if current is None:
+                current = Alias(series_id=series.id, alias=alias, version_id=row.id)
+                session.add(current)
+            else:
+                previous = session.get(Version, current.version_id).version
+                current.version_id = row.id
+            current.updated_by = actor
+            current.updated_at = utcnow()
+            self._audit(
+                session,
+                actor,
+                "alias",
+                f"{kind}:{name}",
+                {"alias": alias, "from": previous, "to": row.version},
+            )
+            session.flush()
+            return AliasInfo(
+                kind=kind,
+                name=name,
+                alias=alias,
+                version=row.version,
+                updated_at=current.updated_at,
+                updated_by=actor,
+            )
+
+    def delete_alias(self, kind: Kind, name: str, alias: str, *, actor: str) -> None:
+        validate_alias(alias)
+        with self.db.write() as session:
+            series = self._series(session, kind, validate_name(name))
+            current = session.get(Alias, (series.id, alias))
+            if current is None:
+                raise NotFoundError(f"{name} has no alias {alias!r}", field="alias")
+            previous = session.get(Version, current.version_id).version
+            session.delete(current)
+            self._audit(
+                session,
+                actor,
+                "alias",
+                f"{kind}:{name}",
+                {"alias": alias, "from": previous, "to": None},
+            )
+
+    def create_run(self, name: str, *, actor: str, inputs: Iterable[str] = ()) -> RunInfo:
+        """Record a run and the dataset versions it read, for lineage."""
+        validate_name(name, "run")
+        with self.db.write() as session:
+            links = [self._resolve_parent(session, "dataset", ref) for ref in inputs]
+            run = Run(id=uuid.uuid4().hex, name=name, created_by=actor, status="finished")
+            session.add(run)
+            session.flush()
+            for parent_type, parent_id in links:
+                session.add(
+                    LineageLink(
+                        parent_type=parent_type,
+                        parent_id=parent_id,
+                        child_type="run",
+                        child_id=run.id,
+                    )
+                )
+            return RunInfo.model_validate(run, from_attributes=True)
+
+    # -- reading -----------------------------------------------------------------
+
+    def get(self, kind: Kind, ref: str) -> VersionInfo:
+        with self.db.read() as session:
+            row, series = self._resolve(session, kind, ref)
+            return self._info(session, row, kind, series.name)
+
+    def list_series(self, kind: Kind) -> list[SeriesInfo]:
+        with self.db.read() as session:
+            rows = session.scalars(
+                select(Series).where(Series.kind == kind).order_by(Series.name).limit(MAX_LIST)
+            ).all()
+            aliases = self._aliases_by_series(session, [s.id for s in rows])
+            return [
+                SeriesInfo(
+                    kind=kind,
+                    name=s.name,
+                    latest_version=s.latest_version,
+                    aliases=aliases.get(s.id, {}),
+                    created_at=s.created_at,
+                )
+                for s in rows
+            ]
+
+    def list_versions(
+        self, kind: Kind, name: str, *, status: str | None = None
+    ) -> list[VersionInfo]:
+        with self.db.read() as session:
+            series = self._series(session, kind, validate_name(name))
+            query = select(Version).where(Version.series_id == series.id)
+            if status:
+                query = query.where(Version.status == status)
+            return self._infos(session, query.order_by(Version.version).limit(MAX_LIST), kind)
+
+    def search(
+        self,
+        kind: Kind,
+        *,
+        tags: Mapping[str, str] | None = None,
+        name: str | None = None,
+        status: str | None = None,
+        limit: int = 1000,
+    ) -> list[VersionInfo]:
+        """Versions whose tags all match exactly; an indexed join per tag."""
+        query = select(Version).join(Series).where(Series.kind == kind)
+        if name:
+            query = query.where(Series.name == validate_name(name))
+        if status:
+            query = query.where(Version.status == status)
+        for key, value in clean_tags(tags).items():
+            tag = VersionTag.__table__.alias()
+            query = query.join(
+                tag, and_(tag.c.version_id == Version.id, tag.c.key == key, tag.c.value == value)
+            )
+        limit = max(1, min(int(limit), MAX_LIST))
+        with self.db.read() as session:
+            return self._infos(
+                session, query.order_by(Series.name, Version.version).limit(limit), kind
+            )
+
+    def alias_history(self, kind: Kind, name: str) -> list[AuditInfo]:
+        with self.db.read() as session:
+            self._series(session, kind, validate_name(name))
+            rows = session.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.subject == f"{kind}:{name}", AuditEvent.action == "alias")
+                .order_by(AuditEvent.id)
+            ).all()
+            return [AuditInfo.model_validate(r, from_attributes=True) for r in rows]
+
+    def lineage(self, kind: Kind, ref: str, *, depth: int = MAX_LINEAGE_DEPTH) -> LineageInfo:
+        """Walk lineage links both ways from one version (or run, with kind 'run')."""
+        depth = max(1, min(int(depth), MAX_LINEAGE_DEPTH))
+        with self.db.read() as session:
+            if kind == "run":
+                run = session.get(Run, ref)
+                if run is None:
+                    raise NotFoundError(f"no run {ref!r}", field="ref")
+                start_key = ("run", run.id)
+            else:
+                row, _ = self._resolve(session, kind, ref)
+                start_key = (kind, str(row.id))
+            start = LineageNode(type=start_key[0], ref=self._label(session, *start_key), depth=0)
+            up = self._walk(session, start_key, depth, upstream=True)
+            down = self._walk(session, start_key, depth, upstream=False)
+            return LineageInfo(start=start, upstream=up, downstream=down)
+
+    @contextlib.contextmanager
+    def materialize(self, kind: Kind, ref: str) -> Iterator[tuple[VersionInfo, Path]]:
+        """A verified copy of a version's artifact in a temporary folder, removed afterwards."""
+        info = self.get(kind, ref)
+        tmp = Path(tempfile.mkdtemp(prefix="stoa-"))
+        try:
+            target = tmp / ("artifact" if info.artifact == "folder" else "artifact.bin")
+            yield info, self.blobs.export(info.sha256, info.artifact, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    # -- helpers -----------------------------------------------------------------
+
+    def _series(self, session: Session, kind: str, name: str) -> Series:
+        series = session.execute(
+            select(Series).where(Series.kind == kind, Series.name == name)
+        ).scalar_one_or_none()
+        if series is None:
+            raise NotFoundError(
+                f"no {kind} named {name!r}", field="name", fix=f"list them with `stoa {kind}s list`"
+            )
+        return series
+
+    def _resolve(self, session: Session, kind: str, text: str) -> tuple[Version, Series]:
+        ref: Ref = parse_ref(text)
+        series = self._series(session, kind, ref.name)
+        if ref.alias is not None:
+            alias = session.get(Alias, (series.id, ref.alias))
+            if alias is None:
+                raise NotFoundError(
+                    f"{ref.name} has no alias {ref.alias!r}",
+                    field="ref",
+                    fix=f"see `stoa {kind}s show {ref.name}` for its aliases",
+                )
+            row = session.get(Version, alias.version_id)
+        else:
+            number = ref.version if ref.version is not None else series.latest_version
+            row = session.execute(
+                select(Version).where(Version.series_id == series.id, Version.version == number)
+            ).scalar_one_or_none()
+            if row is None:
+                raise NotFoundError(
+                    f"{ref.name} has no version {number}",
+                    field="ref",
+                    fix=f"its versions run from 1 to {series.latest_version}",
+                )
+        return row, series
+
+    def _resolve_parent(self, session: Session, kind: str, ref: str) -> tuple[str, str]:
+        if kind == "run":
+            if session.get(Run, ref) is None:
+                raise NotFoundError(f"no run {ref!r}", field="run_id")
+            return "run", ref
+        row, _ = self._resolve(session, check_kind(kind), ref)
+        return kind, str(row.id)
+
+    def _aliases_by_series(self, session: Session, ids: list[int]) -> dict[int, dict[str, int]]:
+        out: dict[int, dict[str, int]] = {}
+        if not ids:
+            return out
+        rows = session.execute(
+            select(Alias.series_id, Alias.alias, Version.version)
+            .join(Version, Version.id == Alias.version_id)
+            .where(Alias.series_id.in_(ids))
+        ).all()
+        for series_id, alias, version in rows:
+            out.setdefault(series_id, {})[alias] = version
+        return out
+
+    def _infos(
+        self, session: Session, query: Select[tuple[Version]], kind: Kind
+    ) -> list[VersionInfo]:
+        rows = session.scalars(query).all()
+        names = (
+            dict(
+                session.execute(
+                    select(Series.id, Series.name).where(Series.id.in_({r.series_id for r in rows}))
+                ).all()
+            )
+            if rows
+            else {}
+        )
+        alias_rows = (
+            session.execute(
+                select(Alias.version_id, Alias.alias).where(
+                    Alias.version_id.in_([r.id for r in rows])
+                )
+            ).all()
+            if rows
+            else []
+        )
+        aliases: dict[int, list[str]] = {}
+        for version_id, alias in alias_rows:
+            aliases.setdefault(version_id, []).append(alias)
+        return [_to_info(r, kind, names[r.series_id], sorted(aliases.get(r.id, []))) for r in rows]
+
+    def _info(self, session: Session, row: Version, kind: Kind, name: str) -> VersionInfo:
+        aliases = session.scalars(select(Alias.alias).where(Alias.version_id == row.id)).all()
+        return _to_info(row, kind, name, sorted(aliases))
+
+    def _label(self, session: Session, node_type: str, node_id: str) -> str:
+        if node_type == "run":
+            return node_id
+        row = session.execute(
+            select(Series.name, Version.version).join(Version).where(Version.id == int(node_id))
+        ).one()
+        return f"{row[0]}@{row[1]}"
+
+    def _walk(
+        self, session: Session, start: tuple[str, str], depth: int, *, upstream: bool
+    ) -> list[LineageNode]:
+        seen = {start}
+        frontier = [start]
+        found: list[LineageNode] = []
+        for level in range(1, depth + 1):
+            next_frontier: list[tuple[str, str]] = []
+            for node_type, node_id in frontier:
+                if upstream:
+                    q = select(LineageLink.parent_type, LineageLink.parent_id).where(
+                        LineageLink.child_type == node_type, LineageLink.child_id == node_id
+                    )
+                else:
+                    q = select(LineageLink.child_type, LineageLink.child_id).where(
+                        LineageLink.parent_type == node_type, LineageLink.parent_id == node_id
+                    )
+                for other in session.execute(q).all():
+                    key = (other[0], other[1])
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    next_frontier.append(key)
+                    found.append(
+                        LineageNode(
+                            type=key[0],
+                            ref=self._label(session, *key),
+                            depth=level,
+                            parent=self._label(session, node_type, node_id),
+                        )
+                    )
+            if not next_frontier:
+                break
+            frontier = next_frontier
+        return found
+
+    @staticmethod
+    def _audit(
+        session: Session, actor: str, action: str, subject: str, detail: dict[str, Any]
+    ) -> None:
+        session.add(AuditEvent(actor=actor, action=action, subject=subject, detail=detail))
+
+
+def _to_info(row: Version, kind: Kind, name: str, aliases: list[str]) -> VersionInfo:
+    return VersionInfo(
+        kind=kind,
+        name=name,
+        version=row.version,
+        ref=f"{name}@{row.version}",
+        status=row.status,
+        sha256=row.sha256,
+        artifact=row.artifact,
+        size=row.size,
+        format=row.format,
+        flavor=row.flavor,
+        license=row.license,
+        description=row.description,
+        tags={t.key: t.value for t in row.tags},
+        metadata=row.meta,
+        spec=row.spec,
+        findings=row.findings,
+        gate=row.gate,
+        aliases=aliases,
+        created_at=row.created_at,
+        created_by=row.created_by,
+    )
+
+
+__all__ = ["Registry", "check_kind", "clean_tags"]

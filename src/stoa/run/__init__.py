@@ -1,0 +1,1 @@
+"""Serving: the HTTP server, traffic between variants, the prediction log, Ray."""

@@ -1,0 +1,97 @@
+"""Build the FastAPI app: one error translator, one auth dependency, thin routes."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from stoa import __version__
+from stoa.client import LocalClient
+from stoa.core.errors import ConfigurationError, StoaError
+from stoa.core.settings import Settings
+
+log = logging.getLogger("stoa.server")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, client: LocalClient) -> None:
+    """Refuse to serve beyond loopback unless token auth is configured."""
+    if not is_loopback(host) and not client.tokens.any_active():
+        raise ConfigurationError(
+            f"refusing to bind to {host} without token auth: anyone who can reach it "
+            "could read and change the registry",
+            field="host",
+            fix="create a token with `stoa tokens create NAME --scope admin`, or bind to 127.0.0.1",
+        )
+
+
+def _error(
+    status: int, code: str, message: str, field: str | None = None, fix: str | None = None
+) -> JSONResponse:
+    body = {"error": {"code": code, "message": message, "field": field, "fix": fix}}
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def create_app(
+    settings: Settings | None = None, *, host: str = "127.0.0.1", client: LocalClient | None = None
+) -> FastAPI:
+    from stoa.run.server import routes
+
+    client = client or LocalClient(settings=settings or Settings())
+    check_bind(host, client)
+    app = FastAPI(
+        title="Stoa",
+        version=__version__,
+        description="Govern, build, run and measure AI solutions.",
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.client = client
+    app.state.loopback = is_loopback(host)
+
+    @app.exception_handler(StoaError)
+    async def _stoa_error(_: Request, exc: StoaError) -> JSONResponse:
+        return _error(exc.http_status, exc.code, exc.message, exc.field, exc.fix)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        loc = [str(p) for p in first.get("loc", []) if p not in ("body", "query", "path", "form")]
+        return _error(
+            422,
+            "invalid_input",
+            first.get("msg", "invalid request"),
+            ".".join(loc) or None,
+            "see /docs for the expected request",
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = "not_found" if exc.status_code == 404 else "http_error"
+        return _error(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return _error(500, "internal", f"internal error ({type(exc).__name__}); see the server log")
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    app.include_router(routes.router, prefix="/api/v1")
+    return app

@@ -1,0 +1,362 @@
+"""REST routes: each one parses its input, checks a scope and calls ``LocalClient``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel, Field
+
+from stoa.client import LocalClient
+from stoa.core.errors import AuthenticationError, InvalidInputError, NotFoundError
+from stoa.core.names import safe_relpath
+from stoa.core.tokens import NewToken, TokenInfo, require_scope
+from stoa.govern.models import ensure_loadable
+from stoa.govern.types import (
+    AliasInfo,
+    AuditInfo,
+    LineageInfo,
+    RunInfo,
+    SeriesInfo,
+    VersionInfo,
+)
+
+router = APIRouter()
+
+
+class Kinds(StrEnum):
+    models = "models"
+    prompts = "prompts"
+    datasets = "datasets"
+
+    @property
+    def kind(self) -> Any:
+        return self.value[:-1]
+
+
+def client_of(request: Request) -> LocalClient:
+    return request.app.state.client
+
+
+def scope(needed: str) -> Callable[..., TokenInfo | None]:
+    """Dependency: the caller's token, checked for ``needed``; None when the server is open."""
+
+    def check(request: Request) -> TokenInfo | None:
+        client = client_of(request)
+        header = request.headers.get("authorization", "")
+        if not header:
+            if request.app.state.loopback and not client.tokens.any_active():
+                return None
+            raise AuthenticationError(
+                "a bearer token is required",
+                field="Authorization",
+                fix="send 'Authorization: Bearer <token>'",
+            )
+        kind, _, value = header.partition(" ")
+        if kind.lower() != "bearer" or not value.strip():
+            raise AuthenticationError(
+                "expected a Bearer token",
+                field="Authorization",
+                fix="send 'Authorization: Bearer <token>'",
+            )
+        token = client.tokens.authenticate(value.strip())
+        require_scope(token, needed)
+        return token
+
+    return check
+
+
+Client = Annotated[LocalClient, Depends(client_of)]
+Read = Depends(scope("read"))
+Write = Depends(scope("write"))
+Admin = Depends(scope("admin"))
+
+
+def _json_field(raw: str | None, field: str, expected: type) -> Any:
+    if raw is None or raw == "":
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise InvalidInputError("is not valid JSON", field=field, fix="send a JSON value") from None
+    if not isinstance(value, expected):
+        raise InvalidInputError(f"must be a JSON {expected.__name__}", field=field)
+    return value
+
+
+def _save_uploads(files: list[UploadFile], paths: list[str] | None, dest: Path) -> Path:
+    """Write uploads under ``dest``; relative paths are canonicalised before any write."""
+    if not files:
+        raise InvalidInputError("no file uploaded", field="files", fix="attach the artifact")
+    if not paths:
+        if len(files) != 1:
+            raise InvalidInputError("several files need a 'paths' entry each", field="paths")
+        target = dest / "artifact"
+        with open(target, "wb") as out:
+            shutil.copyfileobj(files[0].file, out)
+        return target
+    if len(paths) != len(files):
+        raise InvalidInputError(
+            f"{len(paths)} paths for {len(files)} files",
+            field="paths",
+            fix="send one path per file, in the same order",
+        )
+    folder = dest / "folder"
+    rels = [safe_relpath(p, "paths") for p in paths]
+    if len(set(rels)) != len(rels):
+        raise InvalidInputError("the same path appears twice", field="paths")
+    for rel, upload in zip(rels, files, strict=True):
+        target = folder / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "wb") as out:
+            shutil.copyfileobj(upload.file, out)
+    return folder
+
+
+@router.post("/models", status_code=201, response_model=VersionInfo, dependencies=[Write])
+def register_model(
+    client: Client,
+    name: Annotated[str, Form()],
+    files: Annotated[list[UploadFile], File()],
+    paths: Annotated[list[str] | None, Form()] = None,
+    flavor: Annotated[str | None, Form()] = None,
+    license: Annotated[str | None, Form()] = None,
+    description: Annotated[str, Form()] = "",
+    tags: Annotated[str | None, Form()] = None,
+    metadata: Annotated[str | None, Form()] = None,
+    spec: Annotated[str | None, Form()] = None,
+    run_id: Annotated[str | None, Form()] = None,
+    datasets: Annotated[str | None, Form()] = None,
+) -> VersionInfo:
+    """Upload a model file, or a folder as files plus their relative paths."""
+    with tempfile.TemporaryDirectory(prefix="stoa-upload-") as tmp:
+        path = _save_uploads(files, paths, Path(tmp))
+        return client.register_model(
+            name,
+            path,
+            flavor=flavor,
+            license=license,
+            description=description,
+            tags=_json_field(tags, "tags", dict),
+            metadata=_json_field(metadata, "metadata", dict),
+            spec=_json_field(spec, "spec", dict),
+            run_id=run_id,
+            datasets=_json_field(datasets, "datasets", list) or (),
+        )
+
+
+@router.post("/datasets", status_code=201, response_model=VersionInfo, dependencies=[Write])
+def register_dataset(
+    client: Client,
+    name: Annotated[str, Form()],
+    file: Annotated[UploadFile, File()],
+    description: Annotated[str, Form()] = "",
+    tags: Annotated[str | None, Form()] = None,
+    metadata: Annotated[str | None, Form()] = None,
+) -> VersionInfo:
+    with tempfile.TemporaryDirectory(prefix="stoa-upload-") as tmp:
+        path = _save_uploads([file], None, Path(tmp))
+        return client.register_dataset(
+            name,
+            path,
+            description=description,
+            tags=_json_field(tags, "tags", dict),
+            metadata=_json_field(metadata, "metadata", dict),
+        )
+
+
+class PromptIn(BaseModel):
+    name: str
+    template: str
+    variables: list[str] | None = None
+    description: str = ""
+    tags: dict[str, str] | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class RenderIn(BaseModel):
+    values: dict[str, Any] = Field(default_factory=dict)
+
+
+class RenderOut(BaseModel):
+    text: str
+
+
+@router.post("/prompts", status_code=201, response_model=VersionInfo, dependencies=[Write])
+def register_prompt(client: Client, body: PromptIn) -> VersionInfo:
+    return client.register_prompt(
+        body.name,
+        body.template,
+        variables=body.variables,
+        description=body.description,
+        tags=body.tags,
+        metadata=body.metadata,
+    )
+
+
+@router.post("/prompts/{ref}/render", response_model=RenderOut, dependencies=[Read])
+def render_prompt(client: Client, ref: str, body: RenderIn) -> RenderOut:
+    return RenderOut(text=client.render_prompt(ref, body.values))
+
+
+class RunIn(BaseModel):
+    name: str
+    inputs: list[str] = Field(default_factory=list, description="dataset references")
+
+
+@router.post("/runs", status_code=201, response_model=RunInfo, dependencies=[Write])
+def create_run(client: Client, body: RunIn) -> RunInfo:
+    return client.create_run(body.name, body.inputs)
+
+
+@router.get("/runs/{run_id}/lineage", response_model=LineageInfo, dependencies=[Read])
+def run_lineage(client: Client, run_id: str, depth: int = 16) -> LineageInfo:
+    return client.lineage("run", run_id, depth)
+
+
+class TokenIn(BaseModel):
+    name: str
+    scopes: list[str] = Field(default_factory=lambda: ["read"])
+
+
+@router.post("/tokens", status_code=201, response_model=NewToken, dependencies=[Admin])
+def create_token(client: Client, body: TokenIn) -> NewToken:
+    return client.create_token(body.name, body.scopes)
+
+
+@router.get("/tokens", response_model=list[TokenInfo], dependencies=[Admin])
+def list_tokens(client: Client) -> list[TokenInfo]:
+    return client.list_tokens()
+
+
+@router.delete("/tokens/{token_id}", response_model=TokenInfo, dependencies=[Admin])
+def revoke_token(client: Client, token_id: str) -> TokenInfo:
+    return client.revoke_token(token_id)
+
+
+@router.get("/{kinds}", response_model=list[SeriesInfo], dependencies=[Read])
+def list_series(client: Client, kinds: Kinds) -> list[SeriesInfo]:
+    return client.list(kinds.kind)
+
+
+@router.get("/{kinds}/-/search", response_model=list[VersionInfo], dependencies=[Read])
+def search(
+    client: Client,
+    kinds: Kinds,
+    tag: Annotated[list[str], Query(description="KEY=VALUE, repeatable")] = [],  # noqa: B006
+    name: str | None = None,
+    status: str | None = None,
+    limit: int = 1000,
+) -> list[VersionInfo]:
+    return client.search(kinds.kind, parse_tag_filters(tag), name=name, status=status, limit=limit)
+
+
+def parse_tag_filters(items: list[str], field: str = "tag") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidInputError(
+                f"{item!r} is not KEY=VALUE", field=field, fix="write the filter as key=value"
+            )
+        out[key] = value
+    return out
+
+
+@router.get("/{kinds}/{name}/versions", response_model=list[VersionInfo], dependencies=[Read])
+def versions(
+    client: Client, kinds: Kinds, name: str, status: str | None = None
+) -> list[VersionInfo]:
+    return client.versions(kinds.kind, name, status)
+
+
+class AliasIn(BaseModel):
+    version: int
+
+
+@router.put("/{kinds}/{name}/aliases/{alias}", response_model=AliasInfo, dependencies=[Write])
+def set_alias(client: Client, kinds: Kinds, name: str, alias: str, body: AliasIn) -> AliasInfo:
+    return client.set_alias(kinds.kind, name, body.version, alias)
+
+
+@router.delete("/{kinds}/{name}/aliases/{alias}", status_code=204, dependencies=[Write])
+def delete_alias(client: Client, kinds: Kinds, name: str, alias: str) -> Response:
+    client.delete_alias(kinds.kind, name, alias)
+    return Response(status_code=204)
+
+
+@router.get("/{kinds}/{name}/aliases", response_model=list[AuditInfo], dependencies=[Read])
+def alias_history(client: Client, kinds: Kinds, name: str) -> list[AuditInfo]:
+    return client.alias_history(kinds.kind, name)
+
+
+@router.get("/{kinds}/{ref}", response_model=VersionInfo, dependencies=[Read])
+def show(client: Client, kinds: Kinds, ref: str) -> VersionInfo:
+    return client.show(kinds.kind, ref)
+
+
+@router.post("/{kinds}/{ref}/archive", response_model=VersionInfo, dependencies=[Write])
+def archive(client: Client, kinds: Kinds, ref: str) -> VersionInfo:
+    return client.archive(kinds.kind, ref)
+
+
+@router.get("/{kinds}/{ref}/lineage", response_model=LineageInfo, dependencies=[Read])
+def lineage(client: Client, kinds: Kinds, ref: str, depth: int = 16) -> LineageInfo:
+    return client.lineage(kinds.kind, ref, depth)
+
+
+def _downloadable(client: LocalClient, kinds: Kinds, ref: str) -> VersionInfo:
+    info = client.show(kinds.kind, ref)
+    if kinds is Kinds.models:
+        ensure_loadable(info)
+    return info
+
+
+def _stream(client: LocalClient, sha256: str) -> Iterator[bytes]:
+    return client.blobs.open_verified(sha256)
+
+
+@router.get(
+    "/{kinds}/{ref}/artifact",
+    dependencies=[Read],
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def artifact(client: Client, kinds: Kinds, ref: str) -> Response:
+    """The artifact's bytes, or a folder's manifest; models only when the gate allowed them."""
+    info = _downloadable(client, kinds, ref)
+    headers = {"X-Stoa-Artifact": info.artifact, "X-Stoa-Sha256": info.sha256}
+    if info.artifact == "folder":
+        return Response(
+            client.blobs.read_bytes(info.sha256), media_type="application/json", headers=headers
+        )
+    return StreamingResponse(
+        _stream(client, info.sha256), media_type="application/octet-stream", headers=headers
+    )
+
+
+@router.get(
+    "/{kinds}/{ref}/files/{path:path}",
+    dependencies=[Read],
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def artifact_file(client: Client, kinds: Kinds, ref: str, path: str) -> Response:
+    """One file of a folder artifact, named by its canonical relative path."""
+    rel = safe_relpath(path, "path")
+    info = _downloadable(client, kinds, ref)
+    if info.artifact != "folder":
+        raise InvalidInputError(
+            f"{info.ref} is a single file", field="path", fix="download it from /artifact"
+        )
+    entry = client.blobs.read_manifest(info.sha256).get(rel)
+    if entry is None:
+        raise NotFoundError(f"{info.ref} has no file {rel!r}", field="path")
+    return StreamingResponse(
+        _stream(client, str(entry["sha256"])), media_type="application/octet-stream"
+    )
