@@ -19,6 +19,11 @@ try:  # typer >= 0.20 vendors click
 except ImportError:  # pragma: no cover - older typer uses click itself
     from click import exceptions as click_exceptions
 
+# typer >= 0.20 keeps Exit and Abort in typer.exceptions, not in its vendored click; older
+# typer re-exports click's. Catch whichever classes exist, so neither becomes a traceback.
+_EXITS = tuple({typer.Exit, getattr(click_exceptions, "Exit", typer.Exit)})
+_ABORTS = tuple({typer.Abort, getattr(click_exceptions, "Abort", typer.Abort)})
+
 app = typer.Typer(
     name="stoa",
     help="Stoa: govern, build, run and measure AI solutions.",
@@ -114,9 +119,9 @@ def main() -> None:
         hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
         print(f"error: {exc.format_message()}{hint}", file=sys.stderr)
         sys.exit(2)
-    except (click_exceptions.Exit, typer.Exit) as exc:
+    except _EXITS as exc:
         sys.exit(exc.exit_code)
-    except (click_exceptions.Abort, typer.Abort):
+    except _ABORTS:
         print("aborted", file=sys.stderr)
         sys.exit(130)
     except StoaError as exc:

@@ -27,5 +27,7 @@ class XGBoostFlavor:
 
         cls_name = spec.get("class", "Booster")
         model = getattr(xgboost, cls_name)() if cls_name in _WRAPPERS else xgboost.Booster()
-        model.load_model(str(path))
+        # From memory: XGBoost guesses a file's format from its extension, and stored
+        # artifacts have none; from a buffer it reads JSON or UBJSON by content.
+        model.load_model(bytearray(path.read_bytes()))
         return model

@@ -1,0 +1,91 @@
+import hashlib
+import json
+import os
+
+import pytest
+
+from stoa.core.blobs import BlobStore, manifest_bytes, sha256_file
+from stoa.core.errors import IntegrityError, InvalidInputError, NotFoundError
+
+
+@pytest.fixture
+def store(tmp_path):
+    return BlobStore(str(tmp_path / "blobs"))
+
+
+def test_put_file_is_content_addressed_and_deduplicated(store, tmp_path):
+    a, b = tmp_path / "a.bin", tmp_path / "b.bin"
+    a.write_bytes(b"same bytes")
+    b.write_bytes(b"same bytes")
+    first, second = store.put_path(a), store.put_path(b)
+    assert first == second
+    assert first.sha256 == hashlib.sha256(b"same bytes").hexdigest()
+    assert first.artifact == "file" and first.size == 10
+    blobs = [p for p in (tmp_path / "blobs" / "sha256").rglob("*") if p.is_file()]
+    assert len(blobs) == 1
+    assert store.read_bytes(first.sha256) == b"same bytes"
+    assert list((tmp_path / "blobs" / "tmp").iterdir()) == []  # no temp files left
+
+
+def test_read_verifies_hash_and_detects_tampering(store, tmp_path):
+    sha = store.put_bytes(b"original")
+    blob = tmp_path / "blobs" / "sha256" / sha[:2] / sha[2:]
+    blob.write_bytes(b"tampered")
+    with pytest.raises(IntegrityError, match="does not match its hash"):
+        store.read_bytes(sha)
+    dest = tmp_path / "out" / "f"
+    with pytest.raises(IntegrityError):
+        store.export_file(sha, dest)
+    assert not dest.exists()
+    assert list(dest.parent.iterdir()) == []  # the partial copy was removed
+
+
+def test_unknown_and_malformed_digests(store):
+    with pytest.raises(NotFoundError):
+        store.read_bytes("0" * 64)
+    with pytest.raises(InvalidInputError, match="not a SHA-256"):
+        store.read_bytes("../../etc/passwd")
+
+
+def test_folder_is_a_manifest_of_file_hashes(store, tmp_path):
+    folder = tmp_path / "model"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "weights.bin").write_bytes(b"w" * 100)
+    (folder / "sub" / "config.json").write_text('{"a": 1}')
+    (folder / "copy.bin").write_bytes(b"w" * 100)
+    stored = store.put_path(folder)
+    assert stored.artifact == "folder" and stored.size == 208
+    manifest = json.loads(store.read_bytes(stored.sha256))
+    assert sorted(manifest["files"]) == ["copy.bin", "sub/config.json", "weights.bin"]
+    assert manifest["files"]["weights.bin"]["sha256"] == sha256_file(folder / "weights.bin")
+    again = store.put_path(folder)
+    assert again.sha256 == stored.sha256  # idempotent by content
+    out = store.export_folder(stored.sha256, tmp_path / "restored")
+    assert (out / "sub" / "config.json").read_text() == '{"a": 1}'
+    assert (out / "weights.bin").read_bytes() == b"w" * 100
+
+
+def test_folder_with_symlink_is_refused(store, tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "real.bin").write_bytes(b"x")
+    os.symlink("/etc/passwd", folder / "link")
+    with pytest.raises(InvalidInputError, match="is a symlink"):
+        store.put_path(folder)
+
+
+def test_empty_folder_and_missing_path(store, tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InvalidInputError, match="is empty"):
+        store.put_path(tmp_path / "empty")
+    with pytest.raises(InvalidInputError, match="does not exist"):
+        store.put_path(tmp_path / "nope")
+
+
+def test_tampered_manifest_cannot_escape_on_export(store, tmp_path):
+    payload = store.put_bytes(b"evil")
+    bad = manifest_bytes({"../../escape": {"sha256": payload, "size": 4}})
+    sha = store.put_bytes(bad)
+    with pytest.raises(InvalidInputError, match="leaves the artifact folder"):
+        store.export_folder(sha, tmp_path / "restore")
+    assert not (tmp_path / "escape").exists()

@@ -1,0 +1,50 @@
+from concurrent.futures import ProcessPoolExecutor
+
+from sqlalchemy import inspect, text
+
+from stoa.core.db import Database
+
+
+def test_migrates_on_first_use_and_is_idempotent(db_url):
+    db = Database(db_url)
+    assert db.current_revision() == db.head_revision()
+    tables = set(inspect(db.engine).get_table_names())
+    assert {"series", "versions", "version_tags", "aliases", "tokens", "lineage_links"} <= tables
+    Database(db_url).migrate()  # a second open does nothing and does not fail
+    db.dispose()
+
+
+def test_sqlite_pragmas(tmp_path):
+    db = Database(f"sqlite:///{tmp_path / 's.db'}")
+    with db.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+
+
+def test_write_rolls_back_on_error(db_url):
+    db = Database(db_url)
+    try:
+        with db.write() as session:
+            session.execute(
+                text("INSERT INTO series (kind, name, created_at, latest_version) "
+                     "VALUES ('model', 'x', CURRENT_TIMESTAMP, 0)")
+            )
+            raise RuntimeError("boom")
+    except RuntimeError:
+        pass
+    with db.read() as session:
+        assert session.execute(text("SELECT count(*) FROM series")).scalar() == 0
+
+
+def _open(url: str) -> str | None:
+    db = Database(url)
+    revision = db.current_revision()
+    db.dispose()
+    return revision
+
+
+def test_concurrent_first_use_migrates_once(db_url):
+    with ProcessPoolExecutor(4) as pool:
+        revisions = list(pool.map(_open, [db_url] * 4))
+    assert len(set(revisions)) == 1 and revisions[0] is not None
