@@ -1,0 +1,18 @@
+import io
+
+from rich.console import Console
+
+
+def test_demo_runs_the_lifecycle_and_cleans_up():
+    from stoa.demo.run import run_demo
+
+    buffer = io.StringIO()
+    out = run_demo(Console(file=buffer, width=200), keep=False)
+    text = buffer.getvalue()
+    for step in ["register dataset", "train and log model", "set alias", "register prompt",
+                 "gate blocks a pickle", "load champion", "walk lineage"]:
+        assert step in text
+    assert out["model"].status == "allowed" and out["model"].flavor == "sklearn"
+    assert out["blocked"].status == "blocked"
+    assert out["accuracy"] > 0.9
+    assert [n.type for n in out["lineage"].upstream] == ["run", "dataset"]
