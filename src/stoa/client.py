@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -244,7 +245,7 @@ class HttpClient(Client):
         """Fetch an artifact and verify every byte against the hashes the server recorded."""
         info = self.show(kind, ref)
         dest = Path(dest)
-        base = f"/{check_kind(kind)}s/{info.ref}/artifact"
+        base = f"/{check_kind(kind)}s/{_seg(info.ref)}/artifact"
         if info.artifact == "file":
             return self._fetch(base, info.sha256, dest)
         manifest = self.http.get(base)
@@ -253,7 +254,8 @@ class HttpClient(Client):
         if hashlib.sha256(manifest.content).hexdigest() != info.sha256:
             raise IntegrityError("the manifest does not match its hash", field="manifest")
         for rel, entry in parse_manifest(manifest.content).items():
-            self._fetch(f"/{kind}s/{info.ref}/files/{rel}", str(entry["sha256"]), dest / rel)
+            url = f"/{kind}s/{_seg(info.ref)}/files/{'/'.join(map(_seg, rel.split('/')))}"
+            self._fetch(url, str(entry["sha256"]), dest / rel)
         return dest
 
     def _fetch(self, path: str, sha256: str, dest: Path) -> Path:
@@ -278,7 +280,8 @@ class HttpClient(Client):
         return VersionInfo(**self._call("POST", "/prompts", json=body))
 
     def render_prompt(self, ref: str, values: Mapping[str, Any]) -> str:
-        return self._call("POST", f"/prompts/{ref}/render", json={"values": dict(values)})["text"]
+        body = {"values": dict(values)}
+        return self._call("POST", f"/prompts/{_seg(ref)}/render", json=body)["text"]
 
     # datasets
     def register_dataset(self, name: str, path: str | Path, **kwargs: Any) -> VersionInfo:
@@ -300,7 +303,7 @@ class HttpClient(Client):
         return [SeriesInfo(**s) for s in self._call("GET", f"/{check_kind(kind)}s")]
 
     def show(self, kind: Kind, ref: str) -> VersionInfo:
-        return VersionInfo(**self._call("GET", f"/{check_kind(kind)}s/{ref}"))
+        return VersionInfo(**self._call("GET", f"/{check_kind(kind)}s/{_seg(ref)}"))
 
     def versions(self, kind: Kind, name: str, status: str | None = None) -> list[VersionInfo]:
         params = {"status": status} if status else {}
@@ -330,14 +333,14 @@ class HttpClient(Client):
         return [VersionInfo(**v) for v in rows]
 
     def archive(self, kind: Kind, ref: str) -> VersionInfo:
-        return VersionInfo(**self._call("POST", f"/{check_kind(kind)}s/{ref}/archive"))
+        return VersionInfo(**self._call("POST", f"/{check_kind(kind)}s/{_seg(ref)}/archive"))
 
     def set_alias(self, kind: Kind, name: str, version: int, alias: str) -> AliasInfo:
-        path = f"/{check_kind(kind)}s/{validate_name(name)}/aliases/{alias}"
+        path = f"/{check_kind(kind)}s/{validate_name(name)}/aliases/{_seg(alias)}"
         return AliasInfo(**self._call("PUT", path, json={"version": version}))
 
     def delete_alias(self, kind: Kind, name: str, alias: str) -> None:
-        self._call("DELETE", f"/{check_kind(kind)}s/{validate_name(name)}/aliases/{alias}")
+        self._call("DELETE", f"/{check_kind(kind)}s/{validate_name(name)}/aliases/{_seg(alias)}")
 
     def alias_history(self, kind: Kind, name: str) -> list[AuditInfo]:
         rows = self._call("GET", f"/{check_kind(kind)}s/{validate_name(name)}/aliases")
@@ -345,7 +348,9 @@ class HttpClient(Client):
 
     def lineage(self, kind: str, ref: str, depth: int = 16) -> LineageInfo:
         prefix = "runs" if kind == "run" else f"{check_kind(kind)}s"
-        return LineageInfo(**self._call("GET", f"/{prefix}/{ref}/lineage", params={"depth": depth}))
+        return LineageInfo(
+            **self._call("GET", f"/{prefix}/{_seg(ref)}/lineage", params={"depth": depth})
+        )
 
     def create_run(self, name: str, inputs: Iterable[str] = ()) -> RunInfo:
         return RunInfo(**self._call("POST", "/runs", json={"name": name, "inputs": list(inputs)}))
@@ -360,7 +365,13 @@ class HttpClient(Client):
         return [TokenInfo(**t) for t in self._call("GET", "/tokens")]
 
     def revoke_token(self, token_id: str) -> TokenInfo:
-        return TokenInfo(**self._call("DELETE", f"/tokens/{token_id}"))
+        return TokenInfo(**self._call("DELETE", f"/tokens/{_seg(token_id)}"))
+
+
+def _seg(value: str) -> str:
+    """One URL path segment, quoted so that a reference can never add or remove levels."""
+    text = quote(str(value), safe="@")
+    return text.replace(".", "%2E") if text in (".", "..") else text
 
 
 def _form(name: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:

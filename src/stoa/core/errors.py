@@ -49,6 +49,7 @@ class ConflictError(StoaError):
 
     code = "conflict"
     http_status = 409
+    exit_code = 1
 
 
 class RefusedError(StoaError):

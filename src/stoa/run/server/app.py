@@ -70,6 +70,8 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
+        if first.get("type") == "json_invalid":  # its loc is a character offset, not a field
+            return _error(422, "invalid_input", "is not valid JSON", "body", "send a JSON body")
         loc = [str(p) for p in first.get("loc", []) if p not in ("body", "query", "path", "form")]
         return _error(
             422,
@@ -80,7 +82,17 @@ def create_app(
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404 and exc.detail == "Not Found":  # no route matched the URL
+            return _error(
+                404,
+                "not_found",
+                f"no route for {request.method} {request.url.path}",
+                "url",
+                "see /docs for the routes; a reference is NAME, NAME@VERSION or NAME@ALIAS",
+            )
+        if exc.status_code == 405:
+            return _error(405, "http_error", str(exc.detail), "method", "see /docs for the routes")
         code = "not_found" if exc.status_code == 404 else "http_error"
         return _error(exc.status_code, code, str(exc.detail))
 
