@@ -48,6 +48,14 @@ def default_actor() -> str:
         return "unknown"
 
 
+def ensure_downloadable(info: VersionInfo) -> None:
+    """A model's bytes may leave the store once the gate allowed them; a flavor is not needed,
+    since downloading loads nothing (``ensure_loadable``'s own fix says to download and load
+    it yourself)."""
+    if info.status != "allowed":
+        models.ensure_loadable(info)  # raises RefusedError naming the status and the findings
+
+
 class Client:
     """Create with ``Client()``; returns a ``LocalClient`` or an ``HttpClient``."""
 
@@ -158,7 +166,7 @@ class LocalClient(Client):
         """Write a verified copy of a version's artifact to ``dest``."""
         info = self.show(kind, ref)
         if kind == "model":
-            models.ensure_loadable(info)
+            ensure_downloadable(info)
         return self.blobs.export(info.sha256, info.artifact, Path(dest))
 
     # tokens
@@ -393,4 +401,11 @@ def _error_from(response: httpx.Response) -> StoaError:
         return StoaError(f"server answered {response.status_code}: {response.text[:200]}")
 
 
-__all__ = ["Client", "HttpClient", "LocalClient", "default_actor", "safe_relpath"]
+__all__ = [
+    "Client",
+    "HttpClient",
+    "LocalClient",
+    "default_actor",
+    "ensure_downloadable",
+    "safe_relpath",
+]

@@ -30,8 +30,11 @@ def _lightgbm():
 
     model = lightgbm.LGBMClassifier(n_estimators=5, verbose=-1).fit(X, Y)
     # loads back as a Booster, whose predict gives the positive-class probability
-    return model, X, lambda m, x: m.predict_proba(x)[:, 1] if hasattr(m, "predict_proba") else (
-        m.predict(x))
+    return (
+        model,
+        X,
+        lambda m, x: m.predict_proba(x)[:, 1] if hasattr(m, "predict_proba") else (m.predict(x)),
+    )
 
 
 def _sentence_transformers():
@@ -42,8 +45,12 @@ def _sentence_transformers():
     return model, ["a refund for my invoice", "reset my password"], lambda m, x: m.encode(x)
 
 
-CASES = {"sklearn": _sklearn, "xgboost": _xgboost, "lightgbm": _lightgbm,
-         "sentence-transformers": _sentence_transformers}
+CASES = {
+    "sklearn": _sklearn,
+    "xgboost": _xgboost,
+    "lightgbm": _lightgbm,
+    "sentence-transformers": _sentence_transformers,
+}
 
 
 def test_every_flavor_has_a_case():
@@ -66,7 +73,9 @@ def test_flavor_round_trip(flavor, sqlite_client, tmp_path):
 
 
 def test_unknown_objects_are_refused():
-    with pytest.raises(InvalidInputError, match="no flavor knows how to save a builtins.dict") as e:
+    with pytest.raises(
+        InvalidInputError, match=r"no flavor knows how to save a builtins\.dict"
+    ) as e:
         detect_flavor({"not": "a model"})
     assert e.value.field == "model"
 

@@ -2,18 +2,13 @@
 
 import json
 import pickle
-import struct
 from pathlib import Path
 
 import pytest
 
 from stoa.govern.formats import detect_format
 from stoa.govern.gate import Finding, FormatGate, Gate, Verdict, run_gate
-
-
-def safetensors_bytes(value: float = 1.0) -> bytes:
-    header = json.dumps({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}).encode()
-    return struct.pack("<Q", len(header)) + header + struct.pack("<f", value)
+from tests.artifacts import safetensors_bytes
 
 
 def onnx_bytes() -> bytes:
@@ -33,7 +28,8 @@ def files(tmp_path, skops_file):
     booster.save_model(str(tmp_path / "m.json"))
     booster.save_model(str(tmp_path / "m.ubj"))
     lightgbm.train({"objective": "binary", "verbose": -1}, lightgbm.Dataset(x, y), 2).save_model(
-        str(tmp_path / "m.txt"))
+        str(tmp_path / "m.txt")
+    )
     (tmp_path / "m.safetensors").write_bytes(safetensors_bytes())
     (tmp_path / "m.onnx").write_bytes(onnx_bytes())
     for proto in (0, 2, 5):
@@ -45,8 +41,14 @@ def files(tmp_path, skops_file):
 
 @pytest.mark.parametrize(
     ("name", "fmt"),
-    [("skops", "skops"), ("m.json", "xgboost-json"), ("m.ubj", "xgboost-ubj"),
-     ("m.txt", "lightgbm-text"), ("m.safetensors", "safetensors"), ("m.onnx", "onnx")],
+    [
+        ("skops", "skops"),
+        ("m.json", "xgboost-json"),
+        ("m.ubj", "xgboost-ubj"),
+        ("m.txt", "lightgbm-text"),
+        ("m.safetensors", "safetensors"),
+        ("m.onnx", "onnx"),
+    ],
 )
 def test_safe_formats_are_allowed(files, name, fmt):
     verdict = run_gate(FormatGate(), files[name])
@@ -74,7 +76,9 @@ def test_folder_allowed_only_when_every_file_is_safe(tmp_path):
     folder.mkdir()
     (folder / "model.safetensors").write_bytes(safetensors_bytes())
     (folder / "config.json").write_text("{}")
-    (folder / "modules.json").write_text(json.dumps([{"type": "sentence_transformers.models.Transformer"}]))
+    (folder / "modules.json").write_text(
+        json.dumps([{"type": "sentence_transformers.models.Transformer"}])
+    )
     assert run_gate(FormatGate(), folder).verdict == "allowed"
 
     (folder / "pytorch_model.bin").write_bytes(pickle.dumps([1]))
@@ -83,8 +87,10 @@ def test_folder_allowed_only_when_every_file_is_safe(tmp_path):
     verdict = run_gate(FormatGate(), folder)
     assert verdict.verdict == "blocked"
     assert {(f.code, f.path) for f in verdict.findings} == {
-        ("no-scanner", "pytorch_model.bin"), ("custom-code", "modeling.py"),
-        ("foreign-module", "modules.json")}
+        ("no-scanner", "pytorch_model.bin"),
+        ("custom-code", "modeling.py"),
+        ("foreign-module", "modules.json"),
+    }
 
 
 def test_folder_without_weights_is_blocked(tmp_path):

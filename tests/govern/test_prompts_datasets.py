@@ -4,11 +4,16 @@ from stoa.core.errors import InvalidInputError
 
 
 def test_prompt_register_and_render(sqlite_client):
-    info = sqlite_client.register_prompt("greet", "Hello {{ name }}, about {{ topic }}.",
-                                         variables=["topic", "name"], tags={"lang": "en"})
+    info = sqlite_client.register_prompt(
+        "greet",
+        "Hello {{ name }}, about {{ topic }}.",
+        variables=["topic", "name"],
+        tags={"lang": "en"},
+    )
     assert info.spec["variables"] == ["name", "topic"] and info.format == "jinja2"
     assert sqlite_client.render_prompt("greet@1", {"name": "Ada", "topic": "maths"}) == (
-        "Hello Ada, about maths.")
+        "Hello Ada, about maths."
+    )
     with pytest.raises(InvalidInputError, match="missing value") as e:
         sqlite_client.render_prompt("greet", {"name": "Ada"})
     assert e.value.field == "variables"
@@ -60,7 +65,7 @@ def test_dataset_bad_input(sqlite_client, tmp_path):
     assert e.value.field == "path"
     ragged = tmp_path / "ragged.csv"
     ragged.write_text("a,b\n1,2\n3,4,5\n")
-    with pytest.raises(InvalidInputError, match="could not be read as csv.*Expected 2 columns"):
+    with pytest.raises(InvalidInputError, match=r"could not be read as csv.*Expected 2 columns"):
         sqlite_client.register_dataset("d", ragged)
     with pytest.raises(InvalidInputError, match="is not a file"):
         sqlite_client.register_dataset("d", tmp_path)

@@ -1,11 +1,13 @@
 """The registry on both back-ends: numbering, refs, tags, aliases, archive, lineage."""
 
+import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from stoa.core.errors import ConflictError, InvalidInputError, NotFoundError, RefusedError
+from tests.artifacts import write_safetensors
 
 
 def _csv(tmp_path: Path, rows: int = 3) -> Path:
@@ -14,11 +16,10 @@ def _csv(tmp_path: Path, rows: int = 3) -> Path:
     return path
 
 
-def test_versions_are_numbered_and_refs_resolve(client, skops_file):
+def test_versions_are_numbered_and_refs_resolve(client, skops_file, tmp_path):
     v1 = client.register_model("churn", skops_file, tags={"team": "risk"})
-    v2 = client.register_model("churn", skops_file, tags={"team": "growth"}, description="again")
-    assert (v1.version, v2.version) == (1, 2)
-    assert v1.sha256 == v2.sha256  # same bytes, stored once
+    v2 = client.register_model("churn", write_safetensors(tmp_path / "w"), tags={"team": "growth"})
+    assert (v1.version, v2.version) == (1, 2) and v1.created and v2.created
     assert v1.status == "allowed" and v1.flavor == "sklearn" and v1.format == "skops"
     assert client.show("model", "churn").version == 2  # bare name: latest
     assert client.show("model", "churn@1").tags == {"team": "risk"}
@@ -27,7 +28,20 @@ def test_versions_are_numbered_and_refs_resolve(client, skops_file):
     assert client.show("model", "churn@1").aliases == ["champion"]
     assert [v.version for v in client.versions("model", "churn")] == [1, 2]
     series = client.list("model")
-    assert [(s.name, s.latest_version, s.aliases) for s in series] == [("churn", 2, {"champion": 1})]
+    assert [(s.name, s.latest_version, s.aliases) for s in series] == [
+        ("churn", 2, {"champion": 1})
+    ]
+
+
+def test_registering_the_same_bytes_again_is_idempotent(client, skops_file, tmp_path):
+    first = client.register_model("churn", skops_file)
+    run = client.create_run("retrain")
+    again = client.register_model("churn", skops_file, run_id=run.id, tags={"ignored": "yes"})
+    assert (again.version, again.created, again.tags) == (1, False, {})
+    assert client.show("model", "churn").version == 1
+    assert client.lineage("model", "churn@1").upstream[0].ref == run.id  # lineage still recorded
+    other = client.register_model("other", skops_file)  # another series gets its own version
+    assert (other.version, other.created, other.sha256) == (1, True, first.sha256)
 
 
 def test_unknown_references(client, skops_file):
@@ -44,20 +58,23 @@ def test_unknown_references(client, skops_file):
         client.show("prompt", "churn")  # kinds do not share names
 
 
-def test_tag_search(client, skops_file):
+def test_tag_search(client, tmp_path):
     for team, stage in [("risk", "dev"), ("risk", "prod"), ("growth", "prod")]:
-        client.register_model(f"m-{team}", skops_file, tags={"team": team, "stage": stage})
+        path = write_safetensors(tmp_path / f"{team}-{stage}", len(stage))
+        client.register_model(f"m-{team}", path, tags={"team": team, "stage": stage})
     assert {v.name for v in client.search("model", {"stage": "prod"})} == {"m-risk", "m-growth"}
-    assert [v.ref for v in client.search("model", {"team": "risk", "stage": "prod"})] == ["m-risk@2"]
+    assert [v.ref for v in client.search("model", {"team": "risk", "stage": "prod"})] == [
+        "m-risk@2"
+    ]
     assert client.search("model", {"team": "nobody"}) == []
     assert len(client.search("model", {"team": "risk"}, name="m-risk")) == 2
     with pytest.raises(InvalidInputError, match="tag key"):
         client.search("model", {"": "x"})
 
 
-def test_alias_moves_are_recorded(client, skops_file):
+def test_alias_moves_are_recorded(client, skops_file, tmp_path):
     client.register_model("m", skops_file)
-    client.register_model("m", skops_file)
+    client.register_model("m", write_safetensors(tmp_path / "w"))
     client.set_alias("model", "m", 1, "champion")
     moved = client.set_alias("model", "m", 2, "champion")
     assert moved.version == 2 and moved.updated_by == "tester"
@@ -104,7 +121,9 @@ def test_lineage_walks_both_ways(client, tmp_path, sk_model):
     model = client.log_model("churn", sk_model[0], run_id=run.id)
     up = client.lineage("model", model.ref)
     assert [(n.type, n.ref, n.depth) for n in up.upstream] == [
-        ("run", run.id, 1), ("dataset", "customers@1", 2)]
+        ("run", run.id, 1),
+        ("dataset", "customers@1", 2),
+    ]
     down = client.lineage("dataset", "customers@1")
     assert [(n.type, n.ref) for n in down.downstream] == [("run", run.id), ("model", "churn@1")]
     assert client.lineage("run", run.id).downstream[0].ref == "churn@1"
@@ -130,23 +149,31 @@ def test_bad_names_and_metadata_are_refused_before_anything_is_written(client, s
     assert client.list("model") == []
 
 
-def _register_many(args: tuple[str, str, str, int]) -> list[int]:
+def _register_many(args: tuple[str, str, str, int, int]) -> list[int]:
     from stoa.client import LocalClient
     from stoa.core.settings import Settings
 
-    home, db_url, path, count = args
+    home, db_url, folder, count, worker_no = args
     client = LocalClient(settings=Settings(home=Path(home), database_url=db_url), actor="w")
+    worker = Path(tempfile.mkdtemp(dir=folder))
     try:
-        return [client.register_model("contended", path).version for _ in range(count)]
+        return [
+            client.register_model(
+                "contended", write_safetensors(worker / str(i), worker_no * 100 + i)
+            ).version
+            for i in range(count)
+        ]
     finally:
         client.close()
 
 
-def test_eight_concurrent_writers_get_gap_free_unique_versions(settings, skops_file):
+def test_eight_concurrent_writers_get_gap_free_unique_versions(settings, tmp_path):
     from stoa.client import LocalClient
 
     LocalClient(settings=settings).close()  # migrate once, like `stoa init`
-    jobs = [(str(settings.home), settings.resolved_database_url, str(skops_file), 6)] * 8
+    jobs = [
+        (str(settings.home), settings.resolved_database_url, str(tmp_path), 6, k) for k in range(8)
+    ]
     with ProcessPoolExecutor(8) as pool:
         results = list(pool.map(_register_many, jobs))
     numbers = sorted(n for batch in results for n in batch)

@@ -102,7 +102,11 @@ class Registry:
         gate: str = "",
         parents: Iterable[tuple[str, str]] = (),
     ) -> VersionInfo:
-        """Insert the next version of ``name`` in one transaction, with its tags and lineage."""
+        """Insert the next version of ``name`` in one transaction, with its tags and lineage.
+
+        Idempotent by content: when a version of ``name`` already holds these bytes with
+        the same status, that version is returned (``created=False``) and nothing is written.
+        """
         validate_name(name)
         tags = clean_tags(tags)
         if metadata is not None and not isinstance(metadata, Mapping):
@@ -110,6 +114,21 @@ class Registry:
         with self.db.write() as session:
             links = [self._resolve_parent(session, *p) for p in parents]
             series_id = self._series_id_for_write(session, kind, name)
+            same = session.scalars(
+                select(Version)
+                .where(
+                    Version.series_id == series_id,
+                    Version.sha256 == stored.sha256,
+                    Version.status == status,
+                )
+                .order_by(Version.version.desc())
+                .limit(1)
+            ).first()
+            if same is not None:
+                # Registering the same bytes with the same outcome again writes no version;
+                # new lineage (another run that produced the same bytes) is still recorded.
+                self._link(session, links, kind, str(same.id))
+                return self._info(session, same, kind, name).model_copy(update={"created": False})
             number = session.execute(
                 update(Series)
                 .where(Series.id == series_id)
@@ -136,15 +155,7 @@ class Registry:
             )
             session.add(row)
             session.flush()
-            for parent_type, parent_id in links:
-                session.add(
-                    LineageLink(
-                        parent_type=parent_type,
-                        parent_id=parent_id,
-                        child_type=kind,
-                        child_id=str(row.id),
-                    )
-                )
+            self._link(session, links, kind, str(row.id))
             return self._info(session, row, kind, name)
 
     def _series_id_for_write(self, session: Session, kind: str, name: str) -> int:
@@ -260,15 +271,7 @@ class Registry:
             run = Run(id=uuid.uuid4().hex, name=name, created_by=actor, status="finished")
             session.add(run)
             session.flush()
-            for parent_type, parent_id in links:
-                session.add(
-                    LineageLink(
-                        parent_type=parent_type,
-                        parent_id=parent_id,
-                        child_type="run",
-                        child_id=run.id,
-                    )
-                )
+            self._link(session, links, "run", run.id)
             return RunInfo.model_validate(run, from_attributes=True)
 
     # -- reading -----------------------------------------------------------------
@@ -501,6 +504,20 @@ class Registry:
                 break
             frontier = next_frontier
         return found
+
+    @staticmethod
+    def _link(
+        session: Session, parents: Iterable[tuple[str, str]], child_type: str, child_id: str
+    ) -> None:
+        for parent_type, parent_id in parents:
+            edge = {
+                "parent_type": parent_type,
+                "parent_id": parent_id,
+                "child_type": child_type,
+                "child_id": child_id,
+            }
+            if session.scalars(select(LineageLink.id).filter_by(**edge)).first() is None:
+                session.add(LineageLink(**edge))
 
     @staticmethod
     def _audit(

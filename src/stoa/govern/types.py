@@ -45,6 +45,8 @@ class VersionInfo(_Record):
     aliases: list[str] = Field(default_factory=list)
     created_at: datetime
     created_by: str = ""
+    #: False when a registration found these bytes already registered and wrote nothing.
+    created: bool = True
 
 
 class SeriesInfo(_Record):

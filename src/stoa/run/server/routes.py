@@ -14,11 +14,10 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
-from stoa.client import LocalClient
+from stoa.client import LocalClient, ensure_downloadable
 from stoa.core.errors import AuthenticationError, InvalidInputError, NotFoundError
 from stoa.core.names import safe_relpath
 from stoa.core.tokens import NewToken, TokenInfo, require_scope
-from stoa.govern.models import ensure_loadable
 from stoa.govern.types import (
     AliasInfo,
     AuditInfo,
@@ -315,7 +314,7 @@ def lineage(client: Client, kinds: Kinds, ref: str, depth: int = 16) -> LineageI
 def _downloadable(client: LocalClient, kinds: Kinds, ref: str) -> VersionInfo:
     info = client.show(kinds.kind, ref)
     if kinds is Kinds.models:
-        ensure_loadable(info)
+        ensure_downloadable(info)
     return info
 
 
