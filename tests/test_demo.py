@@ -9,8 +9,15 @@ def test_demo_runs_the_lifecycle_and_cleans_up():
     buffer = io.StringIO()
     out = run_demo(Console(file=buffer, width=200), keep=False)
     text = buffer.getvalue()
-    for step in ["register dataset", "train and log model", "set alias", "register prompt",
-                 "gate blocks a pickle", "load champion", "walk lineage"]:
+    for step in [
+        "register dataset",
+        "train and log model",
+        "set alias",
+        "register prompt",
+        "gate blocks a pickle",
+        "load champion",
+        "walk lineage",
+    ]:
         assert step in text
     assert out["model"].status == "allowed" and out["model"].flavor == "sklearn"
     assert out["blocked"].status == "blocked"

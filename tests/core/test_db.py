@@ -27,8 +27,10 @@ def test_write_rolls_back_on_error(db_url):
     try:
         with db.write() as session:
             session.execute(
-                text("INSERT INTO series (kind, name, created_at, latest_version) "
-                     "VALUES ('model', 'x', CURRENT_TIMESTAMP, 0)")
+                text(
+                    "INSERT INTO series (kind, name, created_at, latest_version) "
+                    "VALUES ('model', 'x', CURRENT_TIMESTAMP, 0)"
+                )
             )
             raise RuntimeError("boom")
     except RuntimeError:

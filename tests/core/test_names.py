@@ -35,7 +35,11 @@ def test_invalid_names_name_the_field_and_problem(name, message):
 
 @pytest.mark.parametrize(
     ("path", "expected"),
-    [("a/b.json", "a/b.json"), ("./a//b", "a/b"), ("1_Pooling/config.json", "1_Pooling/config.json")],
+    [
+        ("a/b.json", "a/b.json"),
+        ("./a//b", "a/b"),
+        ("1_Pooling/config.json", "1_Pooling/config.json"),
+    ],
 )
 def test_safe_relpath_canonicalises(path, expected):
     assert safe_relpath(path) == expected
@@ -73,8 +77,13 @@ def test_parse_ref_forms():
 
 @pytest.mark.parametrize(
     ("ref", "message"),
-    [("m@0", "versions start at 1"), ("../m@1", "looks like a path"), ("m@bad alias", "not a valid"),
-     ("", "is empty"), ("m@", "is empty")],
+    [
+        ("m@0", "versions start at 1"),
+        ("../m@1", "looks like a path"),
+        ("m@bad alias", "not a valid"),
+        ("", "is empty"),
+        ("m@", "is empty"),
+    ],
 )
 def test_parse_ref_errors(ref, message):
     with pytest.raises(InvalidInputError) as info:
