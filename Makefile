@@ -34,8 +34,11 @@ lint: install
 test: lint
 	$(BIN)/pytest -n 2 --dist loadgroup
 
+# Stoa vs MLflow's model registry (SQLite); MLflow goes into benchmarks/.venv-mlflow only.
+# Extra options: make bench BENCH_ARGS="--repeats 5"
+BENCH_ARGS ?=
 bench: install
-	$(BIN)/python benchmarks/registry_vs_mlflow.py
+	$(BIN)/python benchmarks/registry_vs_mlflow.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) benchmarks/.venv-* .pytest_cache .ruff_cache

@@ -267,19 +267,32 @@ class HttpClient(Client):
         return dest
 
     def _fetch(self, path: str, sha256: str, dest: Path) -> Path:
+        """Stream one file through a temporary name; ``dest`` only ever holds verified bytes."""
         dest.parent.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
-        with self.http.stream("GET", path) as response:
-            if response.status_code >= 400:
-                response.read()
-                raise _error_from(response)
-            with open(dest, "wb") as out:
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".stoa-")
+        try:
+            with os.fdopen(fd, "wb") as out, self.http.stream("GET", path) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _error_from(response)
                 for chunk in response.iter_bytes():
                     digest.update(chunk)
                     out.write(chunk)
-        if digest.hexdigest() != sha256:
-            dest.unlink(missing_ok=True)
-            raise IntegrityError(f"download of {path} does not match its hash", field="sha256")
+            if digest.hexdigest() != sha256:
+                raise IntegrityError(f"download of {path} does not match its hash", field="sha256")
+        except httpx.RemoteProtocolError:
+            # The server checks each blob's hash while streaming and breaks off on a mismatch.
+            Path(tmp).unlink(missing_ok=True)
+            raise IntegrityError(
+                f"the server broke off the download of {path}",
+                field="sha256",
+                fix="the stored copy may fail its hash check; see the server log",
+            ) from None
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        os.replace(tmp, dest)
         return dest
 
     # prompts
