@@ -99,6 +99,7 @@ class VersionTag(Base):
 
 class Alias(Base):
     __tablename__ = "aliases"
+    __table_args__ = (Index("ix_aliases_version_id", "version_id"),)
 
     series_id: Mapped[int] = mapped_column(ForeignKey("series.id"), primary_key=True)
     alias: Mapped[str] = mapped_column(String(128), primary_key=True)

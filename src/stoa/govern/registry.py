@@ -16,9 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, and_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from stoa.core.blobs import BlobStore, StoredArtifact
@@ -39,9 +37,8 @@ from stoa.core.schema import (
     Run,
     Series,
     Version,
-    VersionTag,
-    utcnow,
 )
+from stoa.govern import _rows
 from stoa.govern.types import (
     KINDS,
     AliasInfo,
@@ -55,6 +52,13 @@ from stoa.govern.types import (
 )
 
 MAX_LIST = 10_000
+# Built once: constructing a statement per call cost more than running it.
+_SERIES_BY_NAME = select(Series).where(
+    Series.kind == bindparam("b_kind"), Series.name == bindparam("b_name")
+)
+_VERSION_BY_NUMBER = select(Version).where(
+    Version.series_id == bindparam("b_series"), Version.version == bindparam("b_number")
+)
 MAX_LINEAGE_DEPTH = 16
 
 
@@ -72,6 +76,11 @@ def clean_tags(tags: Mapping[str, str] | None) -> dict[str, str]:
             "must be a mapping of strings", field="tags", fix="e.g. {'team': 'x'}"
         )
     return {validate_tag_key(str(k)): validate_tag_value(v) for k, v in tags.items()}
+
+
+class _AlreadyStored(Exception):
+    def __init__(self, version_id: int):
+        self.version_id = version_id
 
 
 class Registry:
@@ -111,63 +120,33 @@ class Registry:
         tags = clean_tags(tags)
         if metadata is not None and not isinstance(metadata, Mapping):
             raise InvalidInputError("must be a JSON object", field="metadata")
-        with self.db.write() as session:
-            links = [self._resolve_parent(session, *p) for p in parents]
-            series_id = self._series_id_for_write(session, kind, name)
-            same = session.scalars(
-                select(Version)
-                .where(
-                    Version.series_id == series_id,
-                    Version.sha256 == stored.sha256,
-                    Version.status == status,
+        values = {
+            "status": status, "sha256": stored.sha256, "artifact": stored.artifact,
+            "size": stored.size, "format": fmt, "flavor": flavor, "license": license,
+            "description": description or "", "metadata": dict(metadata or {}),
+            "spec": dict(spec or {}), "findings": [dict(f) for f in findings], "gate": gate,
+            "created_by": actor,
+        }  # fmt: skip
+        try:
+            with self.db.write() as session:
+                links = [self._resolve_parent(session, *p) for p in parents]
+                conn = session.connection()
+                series_id, number = _rows.next_number(conn, kind, name)
+                same = _rows.same_content(conn, series_id, stored.sha256, status)
+                if same is not None:
+                    raise _AlreadyStored(same)  # rolls the counter back
+                version_id, created_at = _rows.insert_version(conn, series_id, number, values, tags)
+                self._link(session, links, kind, str(version_id))
+                return _rows.new_info(kind, name, number, created_at, values, tags)
+        except _AlreadyStored as found:
+            # The same bytes with the same outcome again write no version; new lineage
+            # (another run that produced the same bytes) is still recorded.
+            with self.db.write() as session:
+                links = [self._resolve_parent(session, *p) for p in parents]
+                self._link(session, links, kind, str(found.version_id))
+                return self._fetch_one(session, found.version_id).model_copy(
+                    update={"created": False}
                 )
-                .order_by(Version.version.desc())
-                .limit(1)
-            ).first()
-            if same is not None:
-                # Registering the same bytes with the same outcome again writes no version;
-                # new lineage (another run that produced the same bytes) is still recorded.
-                self._link(session, links, kind, str(same.id))
-                return self._info(session, same, kind, name).model_copy(update={"created": False})
-            number = session.execute(
-                update(Series)
-                .where(Series.id == series_id)
-                .values(latest_version=Series.latest_version + 1)
-                .returning(Series.latest_version)
-            ).scalar_one()
-            row = Version(
-                series_id=series_id,
-                version=number,
-                status=status,
-                sha256=stored.sha256,
-                artifact=stored.artifact,
-                size=stored.size,
-                format=fmt,
-                flavor=flavor,
-                license=license,
-                description=description or "",
-                meta=dict(metadata or {}),
-                spec=dict(spec or {}),
-                findings=[dict(f) for f in findings],
-                gate=gate,
-                created_by=actor,
-                tags=[VersionTag(key=k, value=v) for k, v in tags.items()],
-            )
-            session.add(row)
-            session.flush()
-            self._link(session, links, kind, str(row.id))
-            return self._info(session, row, kind, name)
-
-    def _series_id_for_write(self, session: Session, kind: str, name: str) -> int:
-        insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-        session.execute(
-            insert(Series)
-            .values(kind=kind, name=name, latest_version=0)
-            .on_conflict_do_nothing(index_elements=["kind", "name"])
-        )
-        return session.execute(
-            select(Series.id).where(Series.kind == kind, Series.name == name)
-        ).scalar_one()
 
     def set_status(self, kind: Kind, ref: str, status: str, *, actor: str) -> VersionInfo:
         with self.db.write() as session:
@@ -181,7 +160,7 @@ class Registry:
                 f"{kind}:{series.name}@{row.version}",
                 {"from": old},
             )
-            return self._info(session, row, kind, series.name)
+            return self._fetch_one(session, row.id)
 
     def archive(self, kind: Kind, ref: str, *, actor: str) -> VersionInfo:
         """Archive a version; refused while an alias still points at it."""
@@ -203,46 +182,35 @@ class Registry:
                     {"from": row.status},
                 )
                 row.status = "archived"
-            return self._info(session, row, kind, series.name)
+            return self._fetch_one(session, row.id)
 
     def set_alias(
         self, kind: Kind, name: str, version: int, alias: str, *, actor: str
     ) -> AliasInfo:
         """Point ``alias`` at a version; every move is kept in the audit log."""
         validate_alias(alias)
+        validate_name(name)
         with self.db.write() as session:
-            row, series = self._resolve(session, kind, f"{validate_name(name)}@{int(version)}")
-            if row.status != "allowed":
+            conn = session.connection()
+            found = _rows.find_version(conn, kind, name, int(version))
+            if found is None:
+                self._resolve(session, kind, f"{name}@{int(version)}")  # raises, naming what
+            series_id, version_id, status = found
+            if status != "allowed":
                 raise RefusedError(
-                    f"{name}@{row.version} is {row.status}; only allowed versions can carry "
-                    "an alias",
+                    f"{name}@{version} is {status}; only allowed versions can carry an alias",
                     field="version",
                     fix="choose an allowed version",
                 )
-            current = session.get(Alias, (series.id, alias))
-            previous = None
-            if current is None:
-                current = Alias(series_id=series.id, alias=alias, version_id=row.id)
-                session.add(current)
-            else:
-                previous = session.get(Version, current.version_id).version
-                current.version_id = row.id
-            current.updated_by = actor
-            current.updated_at = utcnow()
-            self._audit(
-                session,
-                actor,
-                "alias",
-                f"{kind}:{name}",
-                {"alias": alias, "from": previous, "to": row.version},
-            )
-            session.flush()
+            previous, updated_at = _rows.point_alias(conn, series_id, alias, version_id, actor)
+            detail = {"alias": alias, "from": previous, "to": int(version)}
+            _rows.audit(conn, actor, "alias", f"{kind}:{name}", detail)
             return AliasInfo(
                 kind=kind,
                 name=name,
                 alias=alias,
-                version=row.version,
-                updated_at=current.updated_at,
+                version=int(version),
+                updated_at=updated_at,
                 updated_by=actor,
             )
 
@@ -278,8 +246,8 @@ class Registry:
 
     def get(self, kind: Kind, ref: str) -> VersionInfo:
         with self.db.read() as session:
-            row, series = self._resolve(session, kind, ref)
-            return self._info(session, row, kind, series.name)
+            row, _ = self._resolve(session, kind, ref)
+            return self._fetch_one(session, row.id)
 
     def list_series(self, kind: Kind) -> list[SeriesInfo]:
         with self.db.read() as session:
@@ -303,10 +271,12 @@ class Registry:
     ) -> list[VersionInfo]:
         with self.db.read() as session:
             series = self._series(session, kind, validate_name(name))
-            query = select(Version).where(Version.series_id == series.id)
+            where = [_rows.V.c.series_id == series.id]
             if status:
-                query = query.where(Version.status == status)
-            return self._infos(session, query.order_by(Version.version).limit(MAX_LIST), kind)
+                where.append(_rows.V.c.status == status)
+            return _rows.fetch_versions(
+                session.connection(), where, order_by=[_rows.V.c.version], limit=MAX_LIST
+            )
 
     def search(
         self,
@@ -318,21 +288,15 @@ class Registry:
         limit: int = 1000,
     ) -> list[VersionInfo]:
         """Versions whose tags all match exactly; an indexed join per tag."""
-        query = select(Version).join(Series).where(Series.kind == kind)
+        where = [_rows.S.c.kind == kind]
         if name:
-            query = query.where(Series.name == validate_name(name))
+            where.append(_rows.S.c.name == validate_name(name))
         if status:
-            query = query.where(Version.status == status)
-        for key, value in clean_tags(tags).items():
-            tag = VersionTag.__table__.alias()
-            query = query.join(
-                tag, and_(tag.c.version_id == Version.id, tag.c.key == key, tag.c.value == value)
-            )
+            where.append(_rows.V.c.status == status)
+        joins = [_rows.tag_join(i, k, v) for i, (k, v) in enumerate(clean_tags(tags).items())]
         limit = max(1, min(int(limit), MAX_LIST))
         with self.db.read() as session:
-            return self._infos(
-                session, query.order_by(Series.name, Version.version).limit(limit), kind
-            )
+            return _rows.fetch_versions(session.connection(), where, limit=limit, joins=joins)
 
     def alias_history(self, kind: Kind, name: str) -> list[AuditInfo]:
         with self.db.read() as session:
@@ -375,9 +339,7 @@ class Registry:
     # -- helpers -----------------------------------------------------------------
 
     def _series(self, session: Session, kind: str, name: str) -> Series:
-        series = session.execute(
-            select(Series).where(Series.kind == kind, Series.name == name)
-        ).scalar_one_or_none()
+        series = session.execute(_SERIES_BY_NAME, {"b_kind": kind, "b_name": name}).scalar()
         if series is None:
             raise NotFoundError(
                 f"no {kind} named {name!r}", field="name", fix=f"list them with `stoa {kind}s list`"
@@ -399,8 +361,8 @@ class Registry:
         else:
             number = ref.version if ref.version is not None else series.latest_version
             row = session.execute(
-                select(Version).where(Version.series_id == series.id, Version.version == number)
-            ).scalar_one_or_none()
+                _VERSION_BY_NUMBER, {"b_series": series.id, "b_number": number}
+            ).scalar()
             if row is None:
                 raise NotFoundError(
                     f"{ref.name} has no version {number}",
@@ -430,36 +392,10 @@ class Registry:
             out.setdefault(series_id, {})[alias] = version
         return out
 
-    def _infos(
-        self, session: Session, query: Select[tuple[Version]], kind: Kind
-    ) -> list[VersionInfo]:
-        rows = session.scalars(query).all()
-        names = (
-            dict(
-                session.execute(
-                    select(Series.id, Series.name).where(Series.id.in_({r.series_id for r in rows}))
-                ).all()
-            )
-            if rows
-            else {}
-        )
-        alias_rows = (
-            session.execute(
-                select(Alias.version_id, Alias.alias).where(
-                    Alias.version_id.in_([r.id for r in rows])
-                )
-            ).all()
-            if rows
-            else []
-        )
-        aliases: dict[int, list[str]] = {}
-        for version_id, alias in alias_rows:
-            aliases.setdefault(version_id, []).append(alias)
-        return [_to_info(r, kind, names[r.series_id], sorted(aliases.get(r.id, []))) for r in rows]
-
-    def _info(self, session: Session, row: Version, kind: Kind, name: str) -> VersionInfo:
-        aliases = session.scalars(select(Alias.alias).where(Alias.version_id == row.id)).all()
-        return _to_info(row, kind, name, sorted(aliases))
+    @staticmethod
+    def _fetch_one(session: Session, version_id: int) -> VersionInfo:
+        session.flush()  # Core reads below must see pending ORM changes
+        return _rows.fetch_versions(session.connection(), [_rows.V.c.id == version_id])[0]
 
     def _label(self, session: Session, node_type: str, node_id: str) -> str:
         if node_type == "run":
@@ -523,32 +459,7 @@ class Registry:
     def _audit(
         session: Session, actor: str, action: str, subject: str, detail: dict[str, Any]
     ) -> None:
-        session.add(AuditEvent(actor=actor, action=action, subject=subject, detail=detail))
-
-
-def _to_info(row: Version, kind: Kind, name: str, aliases: list[str]) -> VersionInfo:
-    return VersionInfo(
-        kind=kind,
-        name=name,
-        version=row.version,
-        ref=f"{name}@{row.version}",
-        status=row.status,
-        sha256=row.sha256,
-        artifact=row.artifact,
-        size=row.size,
-        format=row.format,
-        flavor=row.flavor,
-        license=row.license,
-        description=row.description,
-        tags={t.key: t.value for t in row.tags},
-        metadata=row.meta,
-        spec=row.spec,
-        findings=row.findings,
-        gate=row.gate,
-        aliases=aliases,
-        created_at=row.created_at,
-        created_by=row.created_by,
-    )
+        _rows.audit(session.connection(), actor, action, subject, detail)
 
 
 __all__ = ["Registry", "check_kind", "clean_tags"]

@@ -1,0 +1,250 @@
+"""Core-level SQL for the registry's hot paths: registering and reading versions.
+
+The ORM costs about a millisecond per registration and per row read in statement
+building, flushing and object identity; these paths run thousands of times in a
+training loop or a search, so they use prebuilt Core statements (compiled once and
+cached by SQLAlchemy) and build the records without revalidating stored data.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    func,
+    select,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from stoa.core.errors import InvalidInputError
+from stoa.core.schema import Alias, AuditEvent, Series, Version, VersionTag, utcnow
+from stoa.govern.types import Kind, VersionInfo
+
+V = Version.__table__
+S = Series.__table__
+T = VersionTag.__table__
+A = Alias.__table__
+
+# JSON columns come back as text and are decoded here, with a fast path for the
+# empty objects most versions carry: json.loads per column dominated search time.
+_COLUMNS = (
+    V.c.id, V.c.version, V.c.status, V.c.sha256, V.c.artifact, V.c.size, V.c.format,
+    V.c.flavor, V.c.license, V.c.description, cast(V.c.metadata, Text).label("metadata"),
+    cast(V.c.spec, Text).label("spec"), cast(V.c.findings, Text).label("findings"),
+    V.c.gate, V.c.created_at, V.c.created_by, S.c.name, S.c.kind,
+)  # fmt: skip
+_EMPTY = {"{}": dict, "[]": list}
+# Each version's tags and aliases are aggregated into JSON by the database, in the same
+# query: one row per version instead of one per tag. Only the function names differ.
+_AGGREGATES = {
+    "sqlite": (func.json_group_object, func.json_group_array),
+    "postgresql": (func.json_object_agg, func.json_agg),
+}
+_SELECT_VERSIONS: dict[str, Any] = {}
+
+
+def _json(text: str | None, default: type = dict) -> Any:
+    if text is None:
+        return default()
+    empty = _EMPTY.get(text)
+    return empty() if empty is not None else json.loads(text)
+
+
+def _select_versions(dialect: str) -> Any:
+    if dialect not in _SELECT_VERSIONS:
+        as_object, as_array = _AGGREGATES[dialect]
+        tags = (
+            select(cast(as_object(T.c.key, T.c.value), Text))
+            .where(T.c.version_id == V.c.id)
+            .scalar_subquery()
+        )
+        aliases = (
+            select(cast(as_array(A.c.alias), Text))
+            .where(A.c.version_id == V.c.id)
+            .scalar_subquery()
+        )
+        _SELECT_VERSIONS[dialect] = select(
+            *_COLUMNS, tags.label("tags"), aliases.label("aliases")
+        ).join_from(V, S, V.c.series_id == S.c.id)
+    return _SELECT_VERSIONS[dialect]
+
+
+# Tag joins for searches, built once: building an alias per call cost more than the query.
+_TAG_JOINS = [T.alias(f"tag{i}") for i in range(16)]
+_SAME_CONTENT = (
+    select(V.c.id)
+    .where(V.c.series_id == bindparam("b_series"), V.c.sha256 == bindparam("b_sha"),
+           V.c.status == bindparam("b_status"))
+    .order_by(V.c.version.desc())
+    .limit(1)
+)  # fmt: skip
+_INSERT_VERSION = V.insert().returning(V.c.id)
+_FIND_VERSION = (
+    select(S.c.id, V.c.id, V.c.status)
+    .join_from(V, S, V.c.series_id == S.c.id)
+    .where(S.c.kind == bindparam("b_kind"), S.c.name == bindparam("b_name"),
+           V.c.version == bindparam("b_number"))
+)  # fmt: skip
+_CURRENT_ALIAS = (
+    select(V.c.version)
+    .join_from(A, V, A.c.version_id == V.c.id)
+    .where(A.c.series_id == bindparam("b_series"), A.c.alias == bindparam("b_alias"))
+)
+_INSERT_AUDIT = AuditEvent.__table__.insert()
+_POINT_ALIAS: dict[str, Any] = {}
+_INSERT_TAG = T.insert()
+_NEXT_NUMBER: dict[str, Any] = {}
+
+
+def _next_number_statement(dialect: str) -> Any:
+    """Create the series if new, or bump its counter, returning the number to use.
+
+    The update takes the series row lock on PostgreSQL, so concurrent registrations of
+    one name queue here until the first commits; SQLite's write lock already queues them.
+    """
+    if dialect not in _NEXT_NUMBER:
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        statement = insert(S).values(
+            kind=bindparam("b_kind"), name=bindparam("b_name"), latest_version=1,
+            created_at=bindparam("b_now"),
+        )  # fmt: skip
+        _NEXT_NUMBER[dialect] = statement.on_conflict_do_update(
+            index_elements=["kind", "name"], set_={"latest_version": S.c.latest_version + 1}
+        ).returning(S.c.id, S.c.latest_version)
+    return _NEXT_NUMBER[dialect]
+
+
+def next_number(conn: Connection, kind: str, name: str) -> tuple[int, int]:
+    """The series id and the version number this transaction may use, with the series locked."""
+    statement = _next_number_statement(conn.dialect.name)
+    row = conn.execute(statement, {"b_kind": kind, "b_name": name, "b_now": utcnow()}).one()
+    return row[0], row[1]
+
+
+def same_content(conn: Connection, series_id: int, sha256: str, status: str) -> int | None:
+    return conn.execute(
+        _SAME_CONTENT, {"b_series": series_id, "b_sha": sha256, "b_status": status}
+    ).scalar()
+
+
+def insert_version(
+    conn: Connection,
+    series_id: int,
+    number: int,
+    values: Mapping[str, Any],
+    tags: Mapping[str, str],
+) -> tuple[int, datetime]:
+    """Insert version ``number`` with its tags; return its id and creation time."""
+    created_at = utcnow()
+    version_id = conn.execute(
+        _INSERT_VERSION,
+        {**values, "series_id": series_id, "version": number, "created_at": created_at},
+    ).scalar_one()
+    if tags:
+        conn.execute(
+            _INSERT_TAG, [{"version_id": version_id, "key": k, "value": v} for k, v in tags.items()]
+        )
+    return version_id, created_at
+
+
+def tag_join(position: int, key: str, value: str) -> tuple[Any, ColumnElement[bool]]:
+    """The join that keeps versions carrying tag ``key=value``; one per searched tag."""
+    if position >= len(_TAG_JOINS):
+        raise InvalidInputError(
+            f"at most {len(_TAG_JOINS)} tags per search", field="tags", fix="search with fewer tags"
+        )
+    tag = _TAG_JOINS[position]
+    return tag, and_(tag.c.version_id == V.c.id, tag.c.key == key, tag.c.value == value)
+
+
+def find_version(
+    conn: Connection, kind: str, name: str, number: int
+) -> tuple[int, int, str] | None:
+    """(series id, version id, status) of ``name@number``, or None."""
+    row = conn.execute(_FIND_VERSION, {"b_kind": kind, "b_name": name, "b_number": number}).first()
+    return None if row is None else (row[0], row[1], row[2])
+
+
+def point_alias(
+    conn: Connection, series_id: int, alias: str, version_id: int, actor: str
+) -> tuple[int | None, datetime]:
+    """Create or move an alias; return the version number it pointed at before, if any."""
+    previous = conn.execute(_CURRENT_ALIAS, {"b_series": series_id, "b_alias": alias}).scalar()
+    dialect = conn.dialect.name
+    if dialect not in _POINT_ALIAS:
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        statement = insert(A)
+        _POINT_ALIAS[dialect] = statement.on_conflict_do_update(
+            index_elements=["series_id", "alias"],
+            set_={c: statement.excluded[c] for c in ("version_id", "updated_at", "updated_by")},
+        )
+    now = utcnow()
+    conn.execute(
+        _POINT_ALIAS[dialect],
+        {"series_id": series_id, "alias": alias, "version_id": version_id, "updated_at": now,
+         "updated_by": actor},
+    )  # fmt: skip
+    return previous, now
+
+
+def audit(conn: Connection, actor: str, action: str, subject: str, detail: dict[str, Any]) -> None:
+    conn.execute(
+        _INSERT_AUDIT,
+        {"actor": actor, "action": action, "subject": subject, "detail": detail, "at": utcnow()},
+    )
+
+
+def fetch_versions(
+    conn: Connection,
+    where: Iterable[ColumnElement[bool]],
+    order_by: Sequence[Any] = (S.c.name, V.c.version),
+    limit: int | None = None,
+    joins: Iterable[tuple[Any, ColumnElement[bool]]] = (),
+) -> list[VersionInfo]:
+    """Read versions with their tags and aliases in one query, whatever the row count."""
+    statement = _select_versions(conn.dialect.name)
+    for table, on in joins:
+        statement = statement.join(table, on)
+    statement = statement.where(*where).order_by(*order_by)
+    if limit is not None:
+        statement = statement.limit(limit)
+    return [to_info(row) for row in conn.execute(statement).all()]
+
+
+def to_info(row: Any) -> VersionInfo:
+    (_, version, status, sha256, artifact, size, fmt, flavor, license, description, metadata,
+     spec, findings, gate, created_at, created_by, name, kind, tags, aliases) = row  # fmt: skip
+    return VersionInfo.model_validate({
+        "kind": kind, "name": name, "version": version, "ref": f"{name}@{version}",
+        "status": status, "sha256": sha256, "artifact": artifact, "size": size,
+        "format": fmt, "flavor": flavor, "license": license, "description": description,
+        "tags": _json(tags), "metadata": _json(metadata), "spec": _json(spec),
+        "findings": _json(findings, list), "gate": gate,
+        "aliases": sorted(_json(aliases, list)), "created_at": created_at,
+        "created_by": created_by,
+    })  # fmt: skip
+
+
+def new_info(
+    kind: Kind,
+    name: str,
+    number: int,
+    created_at: datetime,
+    values: Mapping[str, Any],
+    tags: Mapping[str, str],
+) -> VersionInfo:
+    """The record of a version just inserted, without reading it back."""
+    return VersionInfo.model_validate({
+        "kind": kind, "name": name, "version": number, "ref": f"{name}@{number}",
+        "tags": dict(tags), "aliases": [], "created_at": created_at, **values,
+    })  # fmt: skip
