@@ -20,7 +20,7 @@ from urllib.parse import quote
 import httpx
 
 from stoa.core import errors
-from stoa.core.blobs import BlobStore, build_manifest, parse_manifest
+from stoa.core.blobs import BlobStore, build_manifest, parse_manifest, staged_folder
 from stoa.core.db import Database
 from stoa.core.errors import IntegrityError, StoaError
 from stoa.core.names import safe_relpath, validate_name
@@ -82,7 +82,13 @@ class LocalClient(Client):
         actor: str | None = None,
     ):
         if settings is None:
-            settings = Settings(home=Path(home)) if home is not None else Settings()
+            # An explicit home holds everything: STOA_DATABASE_URL and STOA_BLOB_URL from
+            # the environment must not send part of the state elsewhere.
+            settings = (
+                Settings(home=Path(home), database_url=None, blob_url=None)
+                if home is not None
+                else Settings()
+            )
         self.settings = settings
         settings.resolved_home.mkdir(parents=True, exist_ok=True)
         self.db = Database(settings.resolved_database_url)
@@ -261,9 +267,10 @@ class HttpClient(Client):
             raise _error_from(manifest)
         if hashlib.sha256(manifest.content).hexdigest() != info.sha256:
             raise IntegrityError("the manifest does not match its hash", field="manifest")
-        for rel, entry in parse_manifest(manifest.content).items():
-            url = f"/{kind}s/{_seg(info.ref)}/files/{'/'.join(map(_seg, rel.split('/')))}"
-            self._fetch(url, str(entry["sha256"]), dest / rel)
+        with staged_folder(dest) as tmp:
+            for rel, entry in parse_manifest(manifest.content).items():
+                url = f"/{kind}s/{_seg(info.ref)}/files/{'/'.join(map(_seg, rel.split('/')))}"
+                self._fetch(url, str(entry["sha256"]), tmp / rel)
         return dest
 
     def _fetch(self, path: str, sha256: str, dest: Path) -> Path:

@@ -167,7 +167,7 @@ def test_bad_input_exits_2_with_one_line(stoa, tmp_path, skops_file):
         (["datasets", "register", "../etc", str(csv), "--json"], ["name", "looks like a path"]),
         (["models", "register", "churn", "missing.skops"], ["path", "does not exist"]),
         (["models", "show", "nope", "--json"], ["no model named 'nope'"]),
-        (["models", "show", "nope@0"], ["versions start at 1"]),
+        (["models", "show", "nope@0"], ["versions run from 1"]),
         (["models", "alias", "churn", "1", "123"], ["alias", "is a number"]),
         (
             ["models", "register", "m", str(skops_file), "--license", "no way!"],

@@ -78,7 +78,7 @@ def test_parse_ref_forms():
 @pytest.mark.parametrize(
     ("ref", "message"),
     [
-        ("m@0", "versions start at 1"),
+        ("m@0", "versions run from 1"),
         ("../m@1", "looks like a path"),
         ("m@bad alias", "not a valid"),
         ("", "is empty"),

@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 console = Console()
+# Notes go to stderr so that --json output on stdout stays machine-readable.
+notes = Console(stderr=True)
 
 
 def as_json(value: Any) -> str:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from stoa.cli.context import existing_path, parse_json_object, parse_pairs, state
-from stoa.cli.output import console, emit, table, version_detail, version_table
+from stoa.cli.output import console, emit, notes, table, version_detail, version_table
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 TagOpt = Annotated[list[str] | None, typer.Option("--tag", help="KEY=VALUE; repeatable.")]
@@ -78,6 +78,8 @@ def kind_app(kind: str) -> typer.Typer:
             kind, parse_pairs(tag, "tag"), name=name, status=status, limit=limit
         )
         emit(rows, json_out, version_table)
+        if len(rows) == limit:
+            notes.print(f"note: stopped at --limit {limit}; there may be more matches")
 
     @app.command()
     def archive(ctx: typer.Context, ref: str, json_out: JsonOpt = False) -> None:

@@ -8,10 +8,12 @@ hash stands for the whole folder.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -189,15 +191,37 @@ class BlobStore:
         return parse_manifest(self.read_bytes(sha256))
 
     def export_folder(self, manifest_sha256: str, dest: Path) -> Path:
-        """Rebuild a folder from its manifest, verifying every file."""
-        for rel, entry in self.read_manifest(manifest_sha256).items():
-            self.export_file(str(entry["sha256"]), dest / rel)
+        """Rebuild a folder from its manifest, verifying every file; all or nothing."""
+        with staged_folder(dest) as tmp:
+            for rel, entry in self.read_manifest(manifest_sha256).items():
+                self.export_file(str(entry["sha256"]), tmp / rel)
         return dest
 
     def export(self, sha256: str, artifact: str, dest: Path) -> Path:
         if artifact == "folder":
             return self.export_folder(sha256, dest)
         return self.export_file(sha256, dest)
+
+
+@contextlib.contextmanager
+def staged_folder(dest: Path) -> Iterator[Path]:
+    """A temporary folder beside ``dest``, renamed to it only if the block succeeds.
+
+    A failed or tampered download then leaves nothing behind at ``dest``.
+    """
+    dest = Path(dest)
+    if dest.exists():
+        raise InvalidInputError(
+            f"{dest} already exists", field="dest", fix="give a path that does not exist yet"
+        )
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=".stoa-"))
+    try:
+        yield tmp
+        os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def manifest_bytes(files: dict[str, dict[str, object]]) -> bytes:

@@ -16,7 +16,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -76,9 +76,8 @@ class Database:
         self.engine = _make_engine(self.url)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._read = sessionmaker(self.engine, expire_on_commit=False)
-        self._write = sessionmaker(
-            self.engine.execution_options(stoa_write=True), expire_on_commit=False
-        )
+        self._write_engine = self.engine.execution_options(stoa_write=True)
+        self._write = sessionmaker(self._write_engine, expire_on_commit=False)
         if migrate:
             self.migrate()
 
@@ -92,6 +91,12 @@ class Database:
         """One transaction: committed when the block ends, rolled back on any error."""
         with self._write() as session, session.begin():
             yield session
+
+    @contextlib.contextmanager
+    def write_connection(self) -> Iterator[Connection]:
+        """``write()`` without an ORM session, for hot paths that run Core statements."""
+        with self._write_engine.begin() as conn:
+            yield conn
 
     def _alembic_config(self) -> Config:
         cfg = Config()

@@ -14,6 +14,8 @@ from stoa.core.errors import InvalidInputError
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _DRIVE = re.compile(r"^[A-Za-z]:")
+# Versions are stored as 32-bit integers on every back-end.
+MAX_VERSION = 2**31 - 1
 _NAME_RULE = "1-128 characters of letters, digits, '.', '_' or '-', starting with a letter or digit"
 
 
@@ -104,6 +106,16 @@ def safe_relpath(value: str, field: str = "path") -> str:
     return "/".join(parts)
 
 
+def validate_version(version: int, field: str = "version") -> int:
+    if not isinstance(version, int) or not 1 <= version <= MAX_VERSION:
+        raise InvalidInputError(
+            f"version {version} does not exist; versions run from 1 to at most {MAX_VERSION}",
+            field=field,
+            fix="give an existing version number",
+        )
+    return version
+
+
 @dataclass(frozen=True)
 class Ref:
     """A parsed reference: ``name``, ``name@3`` or ``name@champion``."""
@@ -131,12 +143,7 @@ def parse_ref(text: str, field: str = "ref") -> Ref:
     if not sep:
         return Ref(name)
     if selector.isdigit():
-        version = int(selector)
-        if version < 1:
-            raise InvalidInputError(
-                f"version {version} does not exist; versions start at 1", field=field
-            )
-        return Ref(name, version=version)
+        return Ref(name, version=validate_version(int(selector), field))
     if selector == "latest":
         return Ref(name)
     validate_alias(selector, field)

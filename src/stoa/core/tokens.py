@@ -12,6 +12,7 @@ import hmac
 import secrets
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import select
@@ -123,11 +124,17 @@ class TokenStore:
             return _info(row)
 
     def any_active(self) -> bool:
+        """Whether some token can still authenticate."""
+        return self._exists(Token.revoked_at.is_(None))
+
+    def auth_enabled(self) -> bool:
+        """Whether tokens were ever set up; once they were, revoking them all locks the API
+        rather than opening it again."""
+        return self._exists()
+
+    def _exists(self, *where: Any) -> bool:
         with self.db.read() as session:
-            return (
-                session.scalars(select(Token.id).where(Token.revoked_at.is_(None)).limit(1)).first()
-                is not None
-            )
+            return session.scalars(select(Token.id).where(*where).limit(1)).first() is not None
 
     def authenticate(self, token: str) -> TokenInfo:
         """The token's record, or AuthenticationError; revoked tokens never pass."""

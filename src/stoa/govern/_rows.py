@@ -27,7 +27,15 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from stoa.core.errors import InvalidInputError
-from stoa.core.schema import Alias, AuditEvent, Series, Version, VersionTag, utcnow
+from stoa.core.schema import (
+    Alias,
+    AuditEvent,
+    LineageLink,
+    Series,
+    Version,
+    VersionTag,
+    utcnow,
+)
 from stoa.govern.types import Kind, VersionInfo
 
 V = Version.__table__
@@ -101,6 +109,12 @@ _CURRENT_ALIAS = (
     .where(A.c.series_id == bindparam("b_series"), A.c.alias == bindparam("b_alias"))
 )
 _INSERT_AUDIT = AuditEvent.__table__.insert()
+L = LineageLink.__table__
+_EDGE_EXISTS = select(L.c.id).where(
+    L.c.parent_type == bindparam("b_pt"), L.c.parent_id == bindparam("b_pid"),
+    L.c.child_type == bindparam("b_ct"), L.c.child_id == bindparam("b_cid"),
+)  # fmt: skip
+_INSERT_EDGE = L.insert()
 _POINT_ALIAS: dict[str, Any] = {}
 _INSERT_TAG = T.insert()
 _NEXT_NUMBER: dict[str, Any] = {}
@@ -195,6 +209,20 @@ def point_alias(
          "updated_by": actor},
     )  # fmt: skip
     return previous, now
+
+
+def link(
+    conn: Connection, parents: Iterable[tuple[str, str]], child_type: str, child_id: str
+) -> None:
+    """Record lineage edges parent -> child; an edge that exists already is kept once."""
+    for parent_type, parent_id in parents:
+        edge = {"b_pt": parent_type, "b_pid": parent_id, "b_ct": child_type, "b_cid": child_id}
+        if conn.execute(_EDGE_EXISTS, edge).first() is None:
+            conn.execute(
+                _INSERT_EDGE,
+                {"parent_type": parent_type, "parent_id": parent_id, "child_type": child_type,
+                 "child_id": child_id, "created_at": utcnow()},
+            )  # fmt: skip
 
 
 def audit(conn: Connection, actor: str, action: str, subject: str, detail: dict[str, Any]) -> None:

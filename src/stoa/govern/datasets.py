@@ -42,11 +42,11 @@ def describe_dataset(path: Path) -> dict[str, Any]:
     """Format, columns with their types and row count; unreadable data names the problem."""
     if not path.is_file():
         raise InvalidInputError(
-            f"{path} is not a file", field="path", fix="give a CSV, Parquet or JSONL file"
+            f"{path.name} is not a file", field="path", fix="give a CSV, Parquet or JSONL file"
         )
     if path.stat().st_size == 0:
         raise InvalidInputError(
-            f"{path} is empty", field="path", fix="give a file with a header and rows"
+            f"{path.name} is empty", field="path", fix="give a file with a header and rows"
         )
     fmt = detect_dataset_format(path)
     try:

@@ -55,7 +55,7 @@ def register_model(
     if flavor is not None:
         get_flavor(flavor)
     verdict = run_gate(gate, path)
-    detected = flavor_for_path(path) if verdict.verdict == "allowed" else None
+    detected = flavor_for_path(path, verdict.format) if verdict.verdict == "allowed" else None
     if flavor is not None and detected is not None and flavor != detected:
         raise InvalidInputError(
             f"the artifact is a {detected} save, not {flavor}",

@@ -29,6 +29,7 @@ from stoa.core.names import (
     validate_name,
     validate_tag_key,
     validate_tag_value,
+    validate_version,
 )
 from stoa.core.schema import (
     Alias,
@@ -127,23 +128,25 @@ class Registry:
             "spec": dict(spec or {}), "findings": [dict(f) for f in findings], "gate": gate,
             "created_by": actor,
         }  # fmt: skip
+        parents = list(parents)
         try:
-            with self.db.write() as session:
+            with self.db.write_connection() as conn:
+                # The ORM is only needed to resolve lineage references; most calls have none.
+                session = Session(bind=conn) if parents else None
                 links = [self._resolve_parent(session, *p) for p in parents]
-                conn = session.connection()
                 series_id, number = _rows.next_number(conn, kind, name)
                 same = _rows.same_content(conn, series_id, stored.sha256, status)
                 if same is not None:
                     raise _AlreadyStored(same)  # rolls the counter back
                 version_id, created_at = _rows.insert_version(conn, series_id, number, values, tags)
-                self._link(session, links, kind, str(version_id))
+                _rows.link(conn, links, kind, str(version_id))
                 return _rows.new_info(kind, name, number, created_at, values, tags)
         except _AlreadyStored as found:
             # The same bytes with the same outcome again write no version; new lineage
             # (another run that produced the same bytes) is still recorded.
             with self.db.write() as session:
                 links = [self._resolve_parent(session, *p) for p in parents]
-                self._link(session, links, kind, str(found.version_id))
+                _rows.link(session.connection(), links, kind, str(found.version_id))
                 return self._fetch_one(session, found.version_id).model_copy(
                     update={"created": False}
                 )
@@ -190,9 +193,10 @@ class Registry:
         """Point ``alias`` at a version; every move is kept in the audit log."""
         validate_alias(alias)
         validate_name(name)
+        version = validate_version(version)
         with self.db.write() as session:
             conn = session.connection()
-            found = _rows.find_version(conn, kind, name, int(version))
+            found = _rows.find_version(conn, kind, name, version)
             if found is None:
                 self._resolve(session, kind, f"{name}@{int(version)}")  # raises, naming what
             series_id, version_id, status = found
@@ -239,7 +243,7 @@ class Registry:
             run = Run(id=uuid.uuid4().hex, name=name, created_by=actor, status="finished")
             session.add(run)
             session.flush()
-            self._link(session, links, "run", run.id)
+            _rows.link(session.connection(), links, "run", run.id)
             return RunInfo.model_validate(run, from_attributes=True)
 
     # -- reading -----------------------------------------------------------------
@@ -440,20 +444,6 @@ class Registry:
                 break
             frontier = next_frontier
         return found
-
-    @staticmethod
-    def _link(
-        session: Session, parents: Iterable[tuple[str, str]], child_type: str, child_id: str
-    ) -> None:
-        for parent_type, parent_id in parents:
-            edge = {
-                "parent_type": parent_type,
-                "parent_id": parent_id,
-                "child_type": child_type,
-                "child_id": child_id,
-            }
-            if session.scalars(select(LineageLink.id).filter_by(**edge)).first() is None:
-                session.add(LineageLink(**edge))
 
     @staticmethod
     def _audit(

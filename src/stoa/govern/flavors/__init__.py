@@ -62,9 +62,13 @@ def detect_flavor(obj: Any) -> Flavor:
     )
 
 
-def flavor_for_path(path: Path) -> str | None:
-    """The flavor a stored artifact was saved with, or None when no flavor claims it."""
-    fmt = "folder" if path.is_dir() else detect_format(path)
+def flavor_for_path(path: Path, fmt: str | None = None) -> str | None:
+    """The flavor a stored artifact was saved with, or None when no flavor claims it.
+
+    ``fmt`` is the format the gate already detected, to avoid reading the file twice.
+    """
+    if fmt is None:
+        fmt = "folder" if path.is_dir() else detect_format(path)
     for flavor in FLAVORS.values():
         if flavor.matches_path(path, fmt):
             return flavor.name

@@ -17,7 +17,7 @@ class SentenceTransformersFlavor:
         )
 
     def matches_path(self, path: Path, fmt: str) -> bool:
-        return fmt == "folder" and (
+        return path.is_dir() and (
             (path / "modules.json").is_file()
             or (path / "config_sentence_transformers.json").is_file()
         )

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from stoa.client import LocalClient, ensure_downloadable
 from stoa.core.errors import AuthenticationError, InvalidInputError, NotFoundError
-from stoa.core.names import safe_relpath
+from stoa.core.names import safe_relpath, validate_name
 from stoa.core.tokens import NewToken, TokenInfo, require_scope
 from stoa.govern.types import (
     AliasInfo,
@@ -51,7 +51,7 @@ def scope(needed: str) -> Callable[..., TokenInfo | None]:
         client = client_of(request)
         header = request.headers.get("authorization", "")
         if not header:
-            if request.app.state.loopback and not client.tokens.any_active():
+            if request.app.state.loopback and not client.tokens.auth_enabled():
                 return None
             raise AuthenticationError(
                 "a bearer token is required",
@@ -90,6 +90,15 @@ def _json_field(raw: str | None, field: str, expected: type) -> Any:
     return value
 
 
+def _upload_name(filename: str | None) -> str:
+    """The uploaded file's own base name, so messages name the user's file; never a path."""
+    base = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+    try:
+        return validate_name(base)
+    except InvalidInputError:
+        return "artifact"
+
+
 def _save_uploads(files: list[UploadFile], paths: list[str] | None, dest: Path) -> Path:
     """Write uploads under ``dest``; relative paths are canonicalised before any write."""
     if not files:
@@ -97,7 +106,7 @@ def _save_uploads(files: list[UploadFile], paths: list[str] | None, dest: Path) 
     if not paths:
         if len(files) != 1:
             raise InvalidInputError("several files need a 'paths' entry each", field="paths")
-        target = dest / "artifact"
+        target = dest / _upload_name(files[0].filename)
         with open(target, "wb") as out:
             shutil.copyfileobj(files[0].file, out)
         return target
