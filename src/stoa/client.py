@@ -225,6 +225,7 @@ class HttpClient(Client):
     # models
     def register_model(self, name: str, path: str | Path, **kwargs: Any) -> VersionInfo:
         path = Path(path)
+        kwargs.pop("progress", None)  # the server stores the upload; nothing to report here
         form = _form(name, kwargs)
         if path.is_dir():
             rels = sorted(build_manifest(path)[0])
@@ -314,6 +315,7 @@ class HttpClient(Client):
     # datasets
     def register_dataset(self, name: str, path: str | Path, **kwargs: Any) -> VersionInfo:
         path = Path(path)
+        kwargs.pop("progress", None)
         if not path.is_file():
             raise errors.InvalidInputError(f"{path} is not a file", field="path")
         with open(path, "rb") as handle:

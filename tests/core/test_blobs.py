@@ -89,3 +89,13 @@ def test_tampered_manifest_cannot_escape_on_export(store, tmp_path):
     with pytest.raises(InvalidInputError, match="leaves the artifact folder"):
         store.export_folder(sha, tmp_path / "restore")
     assert not (tmp_path / "escape").exists()
+
+
+def test_progress_reports_every_stored_byte(store, tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "a.bin").write_bytes(b"a" * 3_000_000)
+    (folder / "b.bin").write_bytes(b"b" * 10)
+    seen: list[int] = []
+    store.put_path(folder, progress=seen.append)
+    assert sum(seen) == 3_000_010 and len(seen) >= 3  # chunked, not one call per file

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 from rich.console import Console
+from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
 console = Console()
@@ -68,3 +71,24 @@ def version_detail(v: Any) -> Table:
     for finding in v.findings:
         out.caption = (out.caption or "") + f"\n[{finding.get('code')}] {finding.get('message')}"
     return out
+
+
+#: Below this many bytes, storing is quicker than drawing a bar.
+PROGRESS_MIN_BYTES = 32 * 1024 * 1024
+
+
+@contextlib.contextmanager
+def storing_progress(path: Path) -> Iterator[Callable[[int], None] | None]:
+    """A byte-counting callback that drives a progress bar on stderr, for large artifacts."""
+    total = path.stat().st_size if path.is_file() else _folder_size(path)
+    if total < PROGRESS_MIN_BYTES:
+        yield None
+        return
+    columns = (*Progress.get_default_columns(), DownloadColumn(), TransferSpeedColumn())
+    with Progress(*columns, console=notes, transient=True) as bar:
+        task = bar.add_task(f"storing {path.name}", total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def _folder_size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())

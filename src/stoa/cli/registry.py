@@ -8,7 +8,15 @@ from typing import Annotated
 import typer
 
 from stoa.cli.context import existing_path, parse_json_object, parse_pairs, state
-from stoa.cli.output import console, emit, notes, table, version_detail, version_table
+from stoa.cli.output import (
+    console,
+    emit,
+    notes,
+    storing_progress,
+    table,
+    version_detail,
+    version_table,
+)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 TagOpt = Annotated[list[str] | None, typer.Option("--tag", help="KEY=VALUE; repeatable.")]
@@ -180,17 +188,19 @@ def register_model(
     json_out: JsonOpt = False,
 ) -> None:
     """Register a model file or folder; the gate decides whether it may be loaded."""
-    info = state(ctx).client.register_model(
-        name,
-        existing_path(path),
-        flavor=flavor,
-        license=license,
-        description=description,
-        tags=parse_pairs(tag, "tag"),
-        metadata=parse_json_object(metadata, "metadata"),
-        run_id=run_id,
-        datasets=dataset or [],
-    )
+    with storing_progress(existing_path(path)) as progress:
+        info = state(ctx).client.register_model(
+            name,
+            path,
+            flavor=flavor,
+            license=license,
+            description=description,
+            tags=parse_pairs(tag, "tag"),
+            metadata=parse_json_object(metadata, "metadata"),
+            run_id=run_id,
+            datasets=dataset or [],
+            progress=progress,
+        )
     emit(info, json_out, version_detail)
     refused_if_blocked(info.status)
 
@@ -206,13 +216,15 @@ def register_dataset(
     json_out: JsonOpt = False,
 ) -> None:
     """Register a dataset file; its format, schema and row count are recorded."""
-    info = state(ctx).client.register_dataset(
-        name,
-        existing_path(path),
-        description=description,
-        tags=parse_pairs(tag, "tag"),
-        metadata=parse_json_object(metadata, "metadata"),
-    )
+    with storing_progress(existing_path(path)) as progress:
+        info = state(ctx).client.register_dataset(
+            name,
+            path,
+            description=description,
+            tags=parse_pairs(tag, "tag"),
+            metadata=parse_json_object(metadata, "metadata"),
+            progress=progress,
+        )
     emit(info, json_out, version_detail)
 
 

@@ -16,7 +16,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -27,6 +27,8 @@ from stoa.core.errors import IntegrityError, InvalidInputError, NotFoundError
 from stoa.core.names import safe_relpath
 
 CHUNK = 1 << 20
+#: Called with the number of bytes just stored, so callers can draw a progress bar.
+Progress = Callable[[int], None]
 MANIFEST_FORMAT = "stoa.manifest/1"
 _HEX = frozenset("0123456789abcdef")
 
@@ -103,7 +105,7 @@ class BlobStore:
     def exists(self, sha256: str) -> bool:
         return self.fs.exists(self._path(sha256))
 
-    def put_stream(self, stream: BinaryIO) -> tuple[str, int]:
+    def put_stream(self, stream: BinaryIO, progress: Progress | None = None) -> tuple[str, int]:
         """Copy a stream in while hashing it, then move it into place atomically."""
         tmp = f"{self.root}/tmp/{uuid.uuid4().hex}"
         digest = hashlib.sha256()
@@ -114,6 +116,8 @@ class BlobStore:
                     digest.update(chunk)
                     size += len(chunk)
                     out.write(chunk)
+                    if progress is not None:
+                        progress(len(chunk))
             sha = digest.hexdigest()
             final = self._path(sha)
             if self.fs.exists(final):
@@ -130,11 +134,11 @@ class BlobStore:
     def put_bytes(self, data: bytes) -> str:
         return self.put_stream(io.BytesIO(data))[0]
 
-    def put_file(self, path: Path) -> tuple[str, int]:
+    def put_file(self, path: Path, progress: Progress | None = None) -> tuple[str, int]:
         with open(path, "rb") as handle:
-            return self.put_stream(handle)
+            return self.put_stream(handle, progress)
 
-    def put_path(self, path: Path) -> StoredArtifact:
+    def put_path(self, path: Path, progress: Progress | None = None) -> StoredArtifact:
         """Store a file, or a folder as its files plus a manifest."""
         path = Path(path)
         if path.is_symlink() and path.is_dir():
@@ -142,12 +146,12 @@ class BlobStore:
                 f"{path} is a symlink", field="path", fix="give the real folder"
             )
         if path.is_file():
-            sha, size = self.put_file(path)
+            sha, size = self.put_file(path, progress)
             return StoredArtifact(sha, "file", size)
         if path.is_dir():
             files, total = build_manifest(path)
             for rel, entry in files.items():
-                sha, _ = self.put_file(path / rel)
+                sha, _ = self.put_file(path / rel, progress)
                 if sha != entry["sha256"]:
                     raise IntegrityError(f"{rel} changed while it was being stored", field="path")
             return StoredArtifact(self.put_bytes(manifest_bytes(files)), "folder", total)

@@ -15,6 +15,7 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
+from stoa.core.blobs import Progress
 from stoa.core.errors import InvalidInputError
 from stoa.govern.registry import Registry
 from stoa.govern.types import VersionInfo
@@ -83,10 +84,11 @@ def register_dataset(
     description: str = "",
     tags: Mapping[str, str] | None = None,
     metadata: Mapping[str, Any] | None = None,
+    progress: Progress | None = None,
 ) -> VersionInfo:
     path = Path(path)
     spec = describe_dataset(path)
-    stored = registry.blobs.put_path(path)
+    stored = registry.blobs.put_path(path, progress)
     return registry.add_version(
         "dataset",
         name,

@@ -11,6 +11,7 @@ import pickletools
 import struct
 import zipfile
 from pathlib import Path
+from typing import BinaryIO
 
 # Formats whose loaders only parse data; loading them never executes code.
 SAFE_FORMATS = frozenset(
@@ -22,6 +23,7 @@ DATA_FORMATS = frozenset({"json", "text"})
 _HEAD = 4096
 _SAFETENSORS_MAX_HEADER = 100 * 1024 * 1024
 # ONNX ModelProto field numbers and their protobuf wire types.
+_ONNX_MAX_FIELDS = 100_000
 _ONNX_FIELDS = {1: 0, 2: 2, 3: 2, 4: 2, 5: 0, 6: 2, 7: 2, 8: 2, 14: 2, 20: 2, 25: 2}
 
 
@@ -96,42 +98,46 @@ def _is_safetensors(path: Path, head: bytes, size: int) -> bool:
     return isinstance(header, dict)
 
 
-def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+def _read_varint(handle: BinaryIO) -> int:
     value = shift = 0
-    while True:
-        if pos >= len(data) or shift > 63:
+    while shift <= 63:
+        byte = handle.read(1)
+        if not byte:
             raise ValueError("truncated varint")
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos
+        value |= (byte[0] & 0x7F) << shift
+        if not byte[0] & 0x80:
+            return value
         shift += 7
+    raise ValueError("varint too long")
 
 
 def _is_onnx(path: Path, size: int) -> bool:
-    """Walk the top-level protobuf fields; an ONNX model has a known set and a graph."""
-    if size > 2 * 1024**3:
-        return False
-    data = path.read_bytes()
-    pos, seen = 0, set()
-    try:
-        while pos < len(data):
-            key, pos = _read_varint(data, pos)
-            field, wire = key >> 3, key & 7
-            if _ONNX_FIELDS.get(field) != wire:
-                return False
-            if wire == 0:
-                _, pos = _read_varint(data, pos)
-            else:
-                length, pos = _read_varint(data, pos)
-                pos += length
-                if pos > len(data):
+    """Walk the top-level protobuf fields; an ONNX model has a known set and a graph.
+
+    Only field headers are read: a length-delimited field is skipped with a seek, so a
+    multi-GB model costs a few reads, never its size in memory.
+    """
+    seen: set[int] = set()
+    with open(path, "rb") as handle:
+        try:
+            for _ in range(_ONNX_MAX_FIELDS):
+                if handle.tell() >= size:
+                    return {1, 7} <= seen
+                key = _read_varint(handle)
+                field, wire = key >> 3, key & 7
+                if _ONNX_FIELDS.get(field) != wire:
                     return False
-            seen.add(field)
-    except ValueError:
-        return False
-    return {1, 7} <= seen
+                if wire == 0:
+                    _read_varint(handle)
+                else:
+                    length = _read_varint(handle)
+                    if handle.tell() + length > size:
+                        return False
+                    handle.seek(length, 1)
+                seen.add(field)
+        except ValueError:
+            return False
+    return False  # more top-level fields than any real model has
 
 
 def _as_text(path: Path, size: int) -> str | None:

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from stoa.core.blobs import Progress
 from stoa.core.errors import InvalidInputError, RefusedError
 from stoa.govern.flavors import detect_flavor, flavor_for_path, get_flavor
 from stoa.govern.gate import Gate, run_gate
@@ -46,6 +47,7 @@ def register_model(
     spec: Mapping[str, Any] | None = None,
     run_id: str | None = None,
     datasets: Iterable[str] = (),
+    progress: Progress | None = None,
 ) -> VersionInfo:
     """Store an artifact, pass it through the gate, and record the version with its verdict."""
     path = Path(path)
@@ -62,7 +64,7 @@ def register_model(
             field="flavor",
             fix=f"pass --flavor {detected} or leave it out",
         )
-    stored = registry.blobs.put_path(path)
+    stored = registry.blobs.put_path(path, progress)
     parents = [("dataset", d) for d in datasets]
     if run_id:
         parents.append(("run", run_id))

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from stoa.core.blobs import BlobStore, StoredArtifact
@@ -131,9 +131,7 @@ class Registry:
         parents = list(parents)
         try:
             with self.db.write_connection() as conn:
-                # The ORM is only needed to resolve lineage references; most calls have none.
-                session = Session(bind=conn) if parents else None
-                links = [self._resolve_parent(session, *p) for p in parents]
+                links = self._resolve_parents(conn, parents)
                 series_id, number = _rows.next_number(conn, kind, name)
                 same = _rows.same_content(conn, series_id, stored.sha256, status)
                 if same is not None:
@@ -374,6 +372,14 @@ class Registry:
                     fix=f"its versions run from 1 to {series.latest_version}",
                 )
         return row, series
+
+    def _resolve_parents(
+        self, conn: Connection, parents: list[tuple[str, str]]
+    ) -> list[tuple[str, str]]:
+        if not parents:  # the common case needs no ORM session at all
+            return []
+        with Session(bind=conn) as session:
+            return [self._resolve_parent(session, *p) for p in parents]
 
     def _resolve_parent(self, session: Session, kind: str, ref: str) -> tuple[str, str]:
         if kind == "run":
