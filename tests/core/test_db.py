@@ -64,3 +64,9 @@ def test_schema_matches_the_models(db_url):
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     db.dispose()
     assert diff == []
+
+
+def test_head_revision_constant_matches_the_migration_files(tmp_path):
+    from stoa.core.db import HEAD_REVISION
+
+    assert Database(f"sqlite:///{tmp_path / 'h.db'}").head_revision() == HEAD_REVISION

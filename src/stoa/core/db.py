@@ -11,18 +11,17 @@ import contextlib
 import fcntl
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from stoa.core.errors import ConfigurationError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+#: The newest file in migrations/versions; tests check that the two agree.
+HEAD_REVISION = "0002"
 _SQLITE_BUSY_MS = 30_000
 _PG_MIGRATION_LOCK = 0x5709A  # any constant shared by every Stoa process
 
@@ -98,27 +97,41 @@ class Database:
         with self._write_engine.begin() as conn:
             yield conn
 
-    def _alembic_config(self) -> Config:
+    def _alembic_config(self) -> Any:
+        from alembic.config import Config
+
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
         cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
         return cfg
 
     def current_revision(self) -> str | None:
+        """The schema revision stored in the database; None before the first migration."""
         with self.engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+            if not inspect(conn).has_table("alembic_version"):
+                return None
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
     def head_revision(self) -> str | None:
+        """The newest migration shipped with this code."""
+        from alembic.script import ScriptDirectory
+
         return ScriptDirectory.from_config(self._alembic_config()).get_current_head()
 
     def migrate(self) -> None:
-        """Bring the schema to head; safe when many processes start at once."""
-        head = self.head_revision()
+        """Bring the schema to head; safe when many processes start at once.
+
+        Checking costs one query against ``HEAD_REVISION``; Alembic itself is imported
+        only when there is something to migrate, which keeps every CLI call fast.
+        """
+        head = HEAD_REVISION
         if self.current_revision() == head:
             return
         with self._migration_lock():
             if self.current_revision() == head:
                 return
+            from alembic import command
+
             with self.engine.begin() as conn:
                 cfg = self._alembic_config()
                 cfg.attributes["connection"] = conn
