@@ -3,8 +3,12 @@ import io
 from rich.console import Console
 
 
-def test_demo_runs_the_lifecycle_and_cleans_up():
+def test_demo_runs_the_lifecycle_and_cleans_up(monkeypatch, tmp_path):
     from stoa.demo.run import run_demo
+
+    # The demo uses its own temporary home, whatever the environment points at.
+    monkeypatch.setenv("STOA_DATABASE_URL", f"sqlite:///{tmp_path / 'must-stay-empty.db'}")
+    monkeypatch.setenv("STOA_BLOB_URL", str(tmp_path / "must-stay-empty"))
 
     buffer = io.StringIO()
     out = run_demo(Console(file=buffer, width=200), keep=False)
@@ -23,3 +27,5 @@ def test_demo_runs_the_lifecycle_and_cleans_up():
     assert out["blocked"].status == "blocked"
     assert out["accuracy"] > 0.9
     assert [n.type for n in out["lineage"].upstream] == ["run", "dataset"]
+    assert not (tmp_path / "must-stay-empty.db").exists()
+    assert not (tmp_path / "must-stay-empty").exists()

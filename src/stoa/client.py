@@ -7,6 +7,7 @@ server's routes call ``LocalClient``, so all three share one implementation.
 
 from __future__ import annotations
 
+import copy
 import getpass
 import hashlib
 import json
@@ -20,14 +21,20 @@ from urllib.parse import quote
 import httpx
 
 from stoa.core import errors
-from stoa.core.blobs import BlobStore, build_manifest, parse_manifest, staged_folder
+from stoa.core.blobs import (
+    BlobStore,
+    build_manifest,
+    ensure_absent,
+    parse_manifest,
+    staged_folder,
+)
 from stoa.core.db import Database
 from stoa.core.errors import IntegrityError, StoaError
-from stoa.core.names import safe_relpath, validate_name
+from stoa.core.names import validate_name
 from stoa.core.settings import Settings
 from stoa.core.tokens import NewToken, TokenInfo, TokenStore
 from stoa.govern import datasets, models, prompts
-from stoa.govern.flavors import detect_flavor, get_flavor
+from stoa.govern.flavors import detect_flavor
 from stoa.govern.gate import FormatGate, Gate
 from stoa.govern.registry import Registry, check_kind
 from stoa.govern.types import (
@@ -101,6 +108,12 @@ class LocalClient(Client):
     def close(self) -> None:
         self.db.dispose()
 
+    def acting_as(self, actor: str) -> LocalClient:
+        """The same stores, with changes recorded under ``actor`` (the server's callers)."""
+        view = copy.copy(self)
+        view.actor = actor
+        return view
+
     # models
     def register_model(self, name: str, path: str | Path, **kwargs: Any) -> VersionInfo:
         kwargs.setdefault("actor", self.actor)
@@ -173,7 +186,7 @@ class LocalClient(Client):
         info = self.show(kind, ref)
         if kind == "model":
             ensure_downloadable(info)
-        return self.blobs.export(info.sha256, info.artifact, Path(dest))
+        return self.blobs.export(info.sha256, info.artifact, ensure_absent(Path(dest)))
 
     # tokens
     def create_token(self, name: str, scopes: Iterable[str]) -> NewToken:
@@ -254,12 +267,12 @@ class HttpClient(Client):
         models.ensure_loadable(info)
         with tempfile.TemporaryDirectory(prefix="stoa-") as tmp:
             path = self.download("model", info.ref, Path(tmp) / "artifact")
-            return get_flavor(info.flavor).load(path, info.spec)
+            return models.load_artifact(info, path)
 
     def download(self, kind: Kind, ref: str, dest: str | Path) -> Path:
         """Fetch an artifact and verify every byte against the hashes the server recorded."""
         info = self.show(kind, ref)
-        dest = Path(dest)
+        dest = ensure_absent(Path(dest))
         base = f"/{check_kind(kind)}s/{_seg(info.ref)}/artifact"
         if info.artifact == "file":
             return self._fetch(base, info.sha256, dest)
@@ -429,5 +442,4 @@ __all__ = [
     "LocalClient",
     "default_actor",
     "ensure_downloadable",
-    "safe_relpath",
 ]

@@ -280,3 +280,21 @@ def test_home_and_database_url_options_match_the_variables(stoa, tmp_path, postg
     assert on_pg["ref"] == "q@1" and not (two / "stoa.db").exists()
     pg_env = clean_env(STOA_HOME=str(two), STOA_DATABASE_URL=postgres_url)
     assert ok_json(stoa("prompts", "show", "q", "--json", env=pg_env))["sha256"] == on_pg["sha256"]
+
+
+def test_runs_link_datasets_to_models(stoa, tmp_path, skops_file):
+    csv = tmp_path / "train.csv"
+    csv.write_text("x,y\n1,0\n2,1\n")
+    ok_json(stoa("datasets", "register", "train", str(csv), "--json"))
+    run = ok_json(stoa("runs", "create", "fit", "--input", "train@1", "--json"))
+    model = stoa("models", "register", "m", str(skops_file), "--run-id", run["id"], "--json")
+    assert ok_json(model)["version"] == 1
+    lineage = ok_json(stoa("runs", "lineage", run["id"], "--json"))
+    assert [n["ref"] for n in lineage["upstream"]] == ["train@1"]
+    assert [n["ref"] for n in lineage["downstream"]] == ["m@1"]
+    one_line_error(stoa("runs", "create", "fit", "--input", "nope@1"), 2, "no dataset named")
+    bad = tmp_path / "latin1.j2"
+    bad.write_bytes("caf\xe9 {{ x }}".encode("latin-1"))
+    one_line_error(stoa("prompts", "register", "p", str(bad)), 2, "is not UTF-8 text")
+    broken = clean_env(STOA_HOME=str(tmp_path / "h2"), STOA_DATABASE_URL="nonsense")
+    one_line_error(stoa("models", "list", env=broken), 2, "database_url", "not a database URL")

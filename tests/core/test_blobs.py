@@ -99,3 +99,13 @@ def test_progress_reports_every_stored_byte(store, tmp_path):
     seen: list[int] = []
     store.put_path(folder, progress=seen.append)
     assert sum(seen) == 3_000_010 and len(seen) >= 3  # chunked, not one call per file
+
+
+def test_export_never_overwrites(store, tmp_path):
+    from stoa.core.blobs import ensure_absent
+
+    existing = tmp_path / "mine.txt"
+    existing.write_text("keep me")
+    with pytest.raises(InvalidInputError, match="already exists") as info:
+        ensure_absent(existing)
+    assert info.value.field == "dest" and existing.read_text() == "keep me"

@@ -70,3 +70,21 @@ def test_head_revision_constant_matches_the_migration_files(tmp_path):
     from stoa.core.db import HEAD_REVISION
 
     assert Database(f"sqlite:///{tmp_path / 'h.db'}").head_revision() == HEAD_REVISION
+
+
+def test_unusable_databases_are_configuration_errors(tmp_path):
+    import pytest
+
+    from stoa.core.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="is not a database URL"):
+        Database("nonsense")
+    with pytest.raises(ConfigurationError, match="cannot use the database") as info:
+        Database("postgresql://postgres@127.0.0.1:1/none")
+    assert info.value.field == "database_url"
+    url = f"sqlite:///{tmp_path / 'newer.db'}"
+    Database(url)
+    with Database(url, migrate=False).engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(ConfigurationError, match="newer than this Stoa knows"):
+        Database(url)

@@ -97,3 +97,18 @@ def test_alias_cannot_be_a_number_or_latest():
         validate_alias("3")
     with pytest.raises(InvalidInputError, match="reserved"):
         validate_alias("latest")
+
+
+@pytest.mark.parametrize(
+    ("ref", "message"),
+    [
+        ("m@\u00b2", "is not a version number"),  # "²" passes str.isdigit but not int()
+        ("m@\u0661", "is not a version number"),  # an Arabic-Indic digit
+        ("m@" + "9" * 5000, "versions run from 1 to at most 2147483647"),
+        ("m@2147483648", "versions run from 1 to at most 2147483647"),
+    ],
+)
+def test_parse_ref_odd_numbers_are_clean_errors(ref, message):
+    with pytest.raises(InvalidInputError) as info:
+        parse_ref(ref)
+    assert message in info.value.message and info.value.field == "ref"

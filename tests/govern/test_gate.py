@@ -141,3 +141,34 @@ def test_registry_records_gate_verdict_and_refuses_to_load(sqlite_client, files)
         sqlite_client.load_model("m@1")
     with pytest.raises(RefusedError):
         sqlite_client.download("model", "m@1", files["p2.bin"].parent / "out")
+
+
+def test_a_pickle_zip_cannot_pass_as_skops(tmp_path):
+    import io
+    import zipfile
+
+    import numpy as np
+
+    disguised = tmp_path / "disguised.skops"
+    with zipfile.ZipFile(disguised, "w") as archive:
+        archive.writestr("schema.json", "{}")
+        archive.writestr("archive/data.pkl", pickle.dumps([1]))
+    assert run_gate(FormatGate(), disguised).verdict == "blocked"
+
+    object_array = tmp_path / "objects.skops"
+    buffer = io.BytesIO()
+    np.save(buffer, np.array([1, None], dtype=object), allow_pickle=True)
+    with zipfile.ZipFile(object_array, "w") as archive:
+        archive.writestr("schema.json", "{}")
+        archive.writestr("1.npy", buffer.getvalue())
+    assert detect_format(object_array) == "zip"
+    assert run_gate(FormatGate(), object_array).verdict == "blocked"
+
+
+def test_explicit_flavor_must_match_the_artifact(sqlite_client, files):
+    from stoa.core.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="onnx artifact no flavor loads") as info:
+        sqlite_client.register_model("m", files["m.onnx"], flavor="sklearn")
+    assert info.value.field == "flavor"
+    assert sqlite_client.list("model") == []

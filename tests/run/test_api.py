@@ -677,3 +677,68 @@ def test_loopback_stays_closed_once_every_token_is_revoked(api):
     check_error(api.get(f"{API}/models"), 401, "Authorization", message="bearer token")
     ok(api.delete(f"{API}/tokens/{admin['id']}", headers=bearer(admin["token"])))
     check_error(api.get(f"{API}/models"), 401, "Authorization", message="bearer token")
+
+
+def test_changes_over_http_are_recorded_under_the_caller(api, skops_file):
+    ok(upload_file(api, "churn", skops_file), 201)
+    ok(api.put(f"{API}/models/churn/aliases/champion", json={"version": 1}))
+    admin = ok(api.post(f"{API}/tokens", json={"name": "ci-bot", "scopes": ["write"]}), 201)
+    headers = bearer(admin["token"])
+    assert api.delete(f"{API}/models/churn/aliases/champion", headers=headers).status_code == 204
+    history = ok(api.get(f"{API}/models/churn/aliases", headers=headers))
+    assert [h["actor"] for h in history] == ["anonymous", "token:ci-bot"]
+    assert ok(api.get(f"{API}/models/churn@1", headers=headers))["created_by"] == "anonymous"
+
+
+def test_missing_or_altered_blobs_are_clean_errors(api, app, skops_file):
+    info = ok(upload_file(api, "churn", skops_file), 201)
+    blob = app.state.client.blobs
+    path = Path(blob.root) / "sha256" / info["sha256"][:2] / info["sha256"][2:]
+    path.write_bytes(b"altered")
+    check_error(api.get(f"{API}/models/churn@1/artifact"), 500, "sha256", code="integrity")
+    path.unlink()
+    check_error(api.get(f"{API}/models/churn@1/artifact"), 404, "sha256", code="not_found")
+
+
+def test_values_no_back_end_can_store_are_refused(api, skops_file):
+    check_error(
+        upload_file(api, "m", skops_file, description="a\x00b"), 422, "description", message="NUL"
+    )
+    check_error(
+        upload_file(api, "m", skops_file, metadata='{"x": NaN}'), 422, "metadata", message="JSON"
+    )
+    check_error(
+        upload_file(api, "m", skops_file, metadata='{"x": "a\\u0000b"}'),
+        422,
+        "metadata",
+        message="NUL",
+    )
+    assert ok(api.get(f"{API}/models")) == []  # nothing was stored
+
+
+def test_prompt_runtime_errors_and_huge_results_are_refused(api):
+    ok(api.post(f"{API}/prompts", json={"name": "sum", "template": "{{ a + b }}"}), 201)
+    check_error(
+        api.post(f"{API}/prompts/sum/render", json={"values": {"a": 1, "b": "x"}}),
+        422,
+        "variables",
+        message="TypeError",
+    )
+    ok(api.post(f"{API}/prompts", json={"name": "big", "template": "{{ 9 ** n }}"}), 201)
+    check_error(
+        api.post(f"{API}/prompts/big/render", json={"values": {"n": 10**9}}),
+        422,
+        "template",
+        message="too large",
+    )
+
+
+def test_upload_paths_that_are_both_file_and_folder_are_refused(api, tmp_path):
+    files = [("files", ("a", b"x")), ("files", ("b", b"y"))]
+    for paths in (["a", "a/b"], ["a/b", "a"]):
+        check_error(
+            api.post(f"{API}/models", data={"name": "m", "paths": paths}, files=files),
+            422,
+            "paths",
+            message="both a file and a folder",
+        )

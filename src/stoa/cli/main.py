@@ -8,9 +8,10 @@ from typing import Annotated
 
 import typer
 
-from stoa.cli import registry, tokens
+from stoa.cli import registry, runs, tokens
 from stoa.cli.context import State, state
 from stoa.cli.output import console
+from stoa.core.db import masked
 from stoa.core.errors import StoaError
 from stoa.core.settings import Settings
 
@@ -34,6 +35,7 @@ app = typer.Typer(
 app.add_typer(registry.models_app, name="models")
 app.add_typer(registry.prompts_app, name="prompts")
 app.add_typer(registry.datasets_app, name="datasets")
+app.add_typer(runs.app, name="runs")
 app.add_typer(tokens.app, name="tokens")
 
 
@@ -79,7 +81,7 @@ def init(ctx: typer.Context) -> None:
     settings = state(ctx).settings
     client = LocalClient(settings=settings)
     console.print(f"Stoa home: {settings.resolved_home}")
-    console.print(f"database:  {client.db.url} (schema {client.db.current_revision()})")
+    console.print(f"database:  {masked(client.db.url)} (schema {client.db.current_revision()})")
     console.print(f"blobs:     {client.blobs.url}")
 
 
@@ -130,11 +132,16 @@ def main() -> None:
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)
-    except Exception as exc:  # network failures from the HTTP client
+    except Exception as exc:
         import httpx
+        from sqlalchemy.exc import SQLAlchemyError
 
         if isinstance(exc, httpx.HTTPError):
             print(f"error: cannot reach the Stoa server: {exc}", file=sys.stderr)
+            sys.exit(1)
+        if isinstance(exc, SQLAlchemyError):
+            first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            print(f"error: the database refused the operation: {first}", file=sys.stderr)
             sys.exit(1)
         raise
     sys.exit(code if isinstance(code, int) else 0)

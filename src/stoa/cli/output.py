@@ -65,6 +65,15 @@ def version_table(versions: Any) -> Table:
     )
 
 
+def lineage_table(lineage: Any) -> Table:
+    return table(
+        f"lineage of {lineage.start.ref}",
+        ["direction", "depth", "type", "ref", "via"],
+        [("up", n.depth, n.type, n.ref, n.parent) for n in lineage.upstream]
+        + [("down", n.depth, n.type, n.ref, n.parent) for n in lineage.downstream],
+    )
+
+
 def version_detail(v: Any) -> Table:
     out = version_table(v)
     out.title = f"{v.kind} {v.ref}"

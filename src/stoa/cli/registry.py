@@ -11,6 +11,7 @@ from stoa.cli.context import existing_path, parse_json_object, parse_pairs, stat
 from stoa.cli.output import (
     console,
     emit,
+    lineage_table,
     notes,
     storing_progress,
     table,
@@ -134,17 +135,7 @@ def kind_app(kind: str) -> typer.Typer:
     @app.command()
     def lineage(ctx: typer.Context, ref: str, json_out: JsonOpt = False) -> None:
         """Walk lineage up (what it came from) and down (what came from it)."""
-        info = state(ctx).client.lineage(kind, ref)
-        emit(
-            info,
-            json_out,
-            lambda li: table(
-                f"lineage of {li.start.ref}",
-                ["direction", "depth", "type", "ref", "via"],
-                [("up", n.depth, n.type, n.ref, n.parent) for n in li.upstream]
-                + [("down", n.depth, n.type, n.ref, n.parent) for n in li.downstream],
-            ),
-        )
+        emit(state(ctx).client.lineage(kind, ref), json_out, lineage_table)
 
     @app.command()
     def download(
@@ -250,7 +241,10 @@ def register_prompt(
 
     if (path is None) == (template is None):
         raise InvalidInputError("give exactly one of PATH or --template", field="template")
-    text = template if template is not None else existing_path(path).read_text("utf-8")
+    try:
+        text = template if template is not None else existing_path(path).read_text("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInputError(f"{path} is not UTF-8 text", field="template") from None
     info = state(ctx).client.register_prompt(
         name,
         text,

@@ -207,17 +207,23 @@ class BlobStore:
         return self.export_file(sha256, dest)
 
 
+def ensure_absent(dest: Path) -> Path:
+    """Downloads never overwrite: a user's file at ``dest`` is not ours to replace."""
+    dest = Path(dest)
+    if dest.exists() or dest.is_symlink():
+        raise InvalidInputError(
+            f"{dest} already exists", field="dest", fix="give a path that does not exist yet"
+        )
+    return dest
+
+
 @contextlib.contextmanager
 def staged_folder(dest: Path) -> Iterator[Path]:
     """A temporary folder beside ``dest``, renamed to it only if the block succeeds.
 
     A failed or tampered download then leaves nothing behind at ``dest``.
     """
-    dest = Path(dest)
-    if dest.exists():
-        raise InvalidInputError(
-            f"{dest} already exists", field="dest", fix="give a path that does not exist yet"
-        )
+    dest = ensure_absent(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=".stoa-"))
     try:

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from stoa.core.errors import ConfigurationError
@@ -33,8 +34,23 @@ def _normalise_url(url: str) -> str:
     return url
 
 
+def masked(url: str) -> str:
+    """The URL with its password hidden, for messages and `stoa init`."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable URL>"
+
+
 def _make_engine(url: str) -> Engine:
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigurationError(
+            f"{url!r} is not a database URL",
+            field="database_url",
+            fix="use sqlite:///PATH or postgresql://USER@HOST/DB",
+        ) from None
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -78,7 +94,15 @@ class Database:
         self._write_engine = self.engine.execution_options(stoa_write=True)
         self._write = sessionmaker(self._write_engine, expire_on_commit=False)
         if migrate:
-            self.migrate()
+            try:
+                self.migrate()
+            except OperationalError as exc:
+                reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+                raise ConfigurationError(
+                    f"cannot use the database at {masked(self.url)}: {reason}",
+                    field="database_url",
+                    fix="check that the server is running and the URL is right",
+                ) from None
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Session]:
@@ -132,10 +156,27 @@ class Database:
                 return
             from alembic import command
 
+            self._refuse_newer_schema()
             with self.engine.begin() as conn:
                 cfg = self._alembic_config()
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
+
+    def _refuse_newer_schema(self) -> None:
+        """A schema written by a newer Stoa must not be touched by this one."""
+        from alembic.script import ScriptDirectory
+
+        current = self.current_revision()
+        known = {
+            s.revision for s in ScriptDirectory.from_config(self._alembic_config()).walk_revisions()
+        }
+        if current is not None and current not in known:
+            raise ConfigurationError(
+                f"the database schema is at revision {current}, newer than this Stoa knows "
+                f"(up to {HEAD_REVISION})",
+                field="database_url",
+                fix="upgrade Stoa, or point STOA_DATABASE_URL at another database",
+            )
 
     @contextlib.contextmanager
     def _migration_lock(self) -> Iterator[None]:

@@ -14,6 +14,7 @@ from stoa.core.errors import InvalidInputError
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _DRIVE = re.compile(r"^[A-Za-z]:")
+_DIGITS = re.compile(r"[0-9]+")
 # Versions are stored as 32-bit integers on every back-end.
 MAX_VERSION = 2**31 - 1
 _NAME_RULE = "1-128 characters of letters, digits, '.', '_' or '-', starting with a letter or digit"
@@ -106,10 +107,11 @@ def safe_relpath(value: str, field: str = "path") -> str:
     return "/".join(parts)
 
 
-def validate_version(version: int, field: str = "version") -> int:
+def validate_version(version: int, field: str = "version", shown: str | None = None) -> int:
     if not isinstance(version, int) or not 1 <= version <= MAX_VERSION:
         raise InvalidInputError(
-            f"version {version} does not exist; versions run from 1 to at most {MAX_VERSION}",
+            f"version {shown or version} does not exist; versions run from 1 to at most "
+            f"{MAX_VERSION}",
             field=field,
             fix="give an existing version number",
         )
@@ -142,8 +144,14 @@ def parse_ref(text: str, field: str = "ref") -> Ref:
     validate_name(name, field)
     if not sep:
         return Ref(name)
-    if selector.isdigit():
-        return Ref(name, version=validate_version(int(selector), field))
+    if _DIGITS.fullmatch(selector):
+        # Past 12 digits the number is out of range anyway; never hand int() a huge string.
+        version = int(selector) if len(selector) <= 12 else MAX_VERSION + 1
+        return Ref(name, version=validate_version(version, field, shown=selector))
+    if selector.isdigit() or selector.isdecimal():  # superscripts and other scripts
+        raise InvalidInputError(
+            f"{selector!r} is not a version number", field=field, fix="write versions as 1, 2, 3…"
+        )
     if selector == "latest":
         return Ref(name)
     validate_alias(selector, field)

@@ -18,7 +18,6 @@ from rich.console import Console
 from rich.table import Table
 
 from stoa.client import LocalClient
-from stoa.core.settings import Settings
 
 PROMPT = (
     "You are a botanist. Given sepal length {{ sepal_length }} cm and petal length "
@@ -48,7 +47,7 @@ def run_demo(console: Console, *, keep: bool = False) -> dict[str, Any]:
         steps.append((label, outcome, (time.perf_counter() - started) * 1000))
 
     try:
-        client = LocalClient(settings=Settings(home=home), actor="demo")
+        client = LocalClient(home=home, actor="demo")  # ignores STOA_DATABASE_URL and co.
         work = home / "work"
         work.mkdir()
         csv = _iris_csv(work)

@@ -102,6 +102,8 @@ _FIND_VERSION = (
     .join_from(V, S, V.c.series_id == S.c.id)
     .where(S.c.kind == bindparam("b_kind"), S.c.name == bindparam("b_name"),
            V.c.version == bindparam("b_number"))
+    # Locks the version on PostgreSQL, so that archiving it cannot interleave.
+    .with_for_update(of=V)
 )  # fmt: skip
 _CURRENT_ALIAS = (
     select(V.c.version)
@@ -110,11 +112,7 @@ _CURRENT_ALIAS = (
 )
 _INSERT_AUDIT = AuditEvent.__table__.insert()
 L = LineageLink.__table__
-_EDGE_EXISTS = select(L.c.id).where(
-    L.c.parent_type == bindparam("b_pt"), L.c.parent_id == bindparam("b_pid"),
-    L.c.child_type == bindparam("b_ct"), L.c.child_id == bindparam("b_cid"),
-)  # fmt: skip
-_INSERT_EDGE = L.insert()
+_INSERT_EDGE: dict[str, Any] = {}
 _POINT_ALIAS: dict[str, Any] = {}
 _INSERT_TAG = T.insert()
 _NEXT_NUMBER: dict[str, Any] = {}
@@ -214,15 +212,22 @@ def point_alias(
 def link(
     conn: Connection, parents: Iterable[tuple[str, str]], child_type: str, child_id: str
 ) -> None:
-    """Record lineage edges parent -> child; an edge that exists already is kept once."""
-    for parent_type, parent_id in parents:
-        edge = {"b_pt": parent_type, "b_pid": parent_id, "b_ct": child_type, "b_cid": child_id}
-        if conn.execute(_EDGE_EXISTS, edge).first() is None:
-            conn.execute(
-                _INSERT_EDGE,
-                {"parent_type": parent_type, "parent_id": parent_id, "child_type": child_type,
-                 "child_id": child_id, "created_at": utcnow()},
-            )  # fmt: skip
+    """Record lineage edges parent -> child; an edge that exists already is kept once,
+    even when two writers add it at the same time."""
+    rows = [
+        {"parent_type": parent_type, "parent_id": parent_id, "child_type": child_type,
+         "child_id": child_id, "created_at": utcnow()}
+        for parent_type, parent_id in parents
+    ]  # fmt: skip
+    if not rows:
+        return
+    dialect = conn.dialect.name
+    if dialect not in _INSERT_EDGE:
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        _INSERT_EDGE[dialect] = insert(L).on_conflict_do_nothing(
+            index_elements=["parent_type", "parent_id", "child_type", "child_id"]
+        )
+    conn.execute(_INSERT_EDGE[dialect], rows)
 
 
 def audit(conn: Connection, actor: str, action: str, subject: str, detail: dict[str, Any]) -> None:

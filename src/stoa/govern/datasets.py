@@ -1,6 +1,7 @@
 """Dataset versions: CSV, Parquet or JSONL, recognised by content, with schema and row count.
 
-Files are streamed through pyarrow in batches, so a large file is never held in memory.
+CSV is streamed through pyarrow in batches and Parquet is described from its footer, so
+neither is held in memory; JSONL is parsed whole by pyarrow.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 from stoa.core.blobs import Progress
 from stoa.core.errors import InvalidInputError
-from stoa.govern.registry import Registry
+from stoa.govern.registry import Registry, check_version_input
 from stoa.govern.types import VersionInfo
 
 
@@ -66,6 +67,8 @@ def describe_dataset(path: Path) -> dict[str, Any]:
             field="path",
             fix="check the file at the position named above",
         ) from None
+    if any("\x00" in f.name for f in schema):
+        raise InvalidInputError(f"{path.name} has a column name with a NUL byte", field="path")
     if len(schema) == 0:
         raise InvalidInputError(f"{path.name} has no columns", field="path")
     return {
@@ -87,6 +90,7 @@ def register_dataset(
     progress: Progress | None = None,
 ) -> VersionInfo:
     path = Path(path)
+    check_version_input(name, tags, metadata, description)
     spec = describe_dataset(path)
     stored = registry.blobs.put_path(path, progress)
     return registry.add_version(

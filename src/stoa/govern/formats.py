@@ -74,13 +74,28 @@ def _zip_format(path: Path) -> str:
             names = set(archive.namelist())
     except (zipfile.BadZipFile, OSError):
         return "unknown"
-    if "schema.json" in names:
-        return "skops"
-    if any(n.endswith("data.pkl") for n in names):
+    # Pickles first: an extra schema.json must not pass a PyTorch zip off as skops.
+    if any(n.endswith(".pkl") or n.endswith("data.pkl") for n in names):
         return "pytorch-zip"
+    if "schema.json" in names and _is_skops(path, names):
+        return "skops"
     if "config.json" in names and any(n.endswith(".weights.h5") for n in names):
         return "keras"
     return "zip"
+
+
+def _is_skops(path: Path, names: set[str]) -> bool:
+    """skops writes schema.json and plain .npy arrays; an object array would carry a pickle."""
+    if not all(n == "schema.json" or n.endswith((".npy", ".json")) for n in names):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        for name in names:
+            if name.endswith(".npy"):
+                with archive.open(name) as member:
+                    header = member.read(256)
+                if b"'descr': '|O'" in header or b"'descr': 'O'" in header:
+                    return False
+    return True
 
 
 def _is_safetensors(path: Path, head: bytes, size: int) -> bool:

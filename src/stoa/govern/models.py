@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from stoa.core.blobs import Progress
-from stoa.core.errors import InvalidInputError, RefusedError
+from stoa.core.errors import InvalidInputError, RefusedError, StoaError
 from stoa.govern.flavors import detect_flavor, flavor_for_path, get_flavor
 from stoa.govern.gate import Gate, run_gate
-from stoa.govern.registry import Registry
+from stoa.govern.registry import Registry, check_version_input
 from stoa.govern.types import VersionInfo
 
 # An SPDX licence expression: identifiers joined by AND/OR/WITH, with parentheses.
@@ -54,15 +54,17 @@ def register_model(
     if not path.exists():
         raise InvalidInputError(f"{path} does not exist", field="path", fix="check the path")
     license = check_license(license)
+    check_version_input(name, tags, metadata, description)
     if flavor is not None:
         get_flavor(flavor)
     verdict = run_gate(gate, path)
     detected = flavor_for_path(path, verdict.format) if verdict.verdict == "allowed" else None
-    if flavor is not None and detected is not None and flavor != detected:
+    if flavor is not None and verdict.verdict == "allowed" and flavor != detected:
+        what = f"a {detected} save" if detected else f"a {verdict.format} artifact no flavor loads"
         raise InvalidInputError(
-            f"the artifact is a {detected} save, not {flavor}",
+            f"the artifact is {what}, not {flavor}",
             field="flavor",
-            fix=f"pass --flavor {detected} or leave it out",
+            fix=f"pass --flavor {detected} or leave it out" if detected else "leave --flavor out",
         )
     stored = registry.blobs.put_path(path, progress)
     parents = [("dataset", d) for d in datasets]
@@ -100,7 +102,21 @@ def load_model(registry: Registry, ref: str) -> Any:
     info = registry.get("model", ref)
     ensure_loadable(info)
     with registry.materialize("model", ref) as (_, path):
+        return load_artifact(info, path)
+
+
+def load_artifact(info: VersionInfo, path: Path) -> Any:
+    """Load a verified local copy; a loader failure is reported, never raised raw."""
+    try:
         return get_flavor(info.flavor).load(path, info.spec)
+    except StoaError:
+        raise
+    except Exception as exc:
+        raise RefusedError(
+            f"{info.ref} could not be loaded as {info.flavor}: {type(exc).__name__}: {exc}",
+            field="flavor",
+            fix="check that the framework version that saved it is installed",
+        ) from exc
 
 
 def ensure_loadable(info: VersionInfo) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -11,11 +12,37 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from stoa.core.blobs import StoredArtifact
 from stoa.core.errors import InvalidInputError
-from stoa.govern.registry import Registry
+from stoa.govern.registry import Registry, check_version_input
 from stoa.govern.types import VersionInfo
 
 MAX_TEMPLATE_BYTES = 1 << 20
-_ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+#: Rendering may not build anything bigger than this many items or digits.
+MAX_RENDER_SIZE = 1_000_000
+
+
+class _BoundedSandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox, plus limits on ``*`` and ``**``, which it leaves unbounded:
+    ``{{ 9**9**9 }}`` or ``{{ "x" * 10**10 }}`` would otherwise hang or exhaust a worker."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        numbers = isinstance(left, int | float) and isinstance(right, int | float)
+        if (
+            operator == "**"
+            and numbers
+            and abs(right) * max(1.0, math.log10(abs(left) or 1)) > MAX_RENDER_SIZE
+        ):
+            raise SecurityError("the power is too large to compute")
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                sized = isinstance(seq, str | list | tuple) and isinstance(times, int)
+                if sized and len(seq) * times > MAX_RENDER_SIZE:
+                    raise SecurityError("the repetition is too large to build")
+        return super().call_binop(context, operator, left, right)
+
+
+_ENV = _BoundedSandbox(undefined=StrictUndefined, autoescape=False)
 
 
 def template_variables(template: str) -> list[str]:
@@ -47,6 +74,7 @@ def register_prompt(
     data = template.encode("utf-8")
     if len(data) > MAX_TEMPLATE_BYTES or "\x00" in template:
         raise InvalidInputError("must be text under 1 MiB without NUL bytes", field="template")
+    check_version_input(name, tags, metadata, description)
     found = template_variables(template)
     if variables is not None:
         declared = sorted(set(variables))
@@ -90,8 +118,9 @@ def render_prompt(registry: Registry, ref: str, values: Mapping[str, Any]) -> st
         return _ENV.from_string(template).render(**values)
     except (SecurityError, UndefinedError) as exc:
         raise InvalidInputError(f"template refused to render: {exc}", field="template") from None
-
-
-def prompt_template(registry: Registry, ref: str) -> str:
-    info = registry.get("prompt", ref)
-    return registry.blobs.read_bytes(info.sha256).decode("utf-8")
+    except Exception as exc:  # a template's own runtime error: bad types, division by zero
+        raise InvalidInputError(
+            f"template failed to render: {type(exc).__name__}: {exc}",
+            field="variables",
+            fix="check the values passed for the template's variables",
+        ) from None

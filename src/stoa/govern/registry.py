@@ -9,6 +9,7 @@ transaction gives its number back, so numbers stay gap-free and unique.
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import tempfile
 import uuid
@@ -79,6 +80,34 @@ def clean_tags(tags: Mapping[str, str] | None) -> dict[str, str]:
     return {validate_tag_key(str(k)): validate_tag_value(v) for k, v in tags.items()}
 
 
+def check_json(value: Any, field: str) -> None:
+    """Refuse what a JSON column cannot hold on every back-end: NaN, infinities, NUL."""
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"cannot be stored as JSON: {exc}", field=field) from None
+    if "\\u0000" in text:
+        raise InvalidInputError("contains a NUL character", field=field, fix="remove it")
+
+
+def check_version_input(
+    name: str,
+    tags: Mapping[str, str] | None,
+    metadata: Mapping[str, Any] | None,
+    description: str = "",
+) -> dict[str, str]:
+    """Everything about a new version that can be checked before its bytes are stored."""
+    validate_name(name)
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise InvalidInputError("must be a JSON object", field="metadata")
+    check_json(metadata, "metadata")
+    if not isinstance(description, str) or "\x00" in description or len(description) > 100_000:
+        raise InvalidInputError(
+            "must be text under 100,000 characters without NUL bytes", field="description"
+        )
+    return clean_tags(tags)
+
+
 class _AlreadyStored(Exception):
     def __init__(self, version_id: int):
         self.version_id = version_id
@@ -117,10 +146,8 @@ class Registry:
         Idempotent by content: when a version of ``name`` already holds these bytes with
         the same status, that version is returned (``created=False``) and nothing is written.
         """
-        validate_name(name)
-        tags = clean_tags(tags)
-        if metadata is not None and not isinstance(metadata, Mapping):
-            raise InvalidInputError("must be a JSON object", field="metadata")
+        tags = check_version_input(name, tags, metadata, description)
+        check_json(spec, "spec")
         values = {
             "status": status, "sha256": stored.sha256, "artifact": stored.artifact,
             "size": stored.size, "format": fmt, "flavor": flavor, "license": license,
@@ -149,24 +176,12 @@ class Registry:
                     update={"created": False}
                 )
 
-    def set_status(self, kind: Kind, ref: str, status: str, *, actor: str) -> VersionInfo:
-        with self.db.write() as session:
-            row, series = self._resolve(session, kind, ref)
-            old = row.status
-            row.status = status
-            self._audit(
-                session,
-                actor,
-                f"status:{status}",
-                f"{kind}:{series.name}@{row.version}",
-                {"from": old},
-            )
-            return self._fetch_one(session, row.id)
-
     def archive(self, kind: Kind, ref: str, *, actor: str) -> VersionInfo:
         """Archive a version; refused while an alias still points at it."""
         with self.db.write() as session:
             row, series = self._resolve(session, kind, ref)
+            # Lock the version (PostgreSQL) so that no alias can be pointed at it meanwhile.
+            session.execute(select(Version.id).where(Version.id == row.id).with_for_update())
             pointing = session.scalars(select(Alias.alias).where(Alias.version_id == row.id)).all()
             if pointing:
                 raise ConflictError(

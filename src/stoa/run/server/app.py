@@ -8,6 +8,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from stoa import __version__
@@ -95,6 +96,12 @@ def create_app(
             return _error(405, "http_error", str(exc.detail), "method", "see /docs for the routes")
         code = "not_found" if exc.status_code == 404 else "http_error"
         return _error(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(DataError)
+    async def _data_error(_: Request, exc: DataError) -> JSONResponse:
+        # A value the database refused that no check caught first: still the caller's input.
+        first = str(exc.orig or exc).strip().splitlines()[0]
+        return _error(422, "invalid_input", f"the database refused a value: {first}")
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -44,15 +44,19 @@ def client_of(request: Request) -> LocalClient:
     return request.app.state.client
 
 
-def scope(needed: str) -> Callable[..., TokenInfo | None]:
-    """Dependency: the caller's token, checked for ``needed``; None when the server is open."""
+def scope(needed: str) -> Callable[..., LocalClient]:
+    """Dependency: the server's client acting as the caller, once the token has ``needed``.
 
-    def check(request: Request) -> TokenInfo | None:
+    Everything a request changes is recorded under the token's name; with no tokens on
+    loopback the caller is "anonymous".
+    """
+
+    def check(request: Request) -> LocalClient:
         client = client_of(request)
         header = request.headers.get("authorization", "")
         if not header:
             if request.app.state.loopback and not client.tokens.auth_enabled():
-                return None
+                return client.acting_as("anonymous")
             raise AuthenticationError(
                 "a bearer token is required",
                 field="Authorization",
@@ -67,15 +71,14 @@ def scope(needed: str) -> Callable[..., TokenInfo | None]:
             )
         token = client.tokens.authenticate(value.strip())
         require_scope(token, needed)
-        return token
+        return client.acting_as(f"token:{token.name}")
 
     return check
 
 
-Client = Annotated[LocalClient, Depends(client_of)]
-Read = Depends(scope("read"))
-Write = Depends(scope("write"))
-Admin = Depends(scope("admin"))
+ReadClient = Annotated[LocalClient, Depends(scope("read"))]
+WriteClient = Annotated[LocalClient, Depends(scope("write"))]
+AdminClient = Annotated[LocalClient, Depends(scope("admin"))]
 
 
 def _json_field(raw: str | None, field: str, expected: type) -> Any:
@@ -120,6 +123,12 @@ def _save_uploads(files: list[UploadFile], paths: list[str] | None, dest: Path) 
     rels = [safe_relpath(p, "paths") for p in paths]
     if len(set(rels)) != len(rels):
         raise InvalidInputError("the same path appears twice", field="paths")
+    folders = {rel.rsplit("/", depth)[0] for rel in rels for depth in range(1, rel.count("/") + 1)}
+    clash = sorted(folders & set(rels))
+    if clash:
+        raise InvalidInputError(
+            f"{clash[0]!r} is both a file and a folder", field="paths", fix="rename one of them"
+        )
     for rel, upload in zip(rels, files, strict=True):
         target = folder / rel
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -128,9 +137,9 @@ def _save_uploads(files: list[UploadFile], paths: list[str] | None, dest: Path) 
     return folder
 
 
-@router.post("/models", status_code=201, response_model=VersionInfo, dependencies=[Write])
+@router.post("/models", status_code=201, response_model=VersionInfo)
 def register_model(
-    client: Client,
+    client: WriteClient,
     name: Annotated[str, Form()],
     files: Annotated[list[UploadFile], File()],
     paths: Annotated[list[str] | None, Form()] = None,
@@ -160,9 +169,9 @@ def register_model(
         )
 
 
-@router.post("/datasets", status_code=201, response_model=VersionInfo, dependencies=[Write])
+@router.post("/datasets", status_code=201, response_model=VersionInfo)
 def register_dataset(
-    client: Client,
+    client: WriteClient,
     name: Annotated[str, Form()],
     file: Annotated[UploadFile, File()],
     description: Annotated[str, Form()] = "",
@@ -197,8 +206,8 @@ class RenderOut(BaseModel):
     text: str
 
 
-@router.post("/prompts", status_code=201, response_model=VersionInfo, dependencies=[Write])
-def register_prompt(client: Client, body: PromptIn) -> VersionInfo:
+@router.post("/prompts", status_code=201, response_model=VersionInfo)
+def register_prompt(client: WriteClient, body: PromptIn) -> VersionInfo:
     return client.register_prompt(
         body.name,
         body.template,
@@ -209,8 +218,8 @@ def register_prompt(client: Client, body: PromptIn) -> VersionInfo:
     )
 
 
-@router.post("/prompts/{ref}/render", response_model=RenderOut, dependencies=[Read])
-def render_prompt(client: Client, ref: str, body: RenderIn) -> RenderOut:
+@router.post("/prompts/{ref}/render", response_model=RenderOut)
+def render_prompt(client: ReadClient, ref: str, body: RenderIn) -> RenderOut:
     return RenderOut(text=client.render_prompt(ref, body.values))
 
 
@@ -219,13 +228,13 @@ class RunIn(BaseModel):
     inputs: list[str] = Field(default_factory=list, description="dataset references")
 
 
-@router.post("/runs", status_code=201, response_model=RunInfo, dependencies=[Write])
-def create_run(client: Client, body: RunIn) -> RunInfo:
+@router.post("/runs", status_code=201, response_model=RunInfo)
+def create_run(client: WriteClient, body: RunIn) -> RunInfo:
     return client.create_run(body.name, body.inputs)
 
 
-@router.get("/runs/{run_id}/lineage", response_model=LineageInfo, dependencies=[Read])
-def run_lineage(client: Client, run_id: str, depth: int = 16) -> LineageInfo:
+@router.get("/runs/{run_id}/lineage", response_model=LineageInfo)
+def run_lineage(client: ReadClient, run_id: str, depth: int = 16) -> LineageInfo:
     return client.lineage("run", run_id, depth)
 
 
@@ -234,29 +243,29 @@ class TokenIn(BaseModel):
     scopes: list[str] = Field(default_factory=lambda: ["read"])
 
 
-@router.post("/tokens", status_code=201, response_model=NewToken, dependencies=[Admin])
-def create_token(client: Client, body: TokenIn) -> NewToken:
+@router.post("/tokens", status_code=201, response_model=NewToken)
+def create_token(client: AdminClient, body: TokenIn) -> NewToken:
     return client.create_token(body.name, body.scopes)
 
 
-@router.get("/tokens", response_model=list[TokenInfo], dependencies=[Admin])
-def list_tokens(client: Client) -> list[TokenInfo]:
+@router.get("/tokens", response_model=list[TokenInfo])
+def list_tokens(client: AdminClient) -> list[TokenInfo]:
     return client.list_tokens()
 
 
-@router.delete("/tokens/{token_id}", response_model=TokenInfo, dependencies=[Admin])
-def revoke_token(client: Client, token_id: str) -> TokenInfo:
+@router.delete("/tokens/{token_id}", response_model=TokenInfo)
+def revoke_token(client: AdminClient, token_id: str) -> TokenInfo:
     return client.revoke_token(token_id)
 
 
-@router.get("/{kinds}", response_model=list[SeriesInfo], dependencies=[Read])
-def list_series(client: Client, kinds: Kinds) -> list[SeriesInfo]:
+@router.get("/{kinds}", response_model=list[SeriesInfo])
+def list_series(client: ReadClient, kinds: Kinds) -> list[SeriesInfo]:
     return client.list(kinds.kind)
 
 
-@router.get("/{kinds}/-/search", response_model=list[VersionInfo], dependencies=[Read])
+@router.get("/{kinds}/-/search", response_model=list[VersionInfo])
 def search(
-    client: Client,
+    client: ReadClient,
     kinds: Kinds,
     tag: Annotated[list[str], Query(description="KEY=VALUE, repeatable")] = [],  # noqa: B006
     name: str | None = None,
@@ -278,9 +287,9 @@ def parse_tag_filters(items: list[str], field: str = "tag") -> dict[str, str]:
     return out
 
 
-@router.get("/{kinds}/{name}/versions", response_model=list[VersionInfo], dependencies=[Read])
+@router.get("/{kinds}/{name}/versions", response_model=list[VersionInfo])
 def versions(
-    client: Client, kinds: Kinds, name: str, status: str | None = None
+    client: ReadClient, kinds: Kinds, name: str, status: str | None = None
 ) -> list[VersionInfo]:
     return client.versions(kinds.kind, name, status)
 
@@ -289,34 +298,34 @@ class AliasIn(BaseModel):
     version: int
 
 
-@router.put("/{kinds}/{name}/aliases/{alias}", response_model=AliasInfo, dependencies=[Write])
-def set_alias(client: Client, kinds: Kinds, name: str, alias: str, body: AliasIn) -> AliasInfo:
+@router.put("/{kinds}/{name}/aliases/{alias}", response_model=AliasInfo)
+def set_alias(client: WriteClient, kinds: Kinds, name: str, alias: str, body: AliasIn) -> AliasInfo:
     return client.set_alias(kinds.kind, name, body.version, alias)
 
 
-@router.delete("/{kinds}/{name}/aliases/{alias}", status_code=204, dependencies=[Write])
-def delete_alias(client: Client, kinds: Kinds, name: str, alias: str) -> Response:
+@router.delete("/{kinds}/{name}/aliases/{alias}", status_code=204)
+def delete_alias(client: WriteClient, kinds: Kinds, name: str, alias: str) -> Response:
     client.delete_alias(kinds.kind, name, alias)
     return Response(status_code=204)
 
 
-@router.get("/{kinds}/{name}/aliases", response_model=list[AuditInfo], dependencies=[Read])
-def alias_history(client: Client, kinds: Kinds, name: str) -> list[AuditInfo]:
+@router.get("/{kinds}/{name}/aliases", response_model=list[AuditInfo])
+def alias_history(client: ReadClient, kinds: Kinds, name: str) -> list[AuditInfo]:
     return client.alias_history(kinds.kind, name)
 
 
-@router.get("/{kinds}/{ref}", response_model=VersionInfo, dependencies=[Read])
-def show(client: Client, kinds: Kinds, ref: str) -> VersionInfo:
+@router.get("/{kinds}/{ref}", response_model=VersionInfo)
+def show(client: ReadClient, kinds: Kinds, ref: str) -> VersionInfo:
     return client.show(kinds.kind, ref)
 
 
-@router.post("/{kinds}/{ref}/archive", response_model=VersionInfo, dependencies=[Write])
-def archive(client: Client, kinds: Kinds, ref: str) -> VersionInfo:
+@router.post("/{kinds}/{ref}/archive", response_model=VersionInfo)
+def archive(client: WriteClient, kinds: Kinds, ref: str) -> VersionInfo:
     return client.archive(kinds.kind, ref)
 
 
-@router.get("/{kinds}/{ref}/lineage", response_model=LineageInfo, dependencies=[Read])
-def lineage(client: Client, kinds: Kinds, ref: str, depth: int = 16) -> LineageInfo:
+@router.get("/{kinds}/{ref}/lineage", response_model=LineageInfo)
+def lineage(client: ReadClient, kinds: Kinds, ref: str, depth: int = 16) -> LineageInfo:
     return client.lineage(kinds.kind, ref, depth)
 
 
@@ -327,16 +336,29 @@ def _downloadable(client: LocalClient, kinds: Kinds, ref: str) -> VersionInfo:
     return info
 
 
-def _stream(client: LocalClient, sha256: str) -> Iterator[bytes]:
-    return client.blobs.open_verified(sha256)
+#: Blobs up to this size are verified before the first byte is sent, so a bad blob is a
+#: clean JSON error; larger ones stream, and a hash mismatch aborts the stream.
+VERIFY_BEFORE_SENDING = 16 * 1024 * 1024
+
+
+def _blob_response(
+    client: LocalClient, sha256: str, size: int, headers: dict[str, str] | None = None
+) -> Response:
+    if size <= VERIFY_BEFORE_SENDING:
+        data = client.blobs.read_bytes(sha256)
+        return Response(data, media_type="application/octet-stream", headers=headers)
+    if not client.blobs.exists(sha256):
+        raise NotFoundError(f"blob {sha256} is missing from the store", field="sha256")
+    return StreamingResponse(
+        client.blobs.open_verified(sha256), media_type="application/octet-stream", headers=headers
+    )
 
 
 @router.get(
     "/{kinds}/{ref}/artifact",
-    dependencies=[Read],
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
-def artifact(client: Client, kinds: Kinds, ref: str) -> Response:
+def artifact(client: ReadClient, kinds: Kinds, ref: str) -> Response:
     """The artifact's bytes, or a folder's manifest; models only when the gate allowed them."""
     info = _downloadable(client, kinds, ref)
     headers = {"X-Stoa-Artifact": info.artifact, "X-Stoa-Sha256": info.sha256}
@@ -344,17 +366,14 @@ def artifact(client: Client, kinds: Kinds, ref: str) -> Response:
         return Response(
             client.blobs.read_bytes(info.sha256), media_type="application/json", headers=headers
         )
-    return StreamingResponse(
-        _stream(client, info.sha256), media_type="application/octet-stream", headers=headers
-    )
+    return _blob_response(client, info.sha256, info.size, headers)
 
 
 @router.get(
     "/{kinds}/{ref}/files/{path:path}",
-    dependencies=[Read],
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
-def artifact_file(client: Client, kinds: Kinds, ref: str, path: str) -> Response:
+def artifact_file(client: ReadClient, kinds: Kinds, ref: str, path: str) -> Response:
     """One file of a folder artifact, named by its canonical relative path."""
     rel = safe_relpath(path, "path")
     info = _downloadable(client, kinds, ref)
@@ -365,6 +384,4 @@ def artifact_file(client: Client, kinds: Kinds, ref: str, path: str) -> Response
     entry = client.blobs.read_manifest(info.sha256).get(rel)
     if entry is None:
         raise NotFoundError(f"{info.ref} has no file {rel!r}", field="path")
-    return StreamingResponse(
-        _stream(client, str(entry["sha256"])), media_type="application/octet-stream"
-    )
+    return _blob_response(client, str(entry["sha256"]), int(entry["size"]))
