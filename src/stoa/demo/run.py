@@ -142,6 +142,7 @@ def _load_champion(client: LocalClient, csv: Path, out: dict[str, Any]) -> str:
 
 def _lineage(client: LocalClient, out: dict[str, Any]) -> str:
     lineage = client.lineage("model", "iris-classifier@champion")
-    chain = " ← ".join([lineage.start.ref, *[n.ref for n in lineage.upstream]])
+    nodes = [lineage.start, *lineage.upstream]
+    chain = " ← ".join(f"{n.type} {n.ref[:12]}" for n in nodes)
     out["lineage"] = lineage
     return chain
