@@ -14,3 +14,13 @@ def write_safetensors(path: Path, value: float = 1.0) -> Path:
     """A valid one-tensor safetensors file whose bytes differ with ``value``."""
     path.write_bytes(safetensors_bytes(value))
     return path
+
+
+def folder_model(root: Path, vocab_name: str = "vocab.txt", value: float = 2.0) -> Path:
+    """A folder model as a hub would ship it: safetensors weights plus JSON and text files."""
+    folder = root / "encoder"
+    (folder / "tokenizer").mkdir(parents=True)
+    write_safetensors(folder / "model.safetensors", value)
+    (folder / "config.json").write_text('{"hidden_size": 1}')
+    (folder / "tokenizer" / vocab_name).write_text("hello\nworld\n")
+    return folder

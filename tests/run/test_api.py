@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.artifacts import write_safetensors
+from tests.artifacts import folder_model, write_safetensors
 
 API = "/api/v1"
 
@@ -53,16 +53,6 @@ def upload_folder(api, name: str, folder: Path, **form):
     rels = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     files = [("files", (Path(rel).name, (folder / rel).read_bytes())) for rel in rels]
     return api.post(f"{API}/models", data={"name": name, "paths": rels, **form}, files=files)
-
-
-def folder_model(root: Path) -> Path:
-    """A folder model as a hub would ship it: safetensors weights plus JSON and text files."""
-    folder = root / "encoder"
-    (folder / "tokenizer").mkdir(parents=True)
-    write_safetensors(folder / "model.safetensors", 2.0)
-    (folder / "config.json").write_text('{"hidden_size": 1}')
-    (folder / "tokenizer" / "vocab.txt").write_text("hello\nworld\n")
-    return folder
 
 
 def pickle_file(root: Path) -> Path:

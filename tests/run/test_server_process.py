@@ -31,7 +31,7 @@ from stoa import (
     PermissionDeniedError,
     RefusedError,
 )
-from tests.artifacts import write_safetensors
+from tests.artifacts import folder_model
 
 pytestmark = pytest.mark.slow
 
@@ -104,14 +104,9 @@ def running_server(tmp_path: Path, env: dict[str, str], host: str = "127.0.0.1")
     raise AssertionError("could not find a free port in three tries")
 
 
-def folder_model(root: Path) -> Path:
+def quoted_folder_model(root: Path) -> Path:
     """Weights, config and a file whose name needs quoting in a URL."""
-    folder = root / "encoder"
-    (folder / "tokenizer").mkdir(parents=True)
-    write_safetensors(folder / "model.safetensors", 4.0)
-    (folder / "config.json").write_text('{"hidden_size": 1}')
-    (folder / "tokenizer" / "vocab 1#?%2F.txt").write_text("hello\nworld\n")
-    return folder
+    return folder_model(root, vocab_name="vocab 1#?%2F.txt", value=4.0)
 
 
 def files_of(folder: Path) -> dict[str, bytes]:
@@ -147,7 +142,7 @@ def test_http_client_against_a_real_server(tmp_path, sk_model, skops_file):
             np.testing.assert_allclose(loaded.predict_proba(x), model.predict_proba(x))
 
             # A folder model, downloaded file by file with every hash checked.
-            folder = folder_model(tmp_path)
+            folder = quoted_folder_model(tmp_path)
             enc = client.register_model("encoder", folder, license="Apache-2.0")
             assert (enc.artifact, enc.status, enc.flavor) == ("folder", "allowed", None)
             out = client.download("model", "encoder@1", tmp_path / "out")

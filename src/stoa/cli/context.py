@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
 from stoa.client import Client
 from stoa.core.errors import InvalidInputError
 from stoa.core.settings import Settings
+
+#: The --json flag every list and show command takes.
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 
 class State:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from stoa.cli.context import existing_path, parse_json_object, parse_pairs, state
+from stoa.cli.context import JsonOpt, existing_path, parse_json_object, parse_pairs, state
 from stoa.cli.output import (
     console,
     emit,
@@ -19,7 +19,6 @@ from stoa.cli.output import (
     version_table,
 )
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 TagOpt = Annotated[list[str] | None, typer.Option("--tag", help="KEY=VALUE; repeatable.")]
 DescOpt = Annotated[str, typer.Option("--description", "-d", help="What this version is.")]
 MetaOpt = Annotated[

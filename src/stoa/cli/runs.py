@@ -6,11 +6,10 @@ from typing import Annotated
 
 import typer
 
-from stoa.cli.context import state
+from stoa.cli.context import JsonOpt, state
 from stoa.cli.output import emit, lineage_table
 
 app = typer.Typer(help="Record runs and walk their lineage.", no_args_is_help=True)
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 
 @app.command()
