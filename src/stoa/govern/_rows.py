@@ -20,6 +20,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     cast,
+    exists,
     func,
     select,
 )
@@ -96,7 +97,23 @@ _SAME_CONTENT = (
     .order_by(V.c.version.desc())
     .limit(1)
 )  # fmt: skip
-_INSERT_VERSION = V.insert().returning(V.c.id)
+# The version row is inserted only if the series holds no version with the same bytes and
+# status: one statement for the duplicate check and the insert.
+_VERSION_COLUMNS = [c for c in V.c if c.key != "id"]
+_INSERT_VERSION = (
+    V.insert()
+    .from_select(
+        _VERSION_COLUMNS,
+        select(*[bindparam(c.key, type_=c.type) for c in _VERSION_COLUMNS]).where(
+            ~exists().where(
+                V.c.series_id == bindparam("series_id"),
+                V.c.sha256 == bindparam("sha256"),
+                V.c.status == bindparam("status"),
+            )
+        ),
+    )
+    .returning(V.c.id)
+)
 _FIND_VERSION = (
     select(S.c.id, V.c.id, V.c.status)
     .join_from(V, S, V.c.series_id == S.c.id)
@@ -155,13 +172,16 @@ def insert_version(
     number: int,
     values: Mapping[str, Any],
     tags: Mapping[str, str],
-) -> tuple[int, datetime]:
-    """Insert version ``number`` with its tags; return its id and creation time."""
+) -> tuple[int | None, datetime]:
+    """Insert version ``number`` with its tags; return its id (None when the series
+    already holds these bytes with this status) and its creation time."""
     created_at = utcnow()
     version_id = conn.execute(
         _INSERT_VERSION,
         {**values, "series_id": series_id, "version": number, "created_at": created_at},
-    ).scalar_one()
+    ).scalar()
+    if version_id is None:
+        return None, created_at
     if tags:
         conn.execute(
             _INSERT_TAG, [{"version_id": version_id, "key": k, "value": v} for k, v in tags.items()]

@@ -160,10 +160,9 @@ class Registry:
             with self.db.write_connection() as conn:
                 links = self._resolve_parents(conn, parents)
                 series_id, number = _rows.next_number(conn, kind, name)
-                same = _rows.same_content(conn, series_id, stored.sha256, status)
-                if same is not None:
-                    raise _AlreadyStored(same)  # rolls the counter back
                 version_id, created_at = _rows.insert_version(conn, series_id, number, values, tags)
+                if version_id is None:  # the same bytes again: roll the counter back
+                    raise _AlreadyStored(_rows.same_content(conn, series_id, stored.sha256, status))
                 _rows.link(conn, links, kind, str(version_id))
                 return _rows.new_info(kind, name, number, created_at, values, tags)
         except _AlreadyStored as found:
