@@ -21,5 +21,6 @@ def api(app) -> Iterator:
     """A TestClient that answers 500s like the real server instead of raising in the test."""
     from fastapi.testclient import TestClient
 
-    with TestClient(app, raise_server_exceptions=False) as http:
+    # A loopback server answers only requests addressed to a loopback name.
+    with TestClient(app, raise_server_exceptions=False, base_url="http://127.0.0.1") as http:
         yield http

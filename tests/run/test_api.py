@@ -732,3 +732,16 @@ def test_upload_paths_that_are_both_file_and_folder_are_refused(api, tmp_path):
             "paths",
             message="both a file and a folder",
         )
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:8000", "localhost", "[::1]:8000", "::1"])
+def test_loopback_names_are_served(api, host):
+    assert ok(api.get(f"{API}/models", headers={"Host": host})) == []
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:8000", "10.0.0.1"])
+def test_a_loopback_server_refuses_other_host_names(api, host):
+    """DNS rebinding: a page pointing its own name at 127.0.0.1 must not reach the API."""
+    check_error(
+        api.get(f"{API}/models", headers={"Host": host}), 400, "Host", message="not this loopback"
+    )

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from stoa import __version__
 from stoa.client import LocalClient
@@ -39,6 +40,37 @@ def check_bind(host: str, client: LocalClient) -> None:
         )
 
 
+def host_of(header: str) -> str:
+    """The host part of a Host header: ``[::1]:8000`` -> ``::1``, ``a.b:80`` -> ``a.b``."""
+    if header.startswith("["):
+        return header[1 : header.find("]")] if "]" in header else header
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+class LoopbackHostOnly:
+    """On a loopback bind, answer only requests addressed to a loopback name.
+
+    A web page can point its own DNS name at 127.0.0.1 (DNS rebinding) and so reach a
+    server that runs open on loopback; such requests carry that page's name as Host.
+    """
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = dict(scope["headers"])
+            host = host_of(headers.get(b"host", b"").decode("latin-1"))
+            if not is_loopback(host):
+                response = _error(
+                    400, "invalid_input", f"host {host!r} is not this loopback server",
+                    "Host", "address the server as 127.0.0.1, ::1 or localhost",
+                )  # fmt: skip
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def _error(
     status: int, code: str, message: str, field: str | None = None, fix: str | None = None
 ) -> JSONResponse:
@@ -63,6 +95,8 @@ def create_app(
     )
     app.state.client = client
     app.state.loopback = is_loopback(host)
+    if app.state.loopback:
+        app.add_middleware(LoopbackHostOnly)
 
     @app.exception_handler(StoaError)
     async def _stoa_error(_: Request, exc: StoaError) -> JSONResponse:
