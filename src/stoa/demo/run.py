@@ -143,6 +143,6 @@ def _load_champion(client: LocalClient, csv: Path, out: dict[str, Any]) -> str:
 def _lineage(client: LocalClient, out: dict[str, Any]) -> str:
     lineage = client.lineage("model", "iris-classifier@champion")
     nodes = [lineage.start, *lineage.upstream]
-    chain = " ← ".join(f"{n.type} {n.ref[:12]}" for n in nodes)
+    chain = " ← ".join(f"{n.type} {n.ref[:12] if n.type == 'run' else n.ref}" for n in nodes)
     out["lineage"] = lineage
     return chain
