@@ -34,7 +34,6 @@ from stoa.core.names import validate_name
 from stoa.core.settings import Settings
 from stoa.core.tokens import NewToken, TokenInfo, TokenStore
 from stoa.govern import datasets, models, prompts
-from stoa.govern.flavors import detect_flavor
 from stoa.govern.gate import FormatGate, Gate
 from stoa.govern.registry import Registry, check_kind
 from stoa.govern.types import (
@@ -53,14 +52,6 @@ def default_actor() -> str:
         return os.environ.get("STOA_USER") or getpass.getuser()
     except Exception:  # no passwd entry in some containers
         return "unknown"
-
-
-def ensure_downloadable(info: VersionInfo) -> None:
-    """A model's bytes may leave the store once the gate allowed them; a flavor is not needed,
-    since downloading loads nothing (``ensure_loadable``'s own fix says to download and load
-    it yourself)."""
-    if info.status != "allowed":
-        models.ensure_loadable(info)  # raises RefusedError naming the status and the findings
 
 
 class Client:
@@ -185,7 +176,7 @@ class LocalClient(Client):
         """Write a verified copy of a version's artifact to ``dest``."""
         info = self.show(kind, ref)
         if kind == "model":
-            ensure_downloadable(info)
+            models.ensure_allowed(info)
         return self.blobs.export(info.sha256, info.artifact, ensure_absent(Path(dest)))
 
     # tokens
@@ -257,10 +248,8 @@ class HttpClient(Client):
                 handle.close()
 
     def log_model(self, name: str, model: Any, **kwargs: Any) -> VersionInfo:
-        flavor = detect_flavor(model)
-        with tempfile.TemporaryDirectory(prefix="stoa-save-") as tmp:
-            path, spec = flavor.save(model, Path(tmp))
-            return self.register_model(name, path, flavor=flavor.name, spec=spec, **kwargs)
+        with models.saved(model) as (path, described):
+            return self.register_model(name, path, **described, **kwargs)
 
     def load_model(self, ref: str) -> Any:
         info = self.show("model", ref)
@@ -302,16 +291,16 @@ class HttpClient(Client):
                     out.write(chunk)
             if digest.hexdigest() != sha256:
                 raise IntegrityError(f"download of {path} does not match its hash", field="sha256")
-        except httpx.RemoteProtocolError:
-            # The server checks each blob's hash while streaming and breaks off on a mismatch.
+        except BaseException as exc:
             Path(tmp).unlink(missing_ok=True)
-            raise IntegrityError(
-                f"the server broke off the download of {path}",
-                field="sha256",
-                fix="the stored copy may fail its hash check; see the server log",
-            ) from None
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            if isinstance(exc, httpx.RemoteProtocolError):
+                # The server checks a large blob's hash while streaming it and breaks off
+                # on a mismatch.
+                raise IntegrityError(
+                    f"the server broke off the download of {path}",
+                    field="sha256",
+                    fix="the stored copy may fail its hash check; see the server log",
+                ) from None
             raise
         os.replace(tmp, dest)
         return dest
@@ -441,5 +430,4 @@ __all__ = [
     "HttpClient",
     "LocalClient",
     "default_actor",
-    "ensure_downloadable",
 ]

@@ -180,3 +180,14 @@ def test_eight_concurrent_writers_get_gap_free_unique_versions(settings, tmp_pat
     assert numbers == list(range(1, 49))
     for batch in results:
         assert batch == sorted(batch)
+
+
+def test_lineage_walks_are_bounded(client, tmp_path, monkeypatch):
+    from stoa.govern import registry
+
+    data = client.register_dataset("wide", _csv(tmp_path))
+    for i in range(3):
+        client.create_run(f"run-{i}", inputs=[data.ref])
+    assert len(client.lineage("dataset", data.ref).downstream) == 3
+    monkeypatch.setattr(registry, "MAX_LINEAGE_NODES", 2)
+    assert len(client.lineage("dataset", data.ref).downstream) == 2

@@ -9,7 +9,7 @@ cached by SQLAlchemy) and build the records without revalidating stored data.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -59,7 +59,6 @@ _AGGREGATES = {
     "sqlite": (func.json_group_object, func.json_group_array),
     "postgresql": (func.json_object_agg, func.json_agg),
 }
-_SELECT_VERSIONS: dict[str, Any] = {}
 
 
 def _json(text: str | None, default: type = dict) -> Any:
@@ -69,23 +68,19 @@ def _json(text: str | None, default: type = dict) -> Any:
     return empty() if empty is not None else json.loads(text)
 
 
-def _select_versions(dialect: str) -> Any:
-    if dialect not in _SELECT_VERSIONS:
-        as_object, as_array = _AGGREGATES[dialect]
-        tags = (
-            select(cast(as_object(T.c.key, T.c.value), Text))
-            .where(T.c.version_id == V.c.id)
-            .scalar_subquery()
-        )
-        aliases = (
-            select(cast(as_array(A.c.alias), Text))
-            .where(A.c.version_id == V.c.id)
-            .scalar_subquery()
-        )
-        _SELECT_VERSIONS[dialect] = select(
-            *_COLUMNS, tags.label("tags"), aliases.label("aliases")
-        ).join_from(V, S, V.c.series_id == S.c.id)
-    return _SELECT_VERSIONS[dialect]
+def _select_versions_statement(dialect: str, _: Any) -> Any:
+    as_object, as_array = _AGGREGATES[dialect]
+    tags = (
+        select(cast(as_object(T.c.key, T.c.value), Text))
+        .where(T.c.version_id == V.c.id)
+        .scalar_subquery()
+    )
+    aliases = (
+        select(cast(as_array(A.c.alias), Text)).where(A.c.version_id == V.c.id).scalar_subquery()
+    )
+    return select(*_COLUMNS, tags.label("tags"), aliases.label("aliases")).join_from(
+        V, S, V.c.series_id == S.c.id
+    )
 
 
 # Tag joins for searches, built once: building an alias per call cost more than the query.
@@ -129,33 +124,54 @@ _CURRENT_ALIAS = (
 )
 _INSERT_AUDIT = AuditEvent.__table__.insert()
 L = LineageLink.__table__
-_INSERT_EDGE: dict[str, Any] = {}
-_POINT_ALIAS: dict[str, Any] = {}
 _INSERT_TAG = T.insert()
-_NEXT_NUMBER: dict[str, Any] = {}
+_BY_DIALECT: dict[tuple[str, str], Any] = {}
 
 
-def _next_number_statement(dialect: str) -> Any:
+def _for_dialect(conn: Connection, name: str, build: Callable[[str, Any], Any]) -> Any:
+    """A statement that differs between SQLite and PostgreSQL, built once per dialect.
+
+    ``build`` gets the dialect's name and its ``insert`` (the one with ON CONFLICT).
+    """
+    dialect = conn.dialect.name
+    key = (name, dialect)
+    if key not in _BY_DIALECT:
+        _BY_DIALECT[key] = build(dialect, pg_insert if dialect == "postgresql" else sqlite_insert)
+    return _BY_DIALECT[key]
+
+
+def _next_number_statement(_: str, insert: Any) -> Any:
     """Create the series if new, or bump its counter, returning the number to use.
 
     The update takes the series row lock on PostgreSQL, so concurrent registrations of
     one name queue here until the first commits; SQLite's write lock already queues them.
     """
-    if dialect not in _NEXT_NUMBER:
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        statement = insert(S).values(
-            kind=bindparam("b_kind"), name=bindparam("b_name"), latest_version=1,
-            created_at=bindparam("b_now"),
-        )  # fmt: skip
-        _NEXT_NUMBER[dialect] = statement.on_conflict_do_update(
-            index_elements=["kind", "name"], set_={"latest_version": S.c.latest_version + 1}
-        ).returning(S.c.id, S.c.latest_version)
-    return _NEXT_NUMBER[dialect]
+    statement = insert(S).values(
+        kind=bindparam("b_kind"), name=bindparam("b_name"), latest_version=1,
+        created_at=bindparam("b_now"),
+    )  # fmt: skip
+    return statement.on_conflict_do_update(
+        index_elements=["kind", "name"], set_={"latest_version": S.c.latest_version + 1}
+    ).returning(S.c.id, S.c.latest_version)
+
+
+def _point_alias_statement(_: str, insert: Any) -> Any:
+    statement = insert(A)
+    return statement.on_conflict_do_update(
+        index_elements=["series_id", "alias"],
+        set_={c: statement.excluded[c] for c in ("version_id", "updated_at", "updated_by")},
+    )
+
+
+def _insert_edge_statement(_: str, insert: Any) -> Any:
+    return insert(L).on_conflict_do_nothing(
+        index_elements=["parent_type", "parent_id", "child_type", "child_id"]
+    )
 
 
 def next_number(conn: Connection, kind: str, name: str) -> tuple[int, int]:
     """The series id and the version number this transaction may use, with the series locked."""
-    statement = _next_number_statement(conn.dialect.name)
+    statement = _for_dialect(conn, "next_number", _next_number_statement)
     row = conn.execute(statement, {"b_kind": kind, "b_name": name, "b_now": utcnow()}).one()
     return row[0], row[1]
 
@@ -212,17 +228,9 @@ def point_alias(
 ) -> tuple[int | None, datetime]:
     """Create or move an alias; return the version number it pointed at before, if any."""
     previous = conn.execute(_CURRENT_ALIAS, {"b_series": series_id, "b_alias": alias}).scalar()
-    dialect = conn.dialect.name
-    if dialect not in _POINT_ALIAS:
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        statement = insert(A)
-        _POINT_ALIAS[dialect] = statement.on_conflict_do_update(
-            index_elements=["series_id", "alias"],
-            set_={c: statement.excluded[c] for c in ("version_id", "updated_at", "updated_by")},
-        )
     now = utcnow()
     conn.execute(
-        _POINT_ALIAS[dialect],
+        _for_dialect(conn, "point_alias", _point_alias_statement),
         {"series_id": series_id, "alias": alias, "version_id": version_id, "updated_at": now,
          "updated_by": actor},
     )  # fmt: skip
@@ -241,13 +249,7 @@ def link(
     ]  # fmt: skip
     if not rows:
         return
-    dialect = conn.dialect.name
-    if dialect not in _INSERT_EDGE:
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        _INSERT_EDGE[dialect] = insert(L).on_conflict_do_nothing(
-            index_elements=["parent_type", "parent_id", "child_type", "child_id"]
-        )
-    conn.execute(_INSERT_EDGE[dialect], rows)
+    conn.execute(_for_dialect(conn, "insert_edge", _insert_edge_statement), rows)
 
 
 def audit(conn: Connection, actor: str, action: str, subject: str, detail: dict[str, Any]) -> None:
@@ -265,7 +267,7 @@ def fetch_versions(
     joins: Iterable[tuple[Any, ColumnElement[bool]]] = (),
 ) -> list[VersionInfo]:
     """Read versions with their tags and aliases in one query, whatever the row count."""
-    statement = _select_versions(conn.dialect.name)
+    statement = _for_dialect(conn, "select_versions", _select_versions_statement)
     for table, on in joins:
         statement = statement.join(table, on)
     statement = statement.where(*where).order_by(*order_by)

@@ -21,6 +21,7 @@ SAFE_FORMATS = frozenset(
 DATA_FORMATS = frozenset({"json", "text"})
 
 _HEAD = 4096
+_WHOLE_FILE = 64 * 1024 * 1024
 _SAFETENSORS_MAX_HEADER = 100 * 1024 * 1024
 # ONNX ModelProto field numbers and their protobuf wire types.
 _ONNX_MAX_FIELDS = 100_000
@@ -40,11 +41,14 @@ def detect_format(path: Path) -> str:
         return "lightgbm-text"
     if head[:1] == b"{" and b"learner" in head[:64] and not head.lstrip().startswith(b'{"'):
         return "xgboost-ubj"
-    if _parses_as_pickle(path, size):
+    # Files up to _WHOLE_FILE are read once and parsed in memory; larger ones are only
+    # sniffed from their head (and ONNX walked with seeks).
+    data = path.read_bytes() if size <= _WHOLE_FILE else None
+    if _parses_as_pickle(data, head):
         return "pickle"
     if _is_onnx(path, size):
         return "onnx"
-    text = _as_text(path, size)
+    text = _as_text(data)
     if text is not None:
         try:
             doc = json.loads(text)
@@ -56,13 +60,12 @@ def detect_format(path: Path) -> str:
     return "unknown"
 
 
-def _parses_as_pickle(path: Path, size: int) -> bool:
+def _parses_as_pickle(data: bytes | None, head: bytes) -> bool:
     """True when the bytes form a pickle stream; pickletools only parses, it never loads."""
-    if size > 64 * 1024 * 1024:
-        with open(path, "rb") as handle:
-            return handle.read(2)[:1] == b"\x80"
+    if data is None:  # too large to parse whole: a protocol 2+ header is enough to say so
+        return head[:1] == b"\x80"
     try:
-        ops = list(pickletools.genops(path.read_bytes()))
+        ops = list(pickletools.genops(data))
     except Exception:  # any parse failure means "not a pickle"
         return False
     return bool(ops) and ops[-1][0].name == "STOP"
@@ -72,29 +75,28 @@ def _zip_format(path: Path) -> str:
     try:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
+            # Pickles first: an extra schema.json must not pass a PyTorch zip off as skops.
+            if any(n.endswith(".pkl") for n in names):
+                return "pytorch-zip"
+            if "schema.json" in names and _is_skops(archive, names):
+                return "skops"
     except (zipfile.BadZipFile, OSError):
         return "unknown"
-    # Pickles first: an extra schema.json must not pass a PyTorch zip off as skops.
-    if any(n.endswith(".pkl") or n.endswith("data.pkl") for n in names):
-        return "pytorch-zip"
-    if "schema.json" in names and _is_skops(path, names):
-        return "skops"
     if "config.json" in names and any(n.endswith(".weights.h5") for n in names):
         return "keras"
     return "zip"
 
 
-def _is_skops(path: Path, names: set[str]) -> bool:
+def _is_skops(archive: zipfile.ZipFile, names: set[str]) -> bool:
     """skops writes schema.json and plain .npy arrays; an object array would carry a pickle."""
     if not all(n == "schema.json" or n.endswith((".npy", ".json")) for n in names):
         return False
-    with zipfile.ZipFile(path) as archive:
-        for name in names:
-            if name.endswith(".npy"):
-                with archive.open(name) as member:
-                    header = member.read(256)
-                if b"'descr': '|O'" in header or b"'descr': 'O'" in header:
-                    return False
+    for name in names:
+        if name.endswith(".npy"):
+            with archive.open(name) as member:
+                header = member.read(256)
+            if b"'descr': '|O'" in header or b"'descr': 'O'" in header:
+                return False
     return True
 
 
@@ -155,11 +157,8 @@ def _is_onnx(path: Path, size: int) -> bool:
     return False  # more top-level fields than any real model has
 
 
-def _as_text(path: Path, size: int) -> str | None:
-    if size > 64 * 1024 * 1024:
-        return None
-    data = path.read_bytes()
-    if b"\x00" in data:
+def _as_text(data: bytes | None) -> str | None:
+    if data is None or b"\x00" in data:
         return None
     try:
         return data.decode("utf-8")

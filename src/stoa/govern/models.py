@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -89,12 +90,20 @@ def register_model(
     )
 
 
-def log_model(registry: Registry, gate: Gate, name: str, model: Any, **kwargs: Any) -> VersionInfo:
-    """Save a live model with its flavor's safe format, then register it."""
+@contextlib.contextmanager
+def saved(model: Any) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """A live model saved in its flavor's safe format in a temporary folder, and the
+    register_model arguments (flavor, spec) that describe it."""
     flavor = detect_flavor(model)
     with tempfile.TemporaryDirectory(prefix="stoa-save-") as tmp:
         path, spec = flavor.save(model, Path(tmp))
-        return register_model(registry, gate, name, path, flavor=flavor.name, spec=spec, **kwargs)
+        yield path, {"flavor": flavor.name, "spec": spec}
+
+
+def log_model(registry: Registry, gate: Gate, name: str, model: Any, **kwargs: Any) -> VersionInfo:
+    """Save a live model with its flavor's safe format, then register it."""
+    with saved(model) as (path, described):
+        return register_model(registry, gate, name, path, **described, **kwargs)
 
 
 def load_model(registry: Registry, ref: str) -> Any:
@@ -120,16 +129,21 @@ def load_artifact(info: VersionInfo, path: Path) -> Any:
 
 
 def ensure_loadable(info: VersionInfo) -> None:
+    ensure_allowed(info)
+    if info.flavor is None:
+        raise RefusedError(
+            f"{info.ref} has no flavor, so Stoa does not know how to load it",
+            field="flavor",
+            fix="download the artifact and load it yourself, or register it with --flavor",
+        )
+
+
+def ensure_allowed(info: VersionInfo) -> None:
+    """Only what the gate allowed may be loaded or leave the store."""
     if info.status != "allowed":
         reasons = "; ".join(f.get("message", "") for f in info.findings) or info.status
         raise RefusedError(
             f"{info.ref} is {info.status} and will not be loaded: {reasons}",
             field="ref",
             fix="register the model in an allowed format, or load an allowed version",
-        )
-    if info.flavor is None:
-        raise RefusedError(
-            f"{info.ref} has no flavor, so Stoa does not know how to load it",
-            field="flavor",
-            fix="download the artifact and load it yourself, or register it with --flavor",
         )

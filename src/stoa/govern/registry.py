@@ -62,6 +62,7 @@ _VERSION_BY_NUMBER = select(Version).where(
     Version.series_id == bindparam("b_series"), Version.version == bindparam("b_number")
 )
 MAX_LINEAGE_DEPTH = 16
+MAX_LINEAGE_NODES = 1000
 
 
 def check_kind(kind: str) -> Kind:
@@ -168,12 +169,10 @@ class Registry:
         except _AlreadyStored as found:
             # The same bytes with the same outcome again write no version; new lineage
             # (another run that produced the same bytes) is still recorded.
-            with self.db.write() as session:
-                links = [self._resolve_parent(session, *p) for p in parents]
-                _rows.link(session.connection(), links, kind, str(found.version_id))
-                return self._fetch_one(session, found.version_id).model_copy(
-                    update={"created": False}
-                )
+            with self.db.write_connection() as conn:
+                _rows.link(conn, self._resolve_parents(conn, parents), kind, str(found.version_id))
+                [info] = _rows.fetch_versions(conn, [_rows.V.c.id == found.version_id])
+                return info.model_copy(update={"created": False})
 
     def archive(self, kind: Kind, ref: str, *, actor: str) -> VersionInfo:
         """Archive a version; refused while an alias still points at it."""
@@ -189,13 +188,8 @@ class Registry:
                     fix="move or delete those aliases first",
                 )
             if row.status != "archived":
-                self._audit(
-                    session,
-                    actor,
-                    "archive",
-                    f"{kind}:{series.name}@{row.version}",
-                    {"from": row.status},
-                )
+                subject = f"{kind}:{series.name}@{row.version}"
+                _rows.audit(session.connection(), actor, "archive", subject, {"from": row.status})
                 row.status = "archived"
             return self._fetch_one(session, row.id)
 
@@ -210,7 +204,7 @@ class Registry:
             conn = session.connection()
             found = _rows.find_version(conn, kind, name, version)
             if found is None:
-                self._resolve(session, kind, f"{name}@{int(version)}")  # raises, naming what
+                self._resolve(session, kind, f"{name}@{version}")  # raises, naming what
             series_id, version_id, status = found
             if status != "allowed":
                 raise RefusedError(
@@ -219,13 +213,13 @@ class Registry:
                     fix="choose an allowed version",
                 )
             previous, updated_at = _rows.point_alias(conn, series_id, alias, version_id, actor)
-            detail = {"alias": alias, "from": previous, "to": int(version)}
+            detail = {"alias": alias, "from": previous, "to": version}
             _rows.audit(conn, actor, "alias", f"{kind}:{name}", detail)
             return AliasInfo(
                 kind=kind,
                 name=name,
                 alias=alias,
-                version=int(version),
+                version=version,
                 updated_at=updated_at,
                 updated_by=actor,
             )
@@ -239,13 +233,8 @@ class Registry:
                 raise NotFoundError(f"{name} has no alias {alias!r}", field="alias")
             previous = session.get(Version, current.version_id).version
             session.delete(current)
-            self._audit(
-                session,
-                actor,
-                "alias",
-                f"{kind}:{name}",
-                {"alias": alias, "from": previous, "to": None},
-            )
+            detail = {"alias": alias, "from": previous, "to": None}
+            _rows.audit(session.connection(), actor, "alias", f"{kind}:{name}", detail)
 
     def create_run(self, name: str, *, actor: str, inputs: Iterable[str] = ()) -> RunInfo:
         """Record a run and the dataset versions it read, for lineage."""
@@ -432,44 +421,41 @@ class Registry:
     def _walk(
         self, session: Session, start: tuple[str, str], depth: int, *, upstream: bool
     ) -> list[LineageNode]:
+        """Breadth-first over links, at most ``depth`` hops and MAX_LINEAGE_NODES nodes."""
+        labels: dict[tuple[str, str], str] = {}
+
+        def label(key: tuple[str, str]) -> str:
+            if key not in labels:
+                labels[key] = self._label(session, *key)
+            return labels[key]
+
         seen = {start}
         frontier = [start]
         found: list[LineageNode] = []
         for level in range(1, depth + 1):
             next_frontier: list[tuple[str, str]] = []
-            for node_type, node_id in frontier:
+            for node in frontier:
                 if upstream:
                     q = select(LineageLink.parent_type, LineageLink.parent_id).where(
-                        LineageLink.child_type == node_type, LineageLink.child_id == node_id
+                        LineageLink.child_type == node[0], LineageLink.child_id == node[1]
                     )
                 else:
                     q = select(LineageLink.child_type, LineageLink.child_id).where(
-                        LineageLink.parent_type == node_type, LineageLink.parent_id == node_id
+                        LineageLink.parent_type == node[0], LineageLink.parent_id == node[1]
                     )
-                for other in session.execute(q).all():
-                    key = (other[0], other[1])
-                    if key in seen:
+                for other_type, other_id in session.execute(q).all():
+                    key = (other_type, other_id)
+                    if key in seen or len(found) >= MAX_LINEAGE_NODES:
                         continue
                     seen.add(key)
                     next_frontier.append(key)
                     found.append(
-                        LineageNode(
-                            type=key[0],
-                            ref=self._label(session, *key),
-                            depth=level,
-                            parent=self._label(session, node_type, node_id),
-                        )
+                        LineageNode(type=key[0], ref=label(key), depth=level, parent=label(node))
                     )
             if not next_frontier:
                 break
             frontier = next_frontier
         return found
-
-    @staticmethod
-    def _audit(
-        session: Session, actor: str, action: str, subject: str, detail: dict[str, Any]
-    ) -> None:
-        _rows.audit(session.connection(), actor, action, subject, detail)
 
 
 __all__ = ["Registry", "check_kind", "clean_tags"]

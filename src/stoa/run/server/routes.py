@@ -14,10 +14,11 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
-from stoa.client import LocalClient, ensure_downloadable
+from stoa.client import LocalClient
 from stoa.core.errors import AuthenticationError, InvalidInputError, NotFoundError
 from stoa.core.names import safe_relpath, validate_name
 from stoa.core.tokens import NewToken, TokenInfo, require_scope
+from stoa.govern.models import ensure_allowed
 from stoa.govern.types import (
     AliasInfo,
     AuditInfo,
@@ -332,7 +333,7 @@ def lineage(client: ReadClient, kinds: Kinds, ref: str, depth: int = 16) -> Line
 def _downloadable(client: LocalClient, kinds: Kinds, ref: str) -> VersionInfo:
     info = client.show(kinds.kind, ref)
     if kinds is Kinds.models:
-        ensure_downloadable(info)
+        ensure_allowed(info)
     return info
 
 
