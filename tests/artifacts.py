@@ -24,3 +24,11 @@ def folder_model(root: Path, vocab_name: str = "vocab.txt", value: float = 2.0) 
     (folder / "config.json").write_text('{"hidden_size": 1}')
     (folder / "tokenizer" / vocab_name).write_text("hello\nworld\n")
     return folder
+
+
+def malicious_pickle() -> bytes:
+    """A protocol 2 pickle that would run ``os.system('echo pwned')`` when loaded.
+
+    Assembled from opcodes so that producing it never needs a dangerous object.
+    """
+    return b"\x80\x02cos\nsystem\nq\x00X\x0a\x00\x00\x00echo pwnedq\x01\x85q\x02Rq\x03."

@@ -18,13 +18,16 @@ def test_demo_runs_the_lifecycle_and_cleans_up(monkeypatch, tmp_path):
         "train and log model",
         "set alias",
         "register prompt",
-        "gate blocks a pickle",
+        "scan: clean pickle allowed",
+        "scan: malicious pickle blocked",
         "load champion",
         "walk lineage",
     ]:
         assert step in text
     assert out["model"].status == "allowed" and out["model"].flavor == "sklearn"
     assert out["blocked"].status == "blocked"
+    assert "os.system" in out["blocked"].findings[0]["message"]
+    assert out["clean"].status == "allowed" and out["clean"].format == "pickle"
     assert out["accuracy"] > 0.9
     assert [n.type for n in out["lineage"].upstream] == ["run", "dataset"]
     assert not (tmp_path / "must-stay-empty.db").exists()

@@ -34,7 +34,8 @@ from stoa.core.names import validate_name
 from stoa.core.settings import Settings
 from stoa.core.tokens import NewToken, TokenInfo, TokenStore
 from stoa.govern import datasets, models, prompts
-from stoa.govern.gate import FormatGate, Gate
+from stoa.govern.gate import Gate
+from stoa.govern.scan.scan_gate import ScanGate
 from stoa.govern.registry import Registry, check_kind
 from stoa.govern.types import (
     AliasInfo,
@@ -93,7 +94,7 @@ class LocalClient(Client):
         self.blobs = BlobStore(settings.resolved_blob_url)
         self.registry = Registry(self.db, self.blobs)
         self.tokens = TokenStore(self.db)
-        self.gate: Gate = gate or FormatGate()
+        self.gate: Gate = gate or ScanGate()
         self.actor = actor or default_actor()
 
     def close(self) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pickle
 import shutil
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import pytest
 
 from stoa.client import LocalClient
 from stoa.core.settings import Settings
-from tests.artifacts import write_safetensors
+from tests.artifacts import malicious_pickle, write_safetensors
 
 _VENV_STOA = Path(sys.executable).parent / "stoa"
 STOA = str(_VENV_STOA) if _VENV_STOA.exists() else shutil.which("stoa")
@@ -146,12 +145,12 @@ def test_models_register_show_alias_archive_and_download(stoa, tmp_path, skops_f
 
 def test_refused_operations_exit_1(stoa, tmp_path):
     pkl = tmp_path / "model.pkl"
-    pkl.write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
+    pkl.write_bytes(malicious_pickle())
     blocked = stoa("models", "register", "risky", str(pkl), "--json")
     assert blocked.returncode == 1, blocked.stderr
     info = json.loads(blocked.stdout)  # the refusal still prints what was recorded
     assert (info["name"], info["version"], info["status"]) == ("risky", 1, "blocked")
-    assert info["sha256"] == sha256(pkl) and info["findings"][0]["code"] == "no-scanner"
+    assert info["sha256"] == sha256(pkl) and info["findings"][0]["code"] == "pickle-global"
 
     out = tmp_path / "risky.pkl"
     one_line_error(stoa("models", "download", "risky", str(out)), 1, "blocked")

@@ -102,14 +102,14 @@ def test_folder_without_weights_is_blocked(tmp_path):
 class _Exploding:
     name = "exploding/1"
 
-    def check(self, path: Path) -> Verdict:
+    def check(self, path: Path, *, license: str | None = None) -> Verdict:
         raise MemoryError("budget")
 
 
 class _AllowEverything:
     name = "allow-all/1"
 
-    def check(self, path: Path) -> Verdict:
+    def check(self, path: Path, *, license: str | None = None) -> Verdict:
         return Verdict("allowed", self.name, "pickle", [Finding("note", "trusted", "info")])
 
 
@@ -134,13 +134,21 @@ def test_a_custom_gate_plugs_into_the_registry(tmp_path, files):
 def test_registry_records_gate_verdict_and_refuses_to_load(sqlite_client, files):
     from stoa.core.errors import RefusedError
 
-    info = sqlite_client.register_model("m", files["p2.bin"])
-    assert info.status == "blocked" and info.gate == FormatGate.name
-    assert info.findings[0]["code"] == "no-scanner"
-    with pytest.raises(RefusedError, match="blocked and will not be loaded: no scanner"):
+    from stoa.govern.scan.scan_gate import ScanGate
+    from tests.artifacts import malicious_pickle
+
+    evil = files["p2.bin"].parent / "evil.bin"
+    evil.write_bytes(malicious_pickle())
+    info = sqlite_client.register_model("m", evil)
+    assert info.status == "blocked" and info.gate == ScanGate.name
+    assert info.findings[0]["code"] == "pickle-global"
+    with pytest.raises(RefusedError, match="blocked and will not be loaded: GLOBAL at offset 2"):
         sqlite_client.load_model("m@1")
     with pytest.raises(RefusedError):
         sqlite_client.download("model", "m@1", files["p2.bin"].parent / "out")
+    report = sqlite_client.show("model", "m@1").scan
+    assert report["policy_version"].startswith("stoa-default/")
+    assert report["files"][0]["reason"] == "malicious"
 
 
 def test_a_pickle_zip_cannot_pass_as_skops(tmp_path):

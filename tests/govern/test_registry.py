@@ -87,10 +87,10 @@ def test_alias_moves_are_recorded(client, skops_file, tmp_path):
 
 
 def test_alias_refused_on_blocked_and_bad_alias(client, tmp_path, skops_file):
-    import pickle
+    from tests.artifacts import malicious_pickle
 
     bad = tmp_path / "m.pkl"
-    bad.write_bytes(pickle.dumps([1, 2]))
+    bad.write_bytes(malicious_pickle())
     blocked = client.register_model("m", bad)
     assert blocked.status == "blocked"
     with pytest.raises(RefusedError, match="only allowed versions can carry an alias"):

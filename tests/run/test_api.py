@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import pickle
 from pathlib import Path
 
 import pytest
 
-from tests.artifacts import folder_model, write_safetensors
+from tests.artifacts import folder_model, malicious_pickle, write_safetensors
 
 API = "/api/v1"
 
@@ -57,7 +56,7 @@ def upload_folder(api, name: str, folder: Path, **form):
 
 def pickle_file(root: Path) -> Path:
     path = root / "model.pkl"
-    path.write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
+    path.write_bytes(malicious_pickle())
     return path
 
 
@@ -305,12 +304,12 @@ def test_datasets_runs_and_lineage_both_ways(api, skops_file, tmp_path):
 def test_blocked_model_is_recorded_but_never_served(api, tmp_path):
     info = ok(upload_file(api, "risky", pickle_file(tmp_path)), 201)
     assert (info["status"], info["format"]) == ("blocked", "pickle")
-    assert info["findings"] and info["findings"][0]["code"] == "no-scanner"
+    assert info["findings"] and info["findings"][0]["code"] == "pickle-global"
 
     error = check_error(
         api.get(f"{API}/models/risky@1/artifact"), 409, "ref", code="refused", message="blocked"
     )
-    assert "pickle" in error["message"] and error["fix"]
+    assert "os.system" in error["message"] and error["fix"]
     check_error(
         api.put(f"{API}/models/risky/aliases/champion", json={"version": 1}),
         409,
@@ -319,7 +318,7 @@ def test_blocked_model_is_recorded_but_never_served(api, tmp_path):
     )
 
     folder = folder_model(tmp_path)
-    (folder / "extra.bin").write_bytes(pickle.dumps([1, 2]))
+    (folder / "extra.bin").write_bytes(malicious_pickle())
     blocked = ok(upload_folder(api, "mixed", folder), 201)
     assert blocked["status"] == "blocked"
     assert {f["path"] for f in blocked["findings"]} == {"extra.bin"}

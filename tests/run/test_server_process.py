@@ -6,7 +6,6 @@ import contextlib
 import hashlib
 import json
 import os
-import pickle
 import shutil
 import socket
 import subprocess
@@ -31,7 +30,7 @@ from stoa import (
     PermissionDeniedError,
     RefusedError,
 )
-from tests.artifacts import folder_model
+from tests.artifacts import folder_model, malicious_pickle
 
 pytestmark = pytest.mark.slow
 
@@ -181,7 +180,7 @@ def test_http_client_against_a_real_server(tmp_path, sk_model, skops_file):
                 client.archive("model", "churn@1")
 
             pkl = tmp_path / "model.pkl"
-            pkl.write_bytes(pickle.dumps({"w": 1}))
+            pkl.write_bytes(malicious_pickle())
             blocked = client.register_model("risky", pkl)
             assert blocked.status == "blocked" and blocked.findings
             with pytest.raises(RefusedError, match="blocked"):

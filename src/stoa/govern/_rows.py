@@ -32,6 +32,7 @@ from stoa.core.schema import (
     Alias,
     AuditEvent,
     LineageLink,
+    Scan,
     Series,
     Version,
     VersionTag,
@@ -250,6 +251,39 @@ def link(
     if not rows:
         return
     conn.execute(_for_dialect(conn, "insert_edge", _insert_edge_statement), rows)
+
+
+_INSERT_SCAN = Scan.__table__.insert()
+_LATEST_SCAN = (
+    select(Scan.__table__.c.report)
+    .where(Scan.__table__.c.version_id == bindparam("version_id"))
+    .order_by(Scan.__table__.c.id.desc())
+    .limit(1)
+)
+
+
+def store_scan(conn: Connection, version_id: int, report: Mapping[str, Any]) -> None:
+    """Keep the gate's full report beside the version it judged."""
+    files = report.get("files") or [{}]
+    conn.execute(
+        _INSERT_SCAN,
+        {
+            "version_id": version_id,
+            "scanner": str(report.get("scanner", "")),
+            "policy_version": str(report.get("policy_version", "")),
+            "verdict": str(files[0].get("verdict", "")),
+            "reason": str(files[0].get("reason", "")),
+            "report": dict(report),
+            "created_at": utcnow(),
+        },
+    )
+
+
+def latest_scan(conn: Connection, version_id: int) -> dict[str, Any] | None:
+    report = conn.execute(_LATEST_SCAN, {"version_id": version_id}).scalar()
+    if isinstance(report, str):  # SQLite hands JSON back as text through Core
+        report = json.loads(report)
+    return report
 
 
 def audit(conn: Connection, actor: str, action: str, subject: str, detail: dict[str, Any]) -> None:

@@ -129,31 +129,36 @@ def _read_varint(handle: BinaryIO) -> int:
 
 
 def _is_onnx(path: Path, size: int) -> bool:
+    with open(path, "rb") as handle:
+        return _is_onnx_stream(handle, size)
+
+
+def _is_onnx_stream(handle: BinaryIO, size: int) -> bool:
     """Walk the top-level protobuf fields; an ONNX model has a known set and a graph.
 
     Only field headers are read: a length-delimited field is skipped with a seek, so a
     multi-GB model costs a few reads, never its size in memory.
     """
     seen: set[int] = set()
-    with open(path, "rb") as handle:
-        try:
-            for _ in range(_ONNX_MAX_FIELDS):
-                if handle.tell() >= size:
-                    return {1, 7} <= seen
-                key = _read_varint(handle)
-                field, wire = key >> 3, key & 7
-                if _ONNX_FIELDS.get(field) != wire:
+    handle.seek(0)
+    try:
+        for _ in range(_ONNX_MAX_FIELDS):
+            if handle.tell() >= size:
+                return {1, 7} <= seen
+            key = _read_varint(handle)
+            field, wire = key >> 3, key & 7
+            if _ONNX_FIELDS.get(field) != wire:
+                return False
+            if wire == 0:
+                _read_varint(handle)
+            else:
+                length = _read_varint(handle)
+                if handle.tell() + length > size:
                     return False
-                if wire == 0:
-                    _read_varint(handle)
-                else:
-                    length = _read_varint(handle)
-                    if handle.tell() + length > size:
-                        return False
-                    handle.seek(length, 1)
-                seen.add(field)
-        except ValueError:
-            return False
+                handle.seek(length, 1)
+            seen.add(field)
+    except ValueError:
+        return False
     return False  # more top-level fields than any real model has
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from stoa.govern.formats import DATA_FORMATS, SAFE_FORMATS, detect_format
 
@@ -23,11 +23,14 @@ class Finding:
 
     code: str
     message: str
-    severity: Literal["info", "warning", "high", "critical"] = "high"
+    severity: Literal["info", "low", "medium", "warning", "high", "critical"] = "high"
     path: str | None = None
+    #: What the finding means for the verdict (scanner reasons: malicious, license, ...).
+    reason: str = ""
+    offset: int | None = None
 
-    def to_dict(self) -> dict[str, str | None]:
-        return asdict(self)
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None and v != ""}
 
 
 @dataclass(frozen=True)
@@ -36,11 +39,24 @@ class Verdict:
     gate: str
     format: str
     findings: list[Finding] = field(default_factory=list)
+    #: The scanner's full report, stored with the version.
+    report: dict[str, Any] | None = None
+    #: The licence the scan found (SPDX), when none was declared.
+    license: str | None = None
 
     @property
     def status(self) -> str:
-        """The registry status this verdict sets: anything but ``allowed`` blocks."""
-        return "allowed" if self.verdict == "allowed" else "blocked"
+        """The registry status this verdict sets: anything but ``allowed`` blocks.
+
+        A version held back only because its licence needs a person's review is
+        ``pending``: it cannot be loaded until an admin approves it.
+        """
+        if self.verdict == "allowed":
+            return "allowed"
+        blocking = [f for f in self.findings if f.reason not in ("", "clean")]
+        if blocking and all(f.code == "license-review" for f in blocking):
+            return "pending"
+        return "blocked"
 
 
 @runtime_checkable
@@ -49,13 +65,13 @@ class Gate(Protocol):
 
     name: str
 
-    def check(self, path: Path) -> Verdict: ...
+    def check(self, path: Path, *, license: str | None = None) -> Verdict: ...
 
 
-def run_gate(gate: Gate, path: Path) -> Verdict:
+def run_gate(gate: Gate, path: Path, *, license: str | None = None) -> Verdict:
     """Run ``gate`` on ``path``; a gate that fails to decide blocks the artifact."""
     try:
-        verdict = gate.check(path)
+        verdict = gate.check(path, license=license)
     except Exception as exc:  # fail closed on any gate failure
         return Verdict(
             "error",
@@ -77,7 +93,7 @@ class FormatGate:
 
     name = "format-allowlist/1"
 
-    def check(self, path: Path) -> Verdict:
+    def check(self, path: Path, *, license: str | None = None) -> Verdict:
         if path.is_dir():
             return self._check_folder(path)
         fmt = detect_format(path)

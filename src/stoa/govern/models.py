@@ -58,7 +58,7 @@ def register_model(
     check_version_input(name, tags, metadata, description)
     if flavor is not None:
         get_flavor(flavor)
-    verdict = run_gate(gate, path)
+    verdict = run_gate(gate, path, license=license)
     detected = flavor_for_path(path, verdict.format) if verdict.verdict == "allowed" else None
     if flavor is not None and verdict.verdict == "allowed" and flavor != detected:
         what = f"a {detected} save" if detected else f"a {verdict.format} artifact no flavor loads"
@@ -79,7 +79,7 @@ def register_model(
         actor=actor,
         fmt=verdict.format,
         flavor=flavor or detected,
-        license=license,
+        license=license or verdict.license,
         description=description,
         tags=tags,
         metadata=metadata,
@@ -87,6 +87,7 @@ def register_model(
         findings=[f.to_dict() for f in verdict.findings],
         gate=verdict.gate,
         parents=parents,
+        scan=verdict.report,
     )
 
 

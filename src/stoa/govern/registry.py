@@ -141,6 +141,7 @@ class Registry:
         findings: Iterable[Mapping[str, Any]] = (),
         gate: str = "",
         parents: Iterable[tuple[str, str]] = (),
+        scan: Mapping[str, Any] | None = None,
     ) -> VersionInfo:
         """Insert the next version of ``name`` in one transaction, with its tags and lineage.
 
@@ -165,6 +166,8 @@ class Registry:
                 if version_id is None:  # the same bytes again: roll the counter back
                     raise _AlreadyStored(_rows.same_content(conn, series_id, stored.sha256, status))
                 _rows.link(conn, links, kind, str(version_id))
+                if scan is not None:
+                    _rows.store_scan(conn, version_id, scan)
                 return _rows.new_info(kind, name, number, created_at, values, tags)
         except _AlreadyStored as found:
             # The same bytes with the same outcome again write no version; new lineage
@@ -250,9 +253,12 @@ class Registry:
     # -- reading -----------------------------------------------------------------
 
     def get(self, kind: Kind, ref: str) -> VersionInfo:
+        """One version, with the full report of the scan that judged it (when there is one)."""
         with self.db.read() as session:
             row, _ = self._resolve(session, kind, ref)
-            return self._fetch_one(session, row.id)
+            info = self._fetch_one(session, row.id)
+            scan = _rows.latest_scan(session.connection(), row.id)
+            return info.model_copy(update={"scan": scan}) if scan else info
 
     def list_series(self, kind: Kind) -> list[SeriesInfo]:
         with self.db.read() as session:

@@ -47,6 +47,8 @@ class VersionInfo(_Record):
     created_by: str = ""
     #: False when a registration found these bytes already registered and wrote nothing.
     created: bool = True
+    #: The gate's full scan report; only filled in when one version is read.
+    scan: dict[str, Any] | None = None
 
 
 class SeriesInfo(_Record):

@@ -1,0 +1,6 @@
+"""Stoa's model scanner: decides by content whether a model file may be loaded.
+
+Nothing here imports, unpickles or executes anything from a scanned file. Entry
+points: ``scan_paths`` (the Python API, the CLI and ``POST /api/v1/scans``) and
+``ScanGate`` (the registry gate).
+"""

@@ -1,0 +1,295 @@
+"""Dispatch: detect each file's format by content and run the scanner for it.
+
+One Budget covers everything under one top-level path. Any BudgetExceeded,
+parse failure or format nobody can read becomes a blocking finding with its own
+reason; nothing a scanner raises lets a file through.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import zipfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import BinaryIO
+
+from stoa.govern.scan import detect as _detect
+from stoa.govern.scan.budget import Budget, BudgetExceeded
+from stoa.govern.scan.context import Blob, Context
+from stoa.govern.scan.findings import FileReport, ScanReport
+from stoa.govern.scan.pickle_vm import PickleError, PickleMachine
+from stoa.govern.scan.policy import Policy, default_policy
+
+Scanner = Callable[[Blob, Context], None]
+
+# format -> "module:function" (imported on first use, so one slow import never taxes the rest)
+_SCANNERS: dict[str, str] = {
+    "pickle": "pickle_vm:scan_pickle",
+    "torch-legacy": "torch_scan:scan_torch_legacy",
+    "npy": "numpy_scan:scan_npy",
+    "zip": "torch_scan:scan_zip_container",
+    "tar": "archives:scan_tar",
+    "7z": "archives:scan_7z",
+    "gguf": "gguf_scan:scan_gguf",
+    "hdf5": "keras_scan:scan_hdf5",
+    "onnx": "onnx_scan:scan_onnx",
+    "safetensors": "safetensors_scan:scan_safetensors",
+    "savedmodel": "savedmodel_scan:scan_savedmodel",
+}
+_COMPRESSED = {"gzip", "bz2", "xz", "lz4", "zstd", "lzma", "zlib"}
+_HASH_CHUNK = 1 << 20
+
+
+def _scanner(fmt: str) -> Scanner:
+    module, func = _SCANNERS[fmt].split(":")
+    return getattr(importlib.import_module(f"stoa.govern.scan.{module}"), func)
+
+
+def scan_paths(
+    paths: Iterable[str | Path],
+    policy: Policy | None = None,
+    *,
+    license: str | None = None,
+    require_license: bool = False,
+) -> ScanReport:
+    """Scan files and folders; each top-level path gets its own report entry and budget.
+
+    A licence that is declared or found is always checked against the policy. When
+    none is found, ``require_license`` decides: third-party models (pulls) apply the
+    policy's default for unknown licences; a team's own files only get a note.
+    """
+    policy = policy or default_policy()
+    files = [
+        scan_path(Path(p), policy, license=license, require_license=require_license) for p in paths
+    ]
+    return ScanReport(policy_version=policy.version, files=files)
+
+
+def scan_path(
+    path: Path,
+    policy: Policy,
+    *,
+    license: str | None = None,
+    require_license: bool = False,
+    label: str | None = None,
+) -> FileReport:
+    """Scan one file or folder; ``label`` names it in findings (default: the path).
+
+    An empty label names folder members by their path inside the folder.
+    """
+    ctx = Context(policy=policy, budget=Budget(policy.limits))
+    ctx.member_scanner = _scan_member
+    label = str(path) if label is None else label
+    if path.is_symlink() or not path.exists():
+        report = FileReport(label, "missing")
+        ctx.parse_error(label, f"{path} does not exist or is a symlink")
+        report.findings = ctx.findings
+        return report
+    if path.is_dir():
+        fmt = _scan_folder(path, ctx, label)
+        report = FileReport(label, fmt)
+    else:
+        size = path.stat().st_size
+        with open(path, "rb") as stream:
+            digest = _sha256(stream)
+            report = FileReport(label, "unknown", sha256=digest, size=size)
+            if digest in policy.deny_sha256:
+                ctx.add("deny-hash", "critical", f"sha256 {digest} is on the policy's deny list",
+                        label)  # fmt: skip
+            report.format = _scan_guarded(ctx, Blob(label, stream, size, path=path, root=None))
+    _check_license(path, ctx, license, report, require_license, label)
+    report.findings = ctx.findings
+    return report
+
+
+def _sha256(stream: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    stream.seek(0)
+    while chunk := stream.read(_HASH_CHUNK):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _scan_guarded(ctx: Context, blob: Blob, fmt: str | None = None) -> str:
+    """Scan one blob; budget and unexpected failures become findings, never exceptions."""
+    try:
+        return scan_blob(ctx, blob, fmt)
+    except BudgetExceeded as exc:
+        ctx.add("budget", "high", f"{exc}; the rest of the file was not scanned", blob.label,
+                reason="budget")  # fmt: skip
+    except PickleError as exc:
+        ctx.parse_error(blob.label, f"pickle: {exc}", exc.offset)
+    except Exception as exc:  # a scanner bug must block, not crash or allow
+        ctx.parse_error(blob.label, f"could not be parsed: {type(exc).__name__}: {exc}")
+    return fmt or "unknown"
+
+
+def scan_blob(ctx: Context, blob: Blob, fmt: str | None = None) -> str:
+    """Detect (unless told) and scan one blob; returns the format name."""
+    ctx.budget.check_time()
+    if fmt is None:
+        fmt = _detect.detect(blob.stream, blob.size)
+    if fmt in _SCANNERS:
+        before = len(ctx.formats_seen)
+        _scanner(fmt)(blob, ctx)
+        if fmt == "zip" and len(ctx.formats_seen) > before:
+            return ctx.formats_seen[before]  # the refined kind: pytorch-zip, keras, npz, ...
+        return fmt
+    if fmt in _COMPRESSED:
+        importlib.import_module("stoa.govern.scan.archives").scan_compressed(blob, ctx, fmt)
+        return fmt
+    if fmt in _detect.DATA_ONLY or fmt == "text":
+        if fmt in ("text", "json"):
+            return _text_or_pickle(ctx, blob, fmt)
+        return fmt
+    if fmt == "maybe-pickle":
+        return _binary_or_pickle(ctx, blob)
+    ctx.add("unknown-format", "high", "no scanner recognises this format, so it cannot be "
+            "shown to be safe", blob.label, reason="unknown-format")  # fmt: skip
+    return "unknown"
+
+
+def _speculate(ctx: Context, blob: Blob) -> tuple[Context, PickleMachine]:
+    """Run the pickle machine on a copy of the context; the caller decides what counts."""
+    trial = Context(policy=ctx.policy, budget=ctx.budget, depth=ctx.depth)
+    trial.member_scanner = ctx.member_scanner
+    machine = PickleMachine(trial, blob.stream, blob.size, blob.label)
+    try:
+        machine.scan(0, streams=None)
+    except BudgetExceeded as exc:
+        trial.add("budget", "high", str(exc), blob.label, reason="budget")
+    return trial, machine
+
+
+def _text_or_pickle(ctx: Context, blob: Blob, fmt: str) -> str:
+    """Protocol 0 pickles are ASCII text: a text file that would import something is a pickle."""
+    trial, machine = _speculate(ctx, blob)
+    if machine.globals or any(f.reason == "malicious" for f in trial.findings):
+        ctx.findings.extend(trial.findings)
+        return "pickle"
+    return fmt
+
+
+def _binary_or_pickle(ctx: Context, blob: Blob) -> str:
+    """Binary data nothing else recognised: torch.load would try it as a pickle."""
+    trial, machine = _speculate(ctx, blob)
+    stopped = machine.streams > 0
+    if machine.globals or stopped or any(f.reason == "malicious" for f in trial.findings):
+        ctx.findings.extend(trial.findings)
+        return "pickle"
+    ctx.add("unknown-format", "high", "no scanner recognises this format, so it cannot be "
+            "shown to be safe", blob.label, reason="unknown-format")  # fmt: skip
+    return "unknown"
+
+
+def _scan_member(ctx: Context, label: str, stream: BinaryIO, size: int) -> str:
+    """What archive scanners call for every member: detect and scan within the budget."""
+    role = ctx.member_roles.get(label)
+    if role is not None:
+        return role  # raw tensor storage and similar: read as bytes by its loader, never parsed
+    return _scan_guarded(ctx, Blob(label, stream, size))
+
+
+# -- folders -----------------------------------------------------------------------
+
+
+def _scan_folder(folder: Path, ctx: Context, top: str) -> str:
+    files: list[Path] = []
+    for root, dirs, names in os.walk(folder, followlinks=False):
+        dirs.sort()
+        for name in sorted(names) + [d for d in dirs if Path(root, d).is_symlink()]:
+            files.append(Path(root, name))
+            ctx.budget.add_member()
+    kind = "savedmodel" if (folder / "saved_model.pb").is_file() else "folder"
+    model_files = 0
+    for file in files:
+        rel = file.relative_to(folder).as_posix()
+        label = f"{top}/{rel}" if top else rel
+        if file.is_symlink():
+            target = os.path.realpath(file)
+            if os.path.commonpath([target, os.path.realpath(folder)]) != os.path.realpath(folder):
+                ctx.add("symlink-escape", "high", f"{rel} links outside the model folder",
+                        label)  # fmt: skip
+                continue
+            if file.is_dir():
+                continue
+        if kind == "savedmodel" and (
+            rel.startswith(("variables/", "assets/")) or rel.endswith(".pb")
+        ):
+            if rel == "saved_model.pb":
+                model_files += 1
+                with open(file, "rb") as stream:
+                    _scan_guarded(ctx, Blob(label, stream, file.stat().st_size, file, folder),
+                                  "savedmodel")  # fmt: skip
+            continue
+        if file.suffix == ".py":
+            ctx.add("custom-code", "high", f"{rel} is Python source; loaders that trust remote "
+                    "code run it", label)  # fmt: skip
+            continue
+        with open(file, "rb") as stream:
+            fmt = _scan_guarded(ctx, Blob(label, stream, file.stat().st_size, file, folder))
+        if fmt not in _detect.DATA_ONLY:
+            model_files += 1
+        if file.name == "modules.json":
+            _foreign_modules(ctx, file, label)
+    if model_files == 0:
+        ctx.add("no-model-file", "medium", "the folder holds no model weights in a known format",
+                top or ".", reason="unknown-format")  # fmt: skip
+    return kind
+
+
+def _foreign_modules(ctx: Context, file: Path, label: str) -> None:
+    """sentence-transformers imports each module's ``type``; only its own classes are safe."""
+    try:
+        types = [m["type"] for m in json.loads(file.read_text())]
+    except (ValueError, KeyError, TypeError) as exc:
+        ctx.parse_error(label, f"modules.json is unreadable: {exc}")
+        return
+    for t in types:
+        if not (isinstance(t, str) and t.startswith("sentence_transformers.")):
+            ctx.add("foreign-module", "high", f"module type {t!r} is outside sentence_transformers",
+                    label)  # fmt: skip
+
+
+# -- licences ------------------------------------------------------------------------
+
+
+def _check_license(
+    path: Path, ctx: Context, declared: str | None, report: FileReport, required: bool, label: str
+) -> None:
+    licenses = importlib.import_module("stoa.govern.licenses")
+    info = licenses.detect_license(path, declared=declared, hints=ctx.license_hints)
+    report.license, report.license_source = info.spdx, info.source
+    if info.spdx is None and not required:
+        ctx.add("license-unknown", "info", "no licence was declared or found; pass one with "
+                "--license to check it against the policy", label, reason="clean")  # fmt: skip
+        return
+    decision = licenses.license_decision(info.spdx, ctx.policy)
+    what = info.spdx or "unknown"
+    where = f" (from {info.source})" if info.spdx else ""
+    for conflict in getattr(info, "conflicts", []) or []:
+        ctx.add("license-conflict", "medium", f"licence sources disagree: {conflict}", label,
+                reason="clean")  # fmt: skip
+    if decision == "block":
+        ctx.add("license-blocked", "high", f"licence {what}{where} is blocked by the policy",
+                label, reason="license")  # fmt: skip
+    elif decision == "review":
+        ctx.add("license-review", "medium", f"licence {what}{where} needs review under the policy",
+                label, reason="license")  # fmt: skip
+
+
+def zip_names(stream: BinaryIO) -> list[str]:
+    """Member names from the central directory, or [] when Python's zipfile cannot read it."""
+    try:
+        stream.seek(0)
+        with zipfile.ZipFile(stream) as archive:
+            return archive.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return []
+
+
+def member_label(parent: str, name: str) -> str:
+    return f"{parent}!/{name}"
