@@ -35,8 +35,9 @@ from stoa.core.settings import Settings
 from stoa.core.tokens import NewToken, TokenInfo, TokenStore
 from stoa.govern import datasets, models, prompts
 from stoa.govern.gate import Gate
-from stoa.govern.scan.scan_gate import ScanGate
 from stoa.govern.registry import Registry, check_kind
+from stoa.govern.scan.policy import load_policy
+from stoa.govern.scan.scan_gate import ScanGate
 from stoa.govern.types import (
     AliasInfo,
     AuditInfo,
@@ -94,7 +95,7 @@ class LocalClient(Client):
         self.blobs = BlobStore(settings.resolved_blob_url)
         self.registry = Registry(self.db, self.blobs)
         self.tokens = TokenStore(self.db)
-        self.gate: Gate = gate or ScanGate()
+        self.gate: Gate = gate or ScanGate(load_policy(settings.scan_policy))
         self.actor = actor or default_actor()
 
     def close(self) -> None:
@@ -114,6 +115,19 @@ class LocalClient(Client):
     def log_model(self, name: str, model: Any, **kwargs: Any) -> VersionInfo:
         kwargs.setdefault("actor", self.actor)
         return models.log_model(self.registry, self.gate, name, model, **kwargs)
+
+    def scan(
+        self, path: str | Path, *, license: str | None = None, require_license: bool = False
+    ) -> dict[str, Any]:
+        """Scan without storing anything, under the policy this client's gate applies."""
+        gate = self.gate if isinstance(self.gate, ScanGate) else ScanGate()
+        path = Path(path)
+        if not path.exists():
+            raise errors.InvalidInputError(f"{path} does not exist", field="path")
+        report = gate.report(
+            path, license=models.check_license(license), require_license=require_license
+        )
+        return report.to_dict()
 
     def load_model(self, ref: str) -> Any:
         return models.load_model(self.registry, ref)
@@ -229,9 +243,19 @@ class HttpClient(Client):
 
     # models
     def register_model(self, name: str, path: str | Path, **kwargs: Any) -> VersionInfo:
-        path = Path(path)
         kwargs.pop("progress", None)  # the server stores the upload; nothing to report here
-        form = _form(name, kwargs)
+        return VersionInfo(**self._upload("/models", Path(path), _form(name, kwargs)))
+
+    def scan(
+        self, path: str | Path, *, license: str | None = None, require_license: bool = False
+    ) -> dict[str, Any]:
+        form: dict[str, Any] = {"require_license": str(require_license).lower()}
+        if license:
+            form["license"] = license
+        return self._upload("/scans", Path(path), form)
+
+    def _upload(self, route: str, path: Path, form: dict[str, Any]) -> Any:
+        """POST a file, or a folder as files plus their relative paths, with ``form``."""
         if path.is_dir():
             rels = sorted(build_manifest(path)[0])
             handles = [open(path / rel, "rb") for rel in rels]  # noqa: SIM115 - closed below
@@ -243,7 +267,7 @@ class HttpClient(Client):
         else:
             raise errors.InvalidInputError(f"{path} does not exist", field="path")
         try:
-            return VersionInfo(**self._call("POST", "/models", data=form, files=files))
+            return self._call("POST", route, data=form, files=files)
         finally:
             for handle in handles:
                 handle.close()

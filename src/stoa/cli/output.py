@@ -77,6 +77,13 @@ def lineage_table(lineage: Any) -> Table:
 def version_detail(v: Any) -> Table:
     out = version_table(v)
     out.title = f"{v.kind} {v.ref}"
+    scan = getattr(v, "scan", None)
+    if scan:
+        [file] = scan.get("files", [{}])[:1] or [{}]
+        out.caption = (
+            f"scan: {file.get('verdict')} ({file.get('reason')}) under policy "
+            f"{scan.get('policy_version')}; licence {file.get('license') or 'unknown'}"
+        )
     for finding in v.findings:
         out.caption = (out.caption or "") + f"\n[{finding.get('code')}] {finding.get('message')}"
     return out

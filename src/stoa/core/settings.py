@@ -24,6 +24,9 @@ class Settings(BaseSettings):
         default=None, description="A Stoa server to talk to instead of the local home."
     )
     token: str | None = Field(default=None, description="Bearer token for the server at url.")
+    scan_policy: Path | None = Field(
+        default=None, description="A scan policy file extending the default policy."
+    )
 
     @property
     def resolved_home(self) -> Path:

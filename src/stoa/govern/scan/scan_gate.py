@@ -19,15 +19,23 @@ class ScanGate:
         self.policy = policy or default_policy()
         self.require_license = require_license
 
-    def check(self, path: Path, *, license: str | None = None) -> Verdict:
+    def report(
+        self, path: Path, *, license: str | None = None, require_license: bool | None = None
+    ) -> ScanReport:
+        """Scan one artifact; findings name folder members by their path inside it."""
+        required = self.require_license if require_license is None else require_license
         file = scan_path(
             path,
             self.policy,
             license=license,
-            require_license=self.require_license,
+            require_license=required,
             label=path.name if path.is_file() else "",
         )
-        report = ScanReport(self.policy.version, [file])
+        return ScanReport(self.policy.version, [file])
+
+    def check(self, path: Path, *, license: str | None = None) -> Verdict:
+        report = self.report(path, license=license)
+        file = report.files[0]
         return Verdict(
             file.verdict,
             self.name,

@@ -170,6 +170,21 @@ def register_model(
         )
 
 
+@router.post("/scans")
+def scan(
+    client: ReadClient,
+    files: Annotated[list[UploadFile], File()],
+    paths: Annotated[list[str] | None, Form()] = None,
+    license: Annotated[str | None, Form()] = None,
+    require_license: Annotated[bool, Form()] = False,
+) -> dict[str, Any]:
+    """Scan an uploaded file, or a folder as files plus their relative paths, with the
+    server's policy; nothing is stored. The body is the JSON scan report."""
+    with tempfile.TemporaryDirectory(prefix="stoa-scan-") as tmp:
+        path = _save_uploads(files, paths, Path(tmp))
+        return client.scan(path, license=license, require_license=require_license)
+
+
 @router.post("/datasets", status_code=201, response_model=VersionInfo)
 def register_dataset(
     client: WriteClient,

@@ -1,0 +1,41 @@
+"""POST /api/v1/scans: the same scanner over HTTP, with the one error shape."""
+
+from __future__ import annotations
+
+import pickle
+
+from tests.artifacts import folder_model, malicious_pickle
+from tests.run.test_api import API, check_error, ok
+
+
+def test_scan_a_file_and_a_folder(api, tmp_path):
+    files = [("files", ("weights.bin", malicious_pickle()))]
+    report = ok(api.post(f"{API}/scans", files=files))
+    [file] = report["files"]
+    assert (file["path"], file["verdict"], file["reason"]) == (
+        "weights.bin",
+        "blocked",
+        "malicious",
+    )
+    assert "os.system" in file["findings"][0]["message"]
+
+    clean = [("files", ("m.pkl", pickle.dumps([1, 2])))]
+    assert (
+        ok(api.post(f"{API}/scans", files=clean, data={"license": "MIT"}))["verdict"] == "allowed"
+    )
+
+    folder = folder_model(tmp_path)
+    rels = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    upload = [("files", (rel, (folder / rel).read_bytes())) for rel in rels]
+    report = ok(api.post(f"{API}/scans", files=upload, data={"paths": rels}))
+    assert report["files"][0]["verdict"] == "allowed", report
+
+
+def test_scan_bad_input(api):
+    check_error(api.post(f"{API}/scans"), 422, "files")
+    two = [("files", ("a", b"x")), ("files", ("b", b"y"))]
+    check_error(api.post(f"{API}/scans", files=two), 422, "paths", message="'paths' entry")
+    escape = [("files", ("a", b"x"))]
+    check_error(api.post(f"{API}/scans", files=escape, data={"paths": ["../a"]}), 422, "paths")
+    lic = [("files", ("a", b"x"))]
+    check_error(api.post(f"{API}/scans", files=lic, data={"license": "no way!"}), 422, "license")
