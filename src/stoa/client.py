@@ -116,6 +116,14 @@ class LocalClient(Client):
         kwargs.setdefault("actor", self.actor)
         return models.log_model(self.registry, self.gate, name, model, **kwargs)
 
+    def pull_model(self, source: str, name: str, **kwargs: Any) -> VersionInfo:
+        """Policy, then download, then scan, then register: see ``stoa.govern.pull``."""
+        from stoa.govern.pull import pull_model
+
+        kwargs.setdefault("actor", self.actor)
+        policy = self.gate.policy if isinstance(self.gate, ScanGate) else ScanGate().policy
+        return pull_model(self.registry, policy, source, name, **kwargs)
+
     def scan(
         self, path: str | Path, *, license: str | None = None, require_license: bool = False
     ) -> dict[str, Any]:
@@ -245,6 +253,17 @@ class HttpClient(Client):
     def register_model(self, name: str, path: str | Path, **kwargs: Any) -> VersionInfo:
         kwargs.pop("progress", None)  # the server stores the upload; nothing to report here
         return VersionInfo(**self._upload("/models", Path(path), _form(name, kwargs)))
+
+    def pull_model(self, source: str, name: str, **kwargs: Any) -> VersionInfo:
+        """Fetch here under the default policy's pre-checks; the server's gate scans the upload."""
+        from stoa.govern.pull import fetch
+        from stoa.govern.scan.policy import default_policy
+
+        license = models.check_license(kwargs.get("license"))
+        with tempfile.TemporaryDirectory(prefix="stoa-pull-") as tmp:
+            fetched = fetch(default_policy(), source, license, Path(tmp) / "artifact")
+            kwargs.setdefault("metadata", {"source": source})
+            return self.register_model(name, fetched, **kwargs)
 
     def scan(
         self, path: str | Path, *, license: str | None = None, require_license: bool = False

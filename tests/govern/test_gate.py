@@ -133,7 +133,6 @@ def test_a_custom_gate_plugs_into_the_registry(tmp_path, files):
 
 def test_registry_records_gate_verdict_and_refuses_to_load(sqlite_client, files):
     from stoa.core.errors import RefusedError
-
     from stoa.govern.scan.scan_gate import ScanGate
     from tests.artifacts import malicious_pickle
 

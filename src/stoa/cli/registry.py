@@ -27,8 +27,8 @@ MetaOpt = Annotated[
 
 
 def refused_if_blocked(status: str) -> None:
-    """Exit 1 when the gate recorded the version as blocked: the operation was refused."""
-    if status == "blocked":
+    """Exit 1 when the gate blocked the version or held it for review: it cannot be used."""
+    if status in ("blocked", "pending"):
         raise typer.Exit(1)
 
 
@@ -191,6 +191,25 @@ def register_model(
             datasets=dataset or [],
             progress=progress,
         )
+    emit(info, json_out, version_detail)
+    refused_if_blocked(info.status)
+
+
+@models_app.command("pull")
+def pull_model(
+    ctx: typer.Context,
+    source: Annotated[
+        str, typer.Argument(help="A local path, an fsspec URL, or hf://org/model[@revision].")
+    ],
+    name: str,
+    license: Annotated[
+        str | None, typer.Option(help="The licence, when the source does not state it (SPDX).")
+    ] = None,
+    description: DescOpt = "",
+    json_out: JsonOpt = False,
+) -> None:
+    """Import a third-party model: licence and hash policy, download, scan, register."""
+    info = state(ctx).client.pull_model(source, name, license=license, description=description)
     emit(info, json_out, version_detail)
     refused_if_blocked(info.status)
 

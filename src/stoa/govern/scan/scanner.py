@@ -271,7 +271,8 @@ def _check_license(
     what = info.spdx or "unknown"
     where = f" (from {info.source})" if info.spdx else ""
     for conflict in getattr(info, "conflicts", []) or []:
-        ctx.add("license-conflict", "medium", f"licence sources disagree: {conflict}", label,
+        said = f"{conflict.source} says {conflict.spdx or conflict.raw}"
+        ctx.add("license-conflict", "medium", f"licence sources disagree: {said}", label,
                 reason="clean")  # fmt: skip
     if decision == "block":
         ctx.add("license-blocked", "high", f"licence {what}{where} is blocked by the policy",
