@@ -4,3 +4,7 @@ Nothing here imports, unpickles or executes anything from a scanned file. Entry
 points: ``scan_paths`` (the Python API, the CLI and ``POST /api/v1/scans``) and
 ``ScanGate`` (the registry gate).
 """
+
+from stoa.govern.scan.scanner import scan_path, scan_paths
+
+__all__ = ["scan_path", "scan_paths"]

@@ -234,6 +234,7 @@ class PickleMachine:
                      opcode=opcode)  # type: ignore[arg-type]  # fmt: skip
 
     def import_global(self, module: str, name: str, offset: int, opcode: str, proto: int) -> Global:
+        written = f"{module}.{name}"
         if proto < 3:
             mapped = _compat_pickle.NAME_MAPPING.get((module, name))
             if mapped is not None:
@@ -246,6 +247,8 @@ class PickleMachine:
         if not allowed:
             danger = explain(module, name)
             message = f"{opcode} at offset {offset} imports {module}.{name}"
+            if written != f"{module}.{name}":
+                message += f" (written {written})"
             if danger:
                 message += f": {danger}"
             else:
@@ -833,9 +836,16 @@ def _dtype_size(dtype: Any) -> tuple[int | None, bool]:
         return None, True
     state = dtype.state
     if isinstance(state, tuple) and len(state) >= 8:
-        if state[3] is not None or state[2] is not None:  # fields or subarray: not sized here
-            return None, False
         elsize = state[5]
+        if state[3] is not None or state[2] is not None:  # a structured or subarray dtype
+            fields = state[4]
+            if state[3] is not None and not (isinstance(fields, Dct) and fields.items):
+                return None, False  # too many fields to check for objects: cannot size safely
+            for field in fields.items.values() if isinstance(fields, Dct) and fields.items else ():
+                inner = field[0] if isinstance(field, tuple) and field else None
+                if _dtype_size(inner) == (None, False) or _dtype_size(inner)[1]:
+                    return None, _dtype_size(inner)[1]
+            return (elsize, False) if type(elsize) is int and elsize > 0 else (None, False)
         if type(elsize) is int and elsize > 0:
             return elsize, False
     if digits:
