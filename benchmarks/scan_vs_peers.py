@@ -279,17 +279,14 @@ class Detection:
 def detect(
     tools: Tools, tool: str, malicious: dict[str, Path], benign: dict[str, Path]
 ) -> Detection:
-    paths = [*malicious.values(), *benign.values()]
-    run = run_worker(tools, tool, paths)
+    run = run_worker(tools, tool, [*malicious.values(), *benign.values()])
     by_path = {row["path"]: row for row in run.rows}
-    status = {case: by_path[str(p)]["status"] for case, p in {**malicious, **benign}.items()}
-    details = {case: by_path[str(p)]["detail"] for case, p in {**malicious, **benign}.items()}
-    return Detection(
-        tool,
-        {case: status[case] for case in malicious},
-        {case: status[case] for case in benign},
-        details,
-    )
+
+    def column(cases: dict[str, Path], key: str) -> dict[str, str]:
+        return {case: by_path[str(path)][key] for case, path in cases.items()}
+
+    details = {**column(benign, "detail"), **column(malicious, "detail")}
+    return Detection(tool, column(malicious, "status"), column(benign, "status"), details)
 
 
 def detection_report(results: list[Detection], sources: dict[str, str]) -> list[str]:

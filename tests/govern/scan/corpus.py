@@ -1550,7 +1550,7 @@ def _pandas(folder: Path) -> Path:
 
 def _benign_builders() -> dict[str, Callable[[Path], Path]]:
     joblib_cases = {
-        f"joblib-{c or 'raw'}": _joblib_benign(c)
+        f"sklearn-joblib-{c or 'raw'}": _joblib_benign(c)
         for c in (None, "zlib", "gzip", "bz2", "lzma", "lz4")
     }
     return {

@@ -255,9 +255,9 @@ def test_local_name_that_differs_from_central_is_scanned_and_both_names_reported
     assert blocking(ctx) == []
 
 
-def test_encrypted_member_is_a_parse_error_and_not_delivered() -> None:
+def test_encrypted_member_is_a_parse_error_but_its_bytes_are_still_scanned() -> None:
     ctx, seen = run_scan(build_zip([Entry(b"secret.pkl", flags=0x0001), Entry(b"ok.txt")]))
-    assert list(seen) == ["f!/ok.txt"]
+    assert list(seen) == ["f!/secret.pkl", "f!/ok.txt"]
     [finding] = [f for f in ctx.findings if f.blocks]
     assert finding.reason == "parse-error"
     assert finding.location.path == "f!/secret.pkl"

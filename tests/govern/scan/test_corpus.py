@@ -52,9 +52,6 @@ def explain(result: FileReport) -> str:
 
 # Known gaps, each written down in docs/scanning.md. strict: a fix makes these fail loudly.
 KNOWN_GAPS = {
-    "frame-straddle": "FRAME-boundary parser differential of the C file unpickler: not modelled",
-    "torch-zip-flag-encrypted": "blocked as parse-error; torch reads the member, not yet scanned",
-    "torch-zip-flag-0x40": "blocked as parse-error; torch reads the member, not yet scanned",
     "pandas-dataframe-pickle": "pandas internals are not on the default allowlist (decision)",
 }
 

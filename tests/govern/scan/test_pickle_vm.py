@@ -243,3 +243,17 @@ def test_policy_file_extends_the_allowlist_and_bad_files_are_clear(tmp_path):
             load_policy(bad)
     with pytest.raises(InvalidInputError, match="cannot read policy file"):
         load_policy(tmp_path / "missing.yaml")
+
+
+def test_an_opcode_running_past_its_frame_is_refused_like_pickle_py_does():
+    body = b"\x8c\x05hello0"  # SHORT_BINUNICODE 'hello', POP: 8 bytes
+    framed = b"\x80\x04\x95" + struct.pack("<Q", len(body)) + body + b"N."
+    assert run(framed).findings == []
+    straddle = b"\x80\x04\x95" + struct.pack("<Q", 4) + body + b"N."
+    ctx = run(straddle)
+    assert [f.reason for f in ctx.findings] == ["parse-error"]
+    assert "runs past the end of its FRAME" in ctx.findings[0].message
+    nested = b"\x80\x04\x95" + struct.pack("<Q", 20) + b"\x95" + struct.pack("<Q", 1) + b"N."
+    assert "new frame before end of current frame" in run(nested).findings[0].message
+    real = pickle.dumps({f"k{i}": list(range(50)) for i in range(2000)}, protocol=5)
+    assert run(real).findings == []  # the pickler's own frames never straddle

@@ -333,7 +333,7 @@ class PickleMachine:
         max_stack = ctx.policy.limits.max_stack
         r = _Reader(self.stream, self.size, start, ctx)
         buf, pos, end = r.buf, 0, len(r.buf)
-        safe = end - 16 if not r.eof else _FAR
+        safe = r.safe(end)
         stack: list[Any] = []
         metastack: list[list[Any]] = []
         memo = _Memo(ctx)
@@ -344,8 +344,10 @@ class PickleMachine:
 
         while True:
             if pos > safe:
+                if r.frame_end >= 0:
+                    _leave_frame(r, pos)
                 buf, pos, end = r.fill(buf, pos, 16)
-                safe = end - 16 if not r.eof else _FAR
+                safe = r.safe(end)
                 if len(stack) > max_stack or len(metastack) > max_stack:
                     raise BudgetExceeded("pickle stack depth", max_stack)
             if pos >= end:
@@ -361,7 +363,7 @@ class PickleMachine:
                 n = buf[pos] + 1
                 if pos + n > end:
                     buf, pos, end = r.fill(buf, pos, n)
-                    safe = end - 16 if not r.eof else _FAR
+                    safe = r.safe(end)
                     if pos + n > end:
                         raise PickleError("pickle data was truncated", r.base + pos - 1)
                 value = buf[pos + 1 : pos + n]
@@ -468,7 +470,7 @@ class PickleMachine:
                 if n > _SSIZE_MAX:
                     raise PickleError("BINUNICODE8 exceeds system's maximum size", at)
                 value, buf, pos, end = r.take(buf, pos, n, at)
-                safe = end - 16 if not r.eof else _FAR
+                safe = r.safe(end)
                 append(_utf8(value, at))
             elif op == 0x73 or op == 0x61:  # SETITEM, APPEND
                 at = r.base + pos - 1
@@ -514,9 +516,12 @@ class PickleMachine:
                 pos += 8
                 if n > _SSIZE_MAX:
                     raise PickleError("FRAME length exceeds system's maximum", at)
-                # _pickle.c only checks that the frame's bytes exist; ops may straddle it.
                 if r.base + pos + n > self.size:
                     raise PickleError("pickle data was truncated", at)
+                if r.frame_end > at:
+                    raise PickleError("beginning of a new frame before end of current frame", at)
+                r.frame_end = r.base + pos + n
+                safe = r.safe(end)
             else:
                 # Everything rarer: calls, imports, text protocols. Handled out of line.
                 at = r.base + pos - 1
@@ -526,7 +531,7 @@ class PickleMachine:
                     return r.base + pos
                 state = _Frame(stack, metastack, memo, proto)
                 buf, pos, end = self._slow(op, at, r, buf, pos, end, state)
-                safe = end - 16 if not r.eof else _FAR
+                safe = r.safe(end)
                 stack, proto = state.stack, state.proto
                 append = stack.append
 
@@ -578,6 +583,9 @@ class PickleMachine:
                 inst.state = state
                 if _is_array_wrapper(inst):
                     resume = self._skip_joblib_array(inst, r.base + pos, at)
+                    if r.frame_end > r.base + pos:
+                        raise PickleError("joblib array data inside a FRAME", at)
+                    r.frame_end = -1  # joblib ends the frame before it writes array bytes
                     buf, pos, end = r.restart(resume)
                     st.stack[-1] = OPAQUE
         elif op == 0x93:  # STACK_GLOBAL
@@ -903,12 +911,21 @@ class _Frame:
 class _Reader:
     """Buffered reads from a seekable stream; large arguments are skipped, never read."""
 
-    __slots__ = ("base", "buf", "ctx", "eof", "size", "stream")
+    __slots__ = ("base", "buf", "ctx", "eof", "frame_end", "size", "stream")
 
     def __init__(self, stream: BinaryIO, size: int, start: int, ctx: Context):
         self.stream, self.size, self.ctx = stream, size, ctx
         self.buf = b""
+        self.frame_end = -1  # absolute offset where the current FRAME ends, or -1
         self.restart(start)
+
+    def safe(self, end: int) -> int:
+        """The last buffer position the hot loop may reach before it must stop and check:
+        16 bytes before the buffer's end, and the byte before the current frame's end."""
+        limit = end - 16 if not self.eof else _FAR
+        if self.frame_end >= 0:
+            limit = min(limit, self.frame_end - self.base - 1)
+        return limit
 
     def restart(self, offset: int) -> tuple[bytes, int, int]:
         self.stream.seek(offset)
@@ -956,6 +973,17 @@ class _Reader:
             buf, pos, _ = self.fill(buf, pos, len(buf) - pos + _CHUNK)
             nl = buf.find(b"\n", pos)
         return buf[pos:nl], buf, nl + 1, len(buf)
+
+
+def _leave_frame(r: _Reader, pos: int) -> None:
+    """An opcode that runs past its FRAME's end is read differently by each unpickler:
+    pickle.py refuses it, _pickle.c reading a file refills and may run bytes that a
+    whole-buffer parser sees as data. Refuse it, as pickle.py does."""
+    rel = r.frame_end - r.base
+    if pos > rel:
+        raise PickleError("an opcode runs past the end of its FRAME", r.frame_end)
+    if pos == rel:
+        r.frame_end = -1
 
 
 def _check_utf8(value: bytes, at: int) -> None:

@@ -70,10 +70,12 @@ _DESCRIPTOR_SIZES = (12, 16, 20, 24)  # with/without signature, 32/64-bit sizes
 _MAX_STALLS = 1000
 
 # Anomalies that keep a member's bytes from being read at all.
-CANNOT_OPEN = frozenset({"encrypted", "unsupported-method", "missing-local-header"})
+# An "encrypted" member still blocks, but its bytes are scanned first: a loader that
+# ignores the flag (as some miniz versions did) reads them as plain data.
+CANNOT_OPEN = frozenset({"unsupported-method", "missing-local-header"})
 # Anomalies that should block: the content is not (fully) deliverable, or readers disagree
 # on how to decode it. Every other anomaly is a note; the member's content was scanned.
-BLOCKING = CANNOT_OPEN | frozenset({"truncated", "method-conflict"})
+BLOCKING = CANNOT_OPEN | frozenset({"encrypted", "truncated", "method-conflict"})
 
 
 class DecodeError(Exception):
@@ -962,8 +964,12 @@ class _Indexer:
 
     def _check_readable(self, member: ZipMember, local_flags: int) -> None:
         if (member.flags | local_flags) & _ENCRYPTION_FLAGS or member.method == METHOD_AES:
-            member.note("encrypted", "the member is encrypted and cannot be scanned")
-        elif member.method != METHOD_STORED and member.method not in ZIP_DECODERS:
+            member.note(
+                "encrypted",
+                "the member is flagged encrypted, so what it really holds cannot be shown to be "
+                "safe; its bytes were scanned as a loader ignoring the flag would read them",
+            )
+        if member.method != METHOD_STORED and member.method not in ZIP_DECODERS:
             member.note(
                 "unsupported-method", f"compression method {member.method} cannot be decoded"
             )
