@@ -253,7 +253,7 @@ def test_an_opcode_running_past_its_frame_is_refused_like_pickle_py_does():
     ctx = run(straddle)
     assert [f.reason for f in ctx.findings] == ["parse-error"]
     assert "runs past the end of its FRAME" in ctx.findings[0].message
-    nested = b"\x80\x04\x95" + struct.pack("<Q", 20) + b"\x95" + struct.pack("<Q", 1) + b"N."
+    nested = b"\x80\x04\x95" + struct.pack("<Q", 11) + b"\x95" + struct.pack("<Q", 1) + b"N."
     assert "new frame before end of current frame" in run(nested).findings[0].message
     real = pickle.dumps({f"k{i}": list(range(50)) for i in range(2000)}, protocol=5)
     assert run(real).findings == []  # the pickler's own frames never straddle
