@@ -74,3 +74,25 @@ def test_scan_bad_input_exits_2_with_one_line(stoa, tmp_path):  # noqa: F811
         "cannot write",
     )
     assert stoa("scan").returncode == 2  # no path at all: usage error
+
+
+def test_hashes_on_request_and_the_deny_list_blocks_inside_folders(stoa, tmp_path):  # noqa: F811
+    import hashlib
+
+    folder = tmp_path / "m"
+    folder.mkdir()
+    weights = folder / "weights.pkl"
+    weights.write_bytes(pickle.dumps([1, 2, 3]))
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    plain = json.loads(stoa("scan", str(weights), "--json").stdout)["files"][0]
+    assert plain["sha256"] is None
+    hashed = json.loads(stoa("scan", str(weights), "--hash", "--json").stdout)["files"][0]
+    assert hashed["sha256"] == digest
+    policy = tmp_path / "deny.yaml"
+    policy.write_text(f"version: deny/1\ndeny_sha256: [{digest}]\n")
+    result = stoa("scan", str(folder), "--policy", str(policy), "--json")
+    assert result.returncode == 1
+    [finding] = [
+        f for f in json.loads(result.stdout)["files"][0]["findings"] if f["rule"] == "deny-hash"
+    ]
+    assert digest in finding["message"] and finding["location"]["path"].endswith("weights.pkl")

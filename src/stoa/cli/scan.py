@@ -28,6 +28,12 @@ def scan(
         bool,
         typer.Option(help="Apply the policy's decision for unknown licences when none is found."),
     ] = False,
+    hash_files: Annotated[
+        bool,
+        typer.Option(
+            "--hash", help="Report each file's sha256 (always on when the policy has a deny list)."
+        ),
+    ] = False,
 ) -> None:
     """Scan files and folders. Exit 0 when all are allowed, 1 when any is blocked."""
     from stoa.govern.models import check_license
@@ -40,7 +46,11 @@ def scan(
         raise InvalidInputError(f"{missing[0]} does not exist", field="paths", fix="check the path")
     loaded = load_policy(policy)
     report = scan_paths(
-        paths, loaded, license=check_license(license), require_license=require_license
+        paths,
+        loaded,
+        license=check_license(license),
+        require_license=require_license,
+        hash_files=hash_files or None,
     )
     if sarif is not None:
         try:

@@ -9,6 +9,7 @@ raise severity, because those never let anything through in the first place.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field, fields, replace
 from importlib import resources
@@ -46,9 +47,15 @@ class Policy:
     limits: Limits = field(default_factory=Limits)
 
 
+# libyaml's parser when it is built in: the default policy is ~1,000 lines.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@functools.cache
 def default_policy() -> Policy:
+    """Parsed once per process; Policy is immutable, so every caller can share it."""
     text = resources.files("stoa.govern.scan").joinpath("default_policy.yaml").read_text()
-    return _build(yaml.safe_load(text), None, "default policy")
+    return _build(yaml.load(text, Loader=_Loader), None, "default policy")
 
 
 def load_policy(path: str | Path | None) -> Policy:
@@ -57,7 +64,7 @@ def load_policy(path: str | Path | None) -> Policy:
         return default_policy()
     path = Path(path)
     try:
-        doc = yaml.safe_load(path.read_text())
+        doc = yaml.load(path.read_text(), Loader=_Loader)
     except OSError as exc:
         raise InvalidInputError(
             f"cannot read policy file {path}: {exc.strerror}", field="policy"

@@ -54,16 +54,22 @@ def scan_paths(
     *,
     license: str | None = None,
     require_license: bool = False,
+    hash_files: bool | None = None,
 ) -> ScanReport:
     """Scan files and folders; each top-level path gets its own report entry and budget.
 
     A licence that is declared or found is always checked against the policy. When
     none is found, ``require_license`` decides: third-party models (pulls) apply the
     policy's default for unknown licences; a team's own files only get a note.
+    Files are hashed when ``hash_files`` says so, and always when the policy has a
+    deny list: hashing costs more than scanning a tensor file, so it is not free.
     """
     policy = policy or default_policy()
     files = [
-        scan_path(Path(p), policy, license=license, require_license=require_license) for p in paths
+        scan_path(
+            Path(p), policy, license=license, require_license=require_license, hash_files=hash_files
+        )
+        for p in paths
     ]
     return ScanReport(policy_version=policy.version, files=files)
 
@@ -75,6 +81,7 @@ def scan_path(
     license: str | None = None,
     require_license: bool = False,
     label: str | None = None,
+    hash_files: bool | None = None,
 ) -> FileReport:
     """Scan one file or folder; ``label`` names it in findings (default: the path).
 
@@ -82,6 +89,7 @@ def scan_path(
     """
     ctx = Context(policy=policy, budget=Budget(policy.limits))
     ctx.member_scanner = _scan_member
+    ctx.hash_files = bool(policy.deny_sha256) if hash_files is None else hash_files
     label = str(path) if label is None else label
     if path.is_symlink() or not path.exists():
         report = FileReport(label, "missing")
@@ -94,15 +102,22 @@ def scan_path(
     else:
         size = path.stat().st_size
         with open(path, "rb") as stream:
-            digest = _sha256(stream)
+            digest = _check_hash(ctx, stream, label)
             report = FileReport(label, "unknown", sha256=digest, size=size)
-            if digest in policy.deny_sha256:
-                ctx.add("deny-hash", "critical", f"sha256 {digest} is on the policy's deny list",
-                        label)  # fmt: skip
             report.format = _scan_guarded(ctx, Blob(label, stream, size, path=path, root=None))
     _check_license(path, ctx, license, report, require_license, label)
     report.findings = ctx.findings
     return report
+
+
+def _check_hash(ctx: Context, stream: BinaryIO, label: str) -> str | None:
+    """The file's sha256 when hashing is on; a deny-listed hash blocks."""
+    if not ctx.hash_files:
+        return None
+    digest = _sha256(stream)
+    if digest in ctx.policy.deny_sha256:
+        ctx.add("deny-hash", "critical", f"sha256 {digest} is on the policy's deny list", label)
+    return digest
 
 
 def _sha256(stream: BinaryIO) -> str:
@@ -230,6 +245,7 @@ def _scan_folder(folder: Path, ctx: Context, top: str) -> str:
                     "code run it", label)  # fmt: skip
             continue
         with open(file, "rb") as stream:
+            _check_hash(ctx, stream, label)
             fmt = _scan_guarded(ctx, Blob(label, stream, file.stat().st_size, file, folder))
         if fmt not in _detect.DATA_ONLY:
             model_files += 1
