@@ -179,6 +179,11 @@ class LocalClient(Client):
     def archive(self, kind: Kind, ref: str) -> VersionInfo:
         return self.registry.archive(check_kind(kind), ref, actor=self.actor)
 
+    def review(self, kind: Kind, ref: str, *, approve: bool, note: str = "") -> VersionInfo:
+        return self.registry.review(
+            check_kind(kind), ref, approve=approve, actor=self.actor, note=note
+        )
+
     def set_alias(self, kind: Kind, name: str, version: int, alias: str) -> AliasInfo:
         return self.registry.set_alias(check_kind(kind), name, version, alias, actor=self.actor)
 
@@ -410,6 +415,10 @@ class HttpClient(Client):
 
     def archive(self, kind: Kind, ref: str) -> VersionInfo:
         return VersionInfo(**self._call("POST", f"/{check_kind(kind)}s/{_seg(ref)}/archive"))
+
+    def review(self, kind: Kind, ref: str, *, approve: bool, note: str = "") -> VersionInfo:
+        route = f"/{check_kind(kind)}s/{_seg(ref)}/{'approve' if approve else 'reject'}"
+        return VersionInfo(**self._call("POST", route, json={"note": note}))
 
     def set_alias(self, kind: Kind, name: str, version: int, alias: str) -> AliasInfo:
         path = f"/{check_kind(kind)}s/{validate_name(name)}/aliases/{_seg(alias)}"

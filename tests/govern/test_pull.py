@@ -40,6 +40,9 @@ def test_licence_review_holds_and_unknown_licence_needs_review(sqlite_client, tm
     assert nc.status == "pending" and nc.findings[0]["code"] == "license-review"
     with pytest.raises(RefusedError, match="pending and will not be loaded"):
         sqlite_client.load_model("nc@1")
+    approved = sqlite_client.review("model", "nc@1", approve=True, note="legal said yes")
+    assert approved.status == "allowed"
+    assert sqlite_client.download("model", "nc@1", tmp_path / "out").is_dir()
     weights = tmp_path / "w"
     weights.mkdir()
     write_safetensors(weights / "model.safetensors")
@@ -98,4 +101,7 @@ def test_cli_pull(stoa, tmp_path):  # noqa: F811
     assert json.loads(result.stdout)["license"] == "MIT"
     held = _model(tmp_path / "nc", "license: cc-by-nc-4.0")
     assert stoa("models", "pull", str(held), "nc", "--json").returncode == 1
+    approved = stoa("models", "approve", "nc@1", "--note", "ok for research", "--json")
+    assert json.loads(approved.stdout)["status"] == "allowed"
+    one_line_error(stoa("models", "reject", "nc@1"), 1, "is allowed, not pending review")
     one_line_error(stoa("models", "pull", "nowhere", "x"), 2, "source", "neither an existing path")

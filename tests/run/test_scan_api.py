@@ -39,3 +39,47 @@ def test_scan_bad_input(api):
     check_error(api.post(f"{API}/scans", files=escape, data={"paths": ["../a"]}), 422, "paths")
     lic = [("files", ("a", b"x"))]
     check_error(api.post(f"{API}/scans", files=lic, data={"license": "no way!"}), 422, "license")
+
+
+def test_licence_review_approve_and_reject_need_admin(api, tmp_path):
+    from tests.run.test_api import bearer
+
+    card = b"---\nlicense: cc-by-nc-4.0\n---\n# model\n"
+    folder = folder_model(tmp_path)
+    rels = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    upload = [("files", (rel, (folder / rel).read_bytes())) for rel in rels]
+    upload.append(("files", ("README.md", card)))
+    for name in ("nc", "nc2"):
+        data = {"name": name, "paths": [*rels, "README.md"]}
+        info = ok(api.post(f"{API}/models", files=upload, data=data), 201)
+        assert info["status"] == "pending" and info["findings"][0]["code"] == "license-review"
+    check_error(api.get(f"{API}/models/nc@1/artifact"), 409, "ref", message="pending")
+
+    admin = ok(api.post(f"{API}/tokens", json={"name": "root", "scopes": ["admin"]}), 201)
+    as_admin = bearer(admin["token"])
+    writer = ok(
+        api.post(f"{API}/tokens", json={"name": "w", "scopes": ["write"]}, headers=as_admin), 201
+    )
+    check_error(
+        api.post(f"{API}/models/nc@1/approve", json={}, headers=bearer(writer["token"])),
+        403,
+        "scope",
+        message="lacks the 'admin'",
+    )
+    note = {"note": "legal: research use only"}
+    approved = ok(api.post(f"{API}/models/nc@1/approve", json=note, headers=as_admin))
+    assert approved["status"] == "allowed"
+    assert api.get(f"{API}/models/nc@1/artifact", headers=as_admin).status_code == 200
+    rejected = ok(api.post(f"{API}/models/nc2@1/reject", json={}, headers=as_admin))
+    assert rejected["status"] == "blocked"
+    check_error(
+        api.post(f"{API}/models/nc@1/approve", json={}, headers=as_admin),
+        409,
+        "ref",
+        message="is allowed, not pending review",
+    )
+    check_error(
+        api.post(f"{API}/models/nc2@1/approve", json={"note": "x" * 3000}, headers=as_admin),
+        422,
+        "note",
+    )

@@ -90,6 +90,28 @@ def kind_app(kind: str) -> typer.Typer:
             notes.print(f"note: stopped at --limit {limit}; there may be more matches")
 
     @app.command()
+    def approve(
+        ctx: typer.Context,
+        ref: str,
+        note: Annotated[str, typer.Option(help="Why: kept in the audit log.")] = "",
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Release a version held for licence review (status pending)."""
+        emit(state(ctx).client.review(kind, ref, approve=True, note=note), json_out, version_detail)
+
+    @app.command()
+    def reject(
+        ctx: typer.Context,
+        ref: str,
+        note: Annotated[str, typer.Option(help="Why: kept in the audit log.")] = "",
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Block a version held for licence review for good."""
+        emit(
+            state(ctx).client.review(kind, ref, approve=False, note=note), json_out, version_detail
+        )
+
+    @app.command()
     def archive(ctx: typer.Context, ref: str, json_out: JsonOpt = False) -> None:
         """Archive a version: it stays readable but can no longer be loaded or aliased."""
         emit(state(ctx).client.archive(kind, ref), json_out, version_detail)

@@ -196,6 +196,32 @@ class Registry:
                 row.status = "archived"
             return self._fetch_one(session, row.id)
 
+    def review(
+        self, kind: Kind, ref: str, *, approve: bool, actor: str, note: str = ""
+    ) -> VersionInfo:
+        """Decide a version held for review: ``allowed`` or ``blocked``, with who and why.
+
+        Only ``pending`` versions can be decided: a scan that found something is never
+        overruled here; change the policy and register again instead.
+        """
+        if not isinstance(note, str) or len(note) > 2000 or "\x00" in note:
+            raise InvalidInputError("must be text under 2,000 characters", field="note")
+        with self.db.write() as session:
+            row, series = self._resolve(session, kind, ref)
+            session.execute(select(Version.id).where(Version.id == row.id).with_for_update())
+            if row.status != "pending":
+                raise ConflictError(
+                    f"{series.name}@{row.version} is {row.status}, not pending review",
+                    field="ref",
+                    fix="only versions held for licence review can be approved or rejected",
+                )
+            row.status = "allowed" if approve else "blocked"
+            detail = {"from": "pending", "to": row.status, "note": note}
+            subject = f"{kind}:{series.name}@{row.version}"
+            _rows.audit(session.connection(), actor, "approve" if approve else "reject", subject,
+                        detail)  # fmt: skip
+            return self._fetch_one(session, row.id)
+
     def set_alias(
         self, kind: Kind, name: str, version: int, alias: str, *, actor: str
     ) -> AliasInfo:

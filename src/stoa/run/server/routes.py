@@ -335,6 +335,22 @@ def show(client: ReadClient, kinds: Kinds, ref: str) -> VersionInfo:
     return client.show(kinds.kind, ref)
 
 
+class ReviewIn(BaseModel):
+    note: str = ""
+
+
+@router.post("/{kinds}/{ref}/approve", response_model=VersionInfo)
+def approve(client: AdminClient, kinds: Kinds, ref: str, body: ReviewIn) -> VersionInfo:
+    """Release a version held for licence review; admins only, and audited."""
+    return client.review(kinds.kind, ref, approve=True, note=body.note)
+
+
+@router.post("/{kinds}/{ref}/reject", response_model=VersionInfo)
+def reject(client: AdminClient, kinds: Kinds, ref: str, body: ReviewIn) -> VersionInfo:
+    """Block a version held for licence review for good; admins only, and audited."""
+    return client.review(kinds.kind, ref, approve=False, note=body.note)
+
+
 @router.post("/{kinds}/{ref}/archive", response_model=VersionInfo)
 def archive(client: WriteClient, kinds: Kinds, ref: str) -> VersionInfo:
     return client.archive(kinds.kind, ref)
