@@ -257,3 +257,17 @@ def test_an_opcode_running_past_its_frame_is_refused_like_pickle_py_does():
     assert "new frame before end of current frame" in run(nested).findings[0].message
     real = pickle.dumps({f"k{i}": list(range(50)) for i in range(2000)}, protocol=5)
     assert run(real).findings == []  # the pickler's own frames never straddle
+
+
+def test_joblib_files_are_named_and_their_inline_arrays_skipped(tmp_path):
+    import joblib
+    import numpy as np
+
+    value = {"w": np.arange(1000, dtype=np.float64), "names": np.array(["a", "bb"])}
+    joblib.dump(value, tmp_path / "plain.joblib")
+    joblib.dump(value, tmp_path / "packed.joblib", compress=("zlib", 3))
+    report = scan_paths([tmp_path / "plain.joblib", tmp_path / "packed.joblib"])
+    assert [(f.format, f.verdict) for f in report.files] == [
+        ("joblib", "allowed"),
+        ("joblib-zlib", "allowed"),
+    ]

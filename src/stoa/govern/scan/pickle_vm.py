@@ -586,6 +586,7 @@ class PickleMachine:
                     if r.frame_end > r.base + pos:
                         raise PickleError("joblib array data inside a FRAME", at)
                     r.frame_end = -1  # joblib ends the frame before it writes array bytes
+                    self.ctx.formats_seen.append("joblib")
                     buf, pos, end = r.restart(resume)
                     st.stack[-1] = OPAQUE
         elif op == 0x93:  # STACK_GLOBAL

@@ -147,15 +147,18 @@ def scan_blob(ctx: Context, blob: Blob, fmt: str | None = None) -> str:
     ctx.budget.check_time()
     if fmt is None:
         fmt = _detect.detect(blob.stream, blob.size)
+    before = len(ctx.formats_seen)
     if fmt in _SCANNERS:
-        before = len(ctx.formats_seen)
         _scanner(fmt)(blob, ctx)
         if fmt == "zip" and len(ctx.formats_seen) > before:
             return ctx.formats_seen[before]  # the refined kind: pytorch-zip, keras, npz, ...
+        if fmt == "pickle" and "joblib" in ctx.formats_seen[before:]:
+            return "joblib"
         return fmt
     if fmt in _COMPRESSED:
         importlib.import_module("stoa.govern.scan.archives").scan_compressed(blob, ctx, fmt)
-        return fmt
+        # joblib's compressed files are one compressed pickle with inline arrays
+        return f"joblib-{fmt}" if "joblib" in ctx.formats_seen[before:] else fmt
     if fmt in _detect.DATA_ONLY or fmt == "text":
         if fmt in ("text", "json"):
             return _text_or_pickle(ctx, blob, fmt)
