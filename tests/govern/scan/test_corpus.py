@@ -50,10 +50,9 @@ def explain(result: FileReport) -> str:
     return "\n".join(lines)
 
 
-# Known gaps, each written down in docs/scanning.md. strict: a fix makes these fail loudly.
-KNOWN_GAPS = {
-    "pandas-dataframe-pickle": "pandas internals are not on the default allowlist (decision)",
-}
+# Case id -> why it is a known gap (written down in docs/scanning.md). Strict xfails, so a
+# fix makes them fail loudly. None at the moment.
+KNOWN_GAPS: dict[str, str] = {}
 
 
 def _with_gaps(ids: list[str]) -> list:
