@@ -10,7 +10,7 @@ export STOA_TEST_POSTGRES_URL
 export HF_HUB_OFFLINE = 1
 export TRANSFORMERS_OFFLINE = 1
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench bench-scan clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ test: lint
 BENCH_ARGS ?=
 bench: install
 	$(BIN)/python benchmarks/registry_vs_mlflow.py $(BENCH_ARGS)
+
+# Stoa's scanner vs picklescan and modelscan; the peers go into benchmarks/.venv-scan only.
+bench-scan: install
+	$(BIN)/python benchmarks/scan_vs_peers.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) benchmarks/.venv-* .pytest_cache .ruff_cache

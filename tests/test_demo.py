@@ -20,6 +20,7 @@ def test_demo_runs_the_lifecycle_and_cleans_up(monkeypatch, tmp_path):
         "register prompt",
         "scan: clean pickle allowed",
         "scan: malicious pickle blocked",
+        "pull: licence held for review",
         "load champion",
         "walk lineage",
     ]:
@@ -28,6 +29,8 @@ def test_demo_runs_the_lifecycle_and_cleans_up(monkeypatch, tmp_path):
     assert out["blocked"].status == "blocked"
     assert "os.system" in out["blocked"].findings[0]["message"]
     assert out["clean"].status == "allowed" and out["clean"].format == "pickle"
+    assert (out["held"].status, out["held"].license) == ("pending", "CC-BY-NC-4.0")
+    assert out["approved"].status == "allowed"
     assert out["accuracy"] > 0.9
     assert [n.type for n in out["lineage"].upstream] == ["run", "dataset"]
     assert not (tmp_path / "must-stay-empty.db").exists()

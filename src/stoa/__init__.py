@@ -5,7 +5,8 @@ The Python API users import lives here; everything else is an implementation det
 
 __version__ = "0.1.0"
 
-from stoa.client import Client, HttpClient, LocalClient
+from typing import TYPE_CHECKING, Any
+
 from stoa.core.errors import (
     AuthenticationError,
     ConflictError,
@@ -16,7 +17,29 @@ from stoa.core.errors import (
     RefusedError,
     StoaError,
 )
-from stoa.core.settings import Settings
+
+if TYPE_CHECKING:
+    from stoa.client import Client, HttpClient, LocalClient
+    from stoa.core.settings import Settings
+
+# Imported on first use: the clients pull in SQLAlchemy, httpx and pydantic-settings, which
+# code that only scans files (stoa.govern.scan) or prints --help should not pay for.
+_LAZY = {
+    "Client": "stoa.client",
+    "HttpClient": "stoa.client",
+    "LocalClient": "stoa.client",
+    "Settings": "stoa.core.settings",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'stoa' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "AuthenticationError",

@@ -60,6 +60,7 @@ def run_demo(console: Console, *, keep: bool = False) -> dict[str, Any]:
         step("register prompt", lambda: _prompt(client, out))
         step("scan: clean pickle allowed", lambda: _clean_pickle(client, work, out))
         step("scan: malicious pickle blocked", lambda: _blocked_pickle(client, work, out))
+        step("pull: licence held for review", lambda: _pull_for_review(client, work, out))
         step("load champion", lambda: _load_champion(client, csv, out))
         step("walk lineage", lambda: _lineage(client, out))
 
@@ -151,6 +152,21 @@ def _blocked_pickle(client: LocalClient, work: Path, out: dict[str, Any]) -> str
     out["blocked"] = info
     finding = info.findings[0]
     return f"{info.ref} status={info.status}: {finding['message']}"
+
+
+def _pull_for_review(client: LocalClient, work: Path, out: dict[str, Any]) -> str:
+    """A third-party model whose card says non-commercial: clean, but a person must decide."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    source = work / "hub-model"
+    source.mkdir()
+    save_file({"weight": np.ones((4, 4), dtype=np.float32)}, source / "model.safetensors")
+    (source / "README.md").write_text("---\nlicense: cc-by-nc-4.0\n---\n# A hub model\n")
+    held = client.pull_model(str(source), "hub-model")
+    approved = client.review("model", held.ref, approve=True, note="research use only")
+    out["held"], out["approved"] = held, approved
+    return f"{held.ref} {held.license} → {held.status}; approved by an admin → {approved.status}"
 
 
 def _frame(csv: Path) -> Any:
