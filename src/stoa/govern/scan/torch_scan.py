@@ -45,6 +45,8 @@ def scan_zip_container(blob: Blob, ctx: Context) -> None:
                 "interpreter; its pickles are scanned", blob.label, reason="clean")  # fmt: skip
     if kind == "keras":
         importlib.import_module("stoa.govern.scan.keras_scan").scan_keras_zip(blob, ctx)
+    if kind == "skops":
+        importlib.import_module("stoa.govern.scan.skops_scan").scan_skops(blob, ctx)
     ctx.formats_seen.append(kind)
     importlib.import_module("stoa.govern.scan.archives").scan_zip(blob, ctx)
 
