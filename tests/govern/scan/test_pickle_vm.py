@@ -271,3 +271,37 @@ def test_joblib_files_are_named_and_their_inline_arrays_skipped(tmp_path):
         ("joblib", "allowed"),
         ("joblib-zlib", "allowed"),
     ]
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+def test_torchscript_blocks_unless_the_policy_allows_it(tmp_path):
+    import torch
+
+    scripted = torch.jit.script(torch.nn.Linear(2, 2))
+    path = tmp_path / "model.pt"
+    torch.jit.save(scripted, str(path))
+    [file] = scan_paths([path]).files
+    assert (file.format, file.verdict, file.reason) == ("torchscript", "blocked", "malicious")
+    assert "carries a program that torch.jit.load runs" in file.findings[0].message
+    policy = tmp_path / "p.yaml"
+    policy.write_text("version: ts/1\ntorchscript: {allow: true}\n")
+    [allowed] = scan_paths([path], load_policy(policy)).files
+    assert allowed.verdict == "allowed", allowed.findings
+    policy.write_text("version: ts/1\ntorchscript: {allow: yes please}\n")
+    from stoa.core.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match=r"torchscript\.allow must be true or false"):
+        load_policy(policy)
+
+
+def test_text_reads_as_a_pickle_only_when_loading_it_would_do_something(tmp_path):
+    words = tmp_path / "vocab.txt"
+    words.write_text("cat\ndog\nbird\n")  # GLOBAL cat.dog, then an invalid opcode: no call
+    assert scan_paths([words]).files[0].format == "text"
+    payload = tmp_path / "notes.txt"
+    payload.write_text("cos\nsystem\n(S'id'\ntR.")
+    [file] = scan_paths([payload]).files
+    assert (file.format, file.reason) == ("pickle", "malicious")
+    browser = tmp_path / "readme.txt"
+    browser.write_text("cantigravity\nfly\nthen words")  # importing it opens a browser
+    assert scan_paths([browser]).files[0].reason == "malicious"

@@ -49,6 +49,8 @@ class Context:
     license_hints: list[tuple[str, str]] = field(default_factory=list)
     # Archive member labels whose loader reads them as raw bytes (tensor storages): label -> role.
     member_roles: dict[str, str] = field(default_factory=dict)
+    # Inside a TorchScript archive the policy allows: __torch__.* names are its own classes.
+    torchscript_names: bool = False
     # Whether top-level and folder files are hashed (for the deny list and the report).
     hash_files: bool = False
     # Refined format names (pytorch-zip, keras, ...) noted by container scanners.

@@ -108,6 +108,8 @@ _MODULES: dict[str, str] = {
     "jinja2": "renders templates that can reach Python objects",
     "yaml": "loads YAML that can construct Python objects",
     "keras": "loads models with Lambda layers",
+    "antigravity": "opens a web browser when imported",
+    "this": "prints to the terminal when imported",
     "tensorflow": "runs TensorFlow ops that touch files",
 }
 

@@ -40,6 +40,8 @@ class Policy:
     savedmodel_ops: frozenset[str] = frozenset()
     # ONNX operator domains a model may use without declaring them as custom.
     onnx_domains: frozenset[str] = frozenset()
+    # TorchScript archives carry programs; PyTorch says to treat them as untrusted code.
+    torchscript_allow: bool = False
     # SPDX id (or LicenseRef-…) -> decision; anything absent gets license_default.
     licenses: dict[str, Decision] = field(default_factory=dict)
     license_default: Decision = "review"
@@ -85,8 +87,8 @@ def load_policy(path: str | Path | None) -> Policy:
 
 
 def _build(doc: dict[str, Any], base: Policy | None, where: str) -> Policy:
-    known = {"version", "extends", "pickle", "keras", "savedmodel", "onnx", "licenses",
-             "deny_sha256", "limits"}  # fmt: skip
+    known = {"version", "extends", "pickle", "keras", "savedmodel", "onnx", "torchscript",
+             "licenses", "deny_sha256", "limits"}  # fmt: skip
     unknown = sorted(set(doc) - known)
     if unknown:
         raise InvalidInputError(
@@ -122,11 +124,24 @@ def _build(doc: dict[str, Any], base: Policy | None, where: str) -> Policy:
         | frozenset(_strings(_mapping(doc.get("savedmodel", {}), where).get("ops", []), where)),
         onnx_domains=policy.onnx_domains
         | frozenset(_strings(_mapping(doc.get("onnx", {}), where).get("domains", []), where)),
+        torchscript_allow=_flag(
+            _mapping(doc.get("torchscript", {}), f"{where}: torchscript"),
+            "allow",
+            policy.torchscript_allow,
+            f"{where}: torchscript.allow",
+        ),
         licenses=decisions,
         license_default=default,
         deny_sha256=policy.deny_sha256 | _hashes(doc.get("deny_sha256", []), where),
         limits=_limits(policy.limits, _mapping(doc.get("limits", {}), f"{where}: limits"), where),
     )
+
+
+def _flag(doc: dict[str, Any], key: str, default: bool, where: str) -> bool:
+    value = doc.get(key, default)
+    if not isinstance(value, bool):
+        raise InvalidInputError(f"{where} must be true or false", field="policy")
+    return value
 
 
 def _mapping(value: Any, where: str) -> dict[str, Any]:

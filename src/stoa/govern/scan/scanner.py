@@ -183,9 +183,12 @@ def _speculate(ctx: Context, blob: Blob) -> tuple[Context, PickleMachine]:
 
 
 def _text_or_pickle(ctx: Context, blob: Blob, fmt: str) -> str:
-    """Protocol 0 pickles are ASCII text: a text file that would import something is a pickle."""
+    """Protocol 0 pickles are ASCII text. A text file counts as a pickle when loading it
+    would call something, finish a stream, or import a known-dangerous name: a word list
+    that starts "cat\ndog\n" reads as GLOBAL cat.dog and then fails, calling nothing."""
     trial, machine = _speculate(ctx, blob)
-    if machine.globals or any(f.reason == "malicious" for f in trial.findings):
+    critical = any(f.severity == "critical" for f in trial.findings)
+    if machine.calls or machine.streams or critical:
         ctx.findings.extend(trial.findings)
         return "pickle"
     return fmt

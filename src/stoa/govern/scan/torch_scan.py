@@ -41,14 +41,33 @@ def scan_zip_container(blob: Blob, ctx: Context) -> None:
             if _STORAGE.match(name) and not name.endswith("serialization_id"):
                 ctx.member_roles[member_label(blob.label, name)] = "tensor-storage"
     if kind == "torchscript":
-        ctx.add("torchscript", "info", "TorchScript archive: its code runs in the TorchScript "
-                "interpreter; its pickles are scanned", blob.label, reason="clean")  # fmt: skip
+        _torchscript(blob, ctx)
     if kind == "keras":
         importlib.import_module("stoa.govern.scan.keras_scan").scan_keras_zip(blob, ctx)
     if kind == "skops":
         importlib.import_module("stoa.govern.scan.skops_scan").scan_skops(blob, ctx)
     ctx.formats_seen.append(kind)
-    importlib.import_module("stoa.govern.scan.archives").scan_zip(blob, ctx)
+    previous = ctx.torchscript_names
+    # An allowed TorchScript archive's pickles name its own compiled classes (__torch__.*).
+    ctx.torchscript_names = kind == "torchscript" and ctx.policy.torchscript_allow
+    try:
+        importlib.import_module("stoa.govern.scan.archives").scan_zip(blob, ctx)
+    finally:
+        ctx.torchscript_names = previous
+
+
+def _torchscript(blob: Blob, ctx: Context) -> None:
+    """TorchScript is a program, run by torch.jit.load (``__setstate__`` included) with ops
+    such as ``as_strided`` that reach raw memory. PyTorch's SECURITY.md says to treat it as
+    code from an unknown source, so it blocks unless the policy says otherwise."""
+    if ctx.policy.torchscript_allow:
+        ctx.add("torchscript", "info", "TorchScript archive allowed by the policy; its pickles "
+                "are scanned, its code is not", blob.label, reason="clean")  # fmt: skip
+        return
+    ctx.add("torchscript-code", "high", "TorchScript archive: it carries a program that "
+            "torch.jit.load runs, which no scan can show to be safe; export the weights "
+            "(state_dict, safetensors) or set torchscript.allow in the policy",
+            blob.label)  # fmt: skip
 
 
 def scan_torch_legacy(blob: Blob, ctx: Context) -> None:
