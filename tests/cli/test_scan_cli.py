@@ -39,6 +39,7 @@ def test_scan_exit_codes_json_and_sarif(stoa, tmp_path):  # noqa: F811
 
     table = stoa("scan", str(evil))
     assert table.returncode == 1 and "os.system" in table.stdout and "blocked" in table.stdout
+    assert "[critical]" in table.stdout  # severities are text, not Rich markup
 
 
 def test_scan_licence_policy(stoa, tmp_path):  # noqa: F811

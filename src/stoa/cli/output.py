@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
@@ -85,7 +86,8 @@ def version_detail(v: Any) -> Table:
             f"{scan.get('policy_version')}; licence {file.get('license') or 'unknown'}"
         )
     for finding in v.findings:
-        out.caption = (out.caption or "") + f"\n[{finding.get('code')}] {finding.get('message')}"
+        line = f"[{finding.get('code')}] {finding.get('message')}"
+        out.caption = (out.caption or "") + "\n" + escape(line)  # findings quote file contents
     return out
 
 

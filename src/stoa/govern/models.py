@@ -71,7 +71,7 @@ def register_model(
     parents = [("dataset", d) for d in datasets]
     if run_id:
         parents.append(("run", run_id))
-    return registry.add_version(
+    info = registry.add_version(
         "model",
         name,
         stored,
@@ -89,6 +89,7 @@ def register_model(
         parents=parents,
         scan=verdict.report,
     )
+    return info.model_copy(update={"scan": verdict.report}) if info.created else info
 
 
 @contextlib.contextmanager

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from stoa.govern.scan.findings import ScanReport
@@ -91,12 +92,13 @@ def report_table(report: ScanReport) -> Table:
         table.add_column(column)
     for file in report.files:
         shown = [f for f in file.findings if f.blocks] or file.findings[:1]
-        lines = [f"[{f.severity}] {f.message}" for f in shown[:5]]
+        # Messages quote names from the scanned file: never let them act as Rich markup.
+        lines = [escape(f"[{f.severity}] {f.message}") for f in shown[:5]]
         if len(shown) > 5:
             lines.append(f"… and {len(shown) - 5} more (use --json)")
         colour = "green" if file.verdict == "allowed" else "red"
         table.add_row(
-            file.path,
+            escape(file.path),
             file.format,
             f"[{colour}]{file.verdict}[/{colour}]",
             file.reason,
