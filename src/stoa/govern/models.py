@@ -144,8 +144,11 @@ def ensure_allowed(info: VersionInfo) -> None:
     """Only what the gate allowed may be loaded or leave the store."""
     if info.status != "allowed":
         reasons = "; ".join(f.get("message", "") for f in info.findings) or info.status
+        fix = (
+            f"an admin can release it: stoa models approve {info.ref} --note WHY"
+            if info.status == "pending"
+            else "register the model in an allowed format, or load an allowed version"
+        )
         raise RefusedError(
-            f"{info.ref} is {info.status} and will not be loaded: {reasons}",
-            field="ref",
-            fix="register the model in an allowed format, or load an allowed version",
+            f"{info.ref} is {info.status} and will not be loaded: {reasons}", field="ref", fix=fix
         )
