@@ -305,3 +305,10 @@ def test_text_reads_as_a_pickle_only_when_loading_it_would_do_something(tmp_path
     browser = tmp_path / "readme.txt"
     browser.write_text("cantigravity\nfly\nthen words")  # importing it opens a browser
     assert scan_paths([browser]).files[0].reason == "malicious"
+
+
+def test_padding_a_build_state_does_not_hide_dunder_keys():
+    padding = b"".join(s(f"k{i}") + b"K\x01" for i in range(300))
+    data = b"\x80\x04" + s("collections") + s("OrderedDict") + b"\x93)R}(" + padding
+    data += s("__builtins__") + b"K\x01ub."
+    assert any("__builtins__" in m for m in blocking(run(data)))

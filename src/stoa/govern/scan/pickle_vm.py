@@ -112,22 +112,34 @@ class Persistent:
 
 
 class Dct:
-    """A builtin dict; small ones keep their items so array wrappers can be read."""
+    """A builtin dict. Small ones keep their items so array wrappers can be read; every
+    one remembers its dunder keys, so padding a BUILD state cannot hide ``__builtins__``."""
 
-    __slots__ = ("items",)
+    __slots__ = ("dunders", "items")
 
     def __init__(self) -> None:
         self.items: dict[Any, Any] | None = {}
+        self.dunders: list[bytes] = []
 
     def update(self, pairs: list[Any]) -> None:
         if self.items is None:
+            self.note_keys(pairs)
             return
         for i in range(0, len(pairs), 2):
             key = pairs[i]
             if not isinstance(key, bytes | int) or len(self.items) >= _KEEP_ITEMS:
                 self.items = None
+                self.note_keys(pairs[i:])
                 return
             self.items[key] = pairs[i + 1]
+            if type(key) is bytes and key[:2] == b"__" and _is_dunder(key):
+                self.dunders.append(key)
+
+    def note_keys(self, pairs: list[Any]) -> None:
+        for key in pairs[::2]:
+            dunder = type(key) is bytes and key[:2] == b"__" and _is_dunder(key)
+            if dunder and len(self.dunders) < 8:
+                self.dunders.append(key)
 
 
 class PickleError(Exception):
@@ -304,9 +316,8 @@ class PickleMachine:
                       f"BUILD at offset {offset} sets state on {_describe(inst)}",
                       offset, "BUILD")  # fmt: skip
         for source in (state,) + (state if isinstance(state, tuple) else ()):
-            if isinstance(source, Dct) and source.items:
-                dunders = [k.decode("utf-8", "replace") for k in source.items
-                           if isinstance(k, bytes) and _is_dunder(k)]  # fmt: skip
+            if isinstance(source, Dct) and source.dunders:
+                dunders = sorted({k.decode("utf-8", "replace") for k in source.dunders})
                 if dunders:
                     self.flag("pickle-build-dunder",
                               f"BUILD at offset {offset} sets {', '.join(sorted(dunders)[:5])} "
@@ -430,8 +441,7 @@ class PickleMachine:
                     raise PickleError("unpickling stack underflow", at)
                 target = stack[-1]
                 if type(target) is Dct:
-                    if target.items is not None:
-                        target.update(items)
+                    target.update(items)
                 else:
                     self.check_mutation(target, at, "SETITEMS")
             elif op == 0x65:  # APPENDS
@@ -489,8 +499,7 @@ class PickleMachine:
                     key = stack.pop()
                     target = stack[-1]
                     if type(target) is Dct:
-                        if target.items is not None:
-                            target.update([key, value])
+                        target.update([key, value])
                     else:
                         self.check_mutation(target, at, "SETITEM")
                 else:
