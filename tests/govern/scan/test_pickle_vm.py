@@ -312,3 +312,16 @@ def test_padding_a_build_state_does_not_hide_dunder_keys():
     data = b"\x80\x04" + s("collections") + s("OrderedDict") + b"\x93)R}(" + padding
     data += s("__builtins__") + b"K\x01ub."
     assert any("__builtins__" in m for m in blocking(run(data)))
+
+
+def test_a_data_format_whose_first_bytes_are_a_pickle_is_a_polyglot(tmp_path):
+    gif = tmp_path / "cat.gif"
+    # BINFLOAT swallows "IF89a" plus 3 bytes of the GIF header; then the payload runs.
+    gif.write_bytes(b"GIF89a\x01\x00\x01" + b"cos\nsystem\n(S'id'\ntR." + b"\x00" * 20)
+    [file] = scan_paths([gif]).files
+    assert (file.format, file.verdict, file.reason) == ("gif", "blocked", "malicious")
+    rules = {f.rule for f in file.findings}
+    assert {"pickle-polyglot", "pickle-global"} <= rules
+    real = tmp_path / "real.gif"
+    real.write_bytes(b"GIF89a\x01\x00\x01\x00\x00\x00\x00;")
+    assert scan_paths([real]).files[0].verdict == "allowed"

@@ -40,6 +40,8 @@ _SCANNERS: dict[str, str] = {
     "savedmodel": "savedmodel_scan:scan_savedmodel",
 }
 _COMPRESSED = {"gzip", "bz2", "xz", "lz4", "zstd", "lzma", "zlib"}
+# Formats already read as pickles from byte 0 (text is tried as one by _text_or_pickle).
+_READ_AS_PICKLE = {"pickle", "torch-legacy", "maybe-pickle", "text", "json", "empty"}
 _HASH_CHUNK = 1 << 20
 
 
@@ -148,6 +150,8 @@ def scan_blob(ctx: Context, blob: Blob, fmt: str | None = None) -> str:
     if fmt is None:
         fmt = _detect.detect(blob.stream, blob.size)
     before = len(ctx.formats_seen)
+    if fmt not in _READ_AS_PICKLE:
+        _polyglot(ctx, blob, fmt)
     if fmt in _SCANNERS:
         _scanner(fmt)(blob, ctx)
         if fmt == "zip" and len(ctx.formats_seen) > before:
@@ -180,6 +184,20 @@ def _speculate(ctx: Context, blob: Blob) -> tuple[Context, PickleMachine]:
     except BudgetExceeded as exc:
         trial.add("budget", "high", str(exc), blob.label, reason="budget")
     return trial, machine
+
+
+def _polyglot(ctx: Context, blob: Blob, fmt: str) -> None:
+    """torch.load unpickles any file that is not a zip from byte 0, and pickle.load and
+    joblib.load do the same: a GIF, GGUF or HDF5 file whose first bytes also form a
+    pickle that calls something is a polyglot built to pass as the other format."""
+    trial, machine = _speculate(ctx, blob)
+    critical = any(f.severity == "critical" for f in trial.findings)
+    if not (machine.calls or machine.streams or critical):
+        return
+    ctx.findings.extend(f for f in trial.findings if f.reason != "parse-error")
+    ctx.add("pickle-polyglot", "high", f"the file is a {fmt} file whose first bytes also load "
+            "as a pickle that acts: torch.load, pickle.load and joblib.load would run it",
+            blob.label)  # fmt: skip
 
 
 def _text_or_pickle(ctx: Context, blob: Blob, fmt: str) -> str:
