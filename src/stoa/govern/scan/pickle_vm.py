@@ -18,8 +18,10 @@ not grow with the number of opcodes.
 from __future__ import annotations
 
 import _compat_pickle
+import codecs
 import re
 import struct
+import warnings
 from typing import Any, BinaryIO
 
 from stoa.govern.scan.budget import BudgetExceeded
@@ -229,7 +231,8 @@ class PickleMachine:
         self.reported: set[tuple[str, str, str]] = set()
         self.findings = 0
         self.streams = 0
-        self.calls = 0  # REDUCE, OBJ, INST, NEWOBJ(_EX) and BUILD seen
+        self.calls = 0  # REDUCE, OBJ, INST, NEWOBJ(_EX), BUILD and method calls seen
+        self.wrapper_imported = False  # joblib's NumpyArrayWrapper was imported
         self.globals: list[str] = []
 
     # -- reporting ---------------------------------------------------------------
@@ -254,6 +257,8 @@ class PickleMachine:
                 module, name = mapped
             else:
                 module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+        if (module, name) == _WRAPPER:
+            self.wrapper_imported = True
         allowed = (module, name) in self.allow or (
             # TorchScript's own unpickler resolves __torch__.* to classes compiled from the
             # archive's code, never to Python imports; only trusted when TorchScript is.
@@ -298,6 +303,7 @@ class PickleMachine:
         """SETITEM(S), APPEND(S) and ADDITEMS call methods unless the target is builtin."""
         if isinstance(target, Dct) or target is LIST or target is SET or target is OPAQUE:
             return
+        self.calls += 1
         func = target.func if isinstance(target, Obj) else None
         if isinstance(func, Global) and (func.module, func.name) in self.containers:
             return
@@ -598,6 +604,14 @@ class PickleMachine:
             self.check_build(inst, state, at)
             if isinstance(inst, Obj):
                 inst.state = state
+                if self.wrapper_imported and not _is_array_wrapper(inst) and _may_hold(inst):
+                    # joblib tests isinstance(..., NumpyArrayWrapper) after every BUILD; an
+                    # instance built any other way would make it read bytes as array data.
+                    raise PickleError(
+                        "an object that may be a joblib NumpyArrayWrapper is built in a way "
+                        "the scanner does not model (joblib only writes NEWOBJ)",
+                        at,
+                    )
                 if _is_array_wrapper(inst):
                     resume = self._skip_joblib_array(inst, r.base + pos, at)
                     if r.frame_end > r.base + pos:
@@ -618,6 +632,7 @@ class PickleMachine:
                 stack.append(glob)
             else:
                 args = pop_mark()
+                self.calls += 1
                 st.stack.append(Obj(glob, tuple(args[:_KEEP_ITEMS]), at))
         elif op == 0x6F:  # OBJ
             args = pop_mark()
@@ -671,12 +686,16 @@ class PickleMachine:
             data, buf, pos, end = r.take(buf, pos, n, at)
             stack.append(LONGSTR if data is None else _latin1(data))
         elif op == 0x53:  # STRING
-            raw = line().rstrip()
+            # As _pickle.c: only the newline is stripped, bytes escapes are decoded (octal
+            # wraps at 256, \u is literal), then the text is decoded (UTF-8, as torch asks).
+            raw = line()
             if len(raw) < 2 or raw[0] != raw[-1] or raw[:1] not in (b"'", b'"'):
                 raise PickleError("the STRING opcode argument must be quoted", at)
             try:
-                text = raw[1:-1].decode("unicode_escape")
-            except UnicodeDecodeError:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", DeprecationWarning)  # octal escapes > 0o377
+                    text = codecs.escape_decode(raw[1:-1])[0].decode("utf-8")  # type: ignore[attr-defined]
+            except (UnicodeDecodeError, ValueError):
                 raise PickleError("bad STRING escape", at) from None
             stack.append(_as_value(text))
         elif op == 0x56:  # UNICODE
@@ -821,14 +840,35 @@ class PickleMachine:
         return offset
 
 
+_WRAPPER = ("joblib.numpy_pickle", "NumpyArrayWrapper")
+
+
 def _is_array_wrapper(obj: Obj) -> bool:
+    """joblib's own form: NEWOBJ (or a call) of the wrapper class itself."""
     func = obj.func
-    return (
-        isinstance(func, Global)
-        and func.allowed
-        and func.module == "joblib.numpy_pickle"
-        and func.name == "NumpyArrayWrapper"
-    )
+    return isinstance(func, Global) and func.allowed and (func.module, func.name) == _WRAPPER
+
+
+def _may_hold(obj: Obj, depth: int = 0) -> bool:
+    """Whether the wrapper class could reach this object's construction: named in its
+    callable or arguments, or hidden in a value the scanner does not keep."""
+    return any(_mentions_wrapper(value, depth) for value in (obj.func, obj.args))
+
+
+def _mentions_wrapper(value: Any, depth: int) -> bool:
+    if isinstance(value, Global):
+        return (value.module, value.name) == _WRAPPER
+    if value is UNKNOWN or value is BIGTUPLE or isinstance(value, Persistent) or depth > 4:
+        return True
+    if isinstance(value, Obj):
+        return _may_hold(value, depth + 1)
+    if isinstance(value, tuple):
+        return any(_mentions_wrapper(v, depth + 1) for v in value)
+    if isinstance(value, Dct):
+        return value.items is None or any(
+            _mentions_wrapper(v, depth + 1) for v in value.items.values()
+        )
+    return False
 
 
 def _shape_count(shape: Any) -> int | None:
@@ -841,9 +881,6 @@ def _shape_count(shape: Any) -> int | None:
 
 
 _DTYPE = re.compile(r"^[<>=|]?([?bBhHiIlLqQpPefdgFDGbiufcmMOSUV])(\d*)(?:\[[a-zA-Z]+\])?$")
-_KIND_SIZE = {"?": 1, "b": 1, "B": 1, "h": 2, "H": 2, "i": 4, "I": 4, "l": 8, "L": 8, "q": 8,
-              "Q": 8, "p": 8, "P": 8, "e": 2, "f": 4, "d": 8, "g": 16, "F": 8, "D": 16,
-              "G": 32}  # fmt: skip
 
 
 def _dtype_size(dtype: Any) -> tuple[int | None, bool]:
@@ -858,28 +895,45 @@ def _dtype_size(dtype: Any) -> tuple[int | None, bool]:
     match = _DTYPE.match(args[0].decode("utf-8", "replace"))
     if not match:
         return None, False
-    kind, digits = match.groups()
+    kind = match.group(1)
     if kind == "O":
         return None, True
     state = dtype.state
-    if isinstance(state, tuple) and len(state) >= 8:
-        elsize = state[5]
-        if state[3] is not None or state[2] is not None:  # a structured or subarray dtype
-            fields = state[4]
-            if state[3] is not None and not (isinstance(fields, Dct) and fields.items):
-                return None, False  # too many fields to check for objects: cannot size safely
-            for field in fields.items.values() if isinstance(fields, Dct) and fields.items else ():
-                inner = field[0] if isinstance(field, tuple) and field else None
-                if _dtype_size(inner) == (None, False) or _dtype_size(inner)[1]:
-                    return None, _dtype_size(inner)[1]
-            return (elsize, False) if type(elsize) is int and elsize > 0 else (None, False)
-        if type(elsize) is int and elsize > 0:
-            return elsize, False
-    if digits:
-        width = int(digits)
-        return (width * 4 if kind == "U" else width), False
-    size = _KIND_SIZE.get(kind)
-    return size, False
+    if (
+        isinstance(state, tuple)
+        and len(state) >= 8
+        and (state[3] is not None or state[2] is not None)
+    ):
+        # A structured or subarray dtype: NumPy takes its size from the state.
+        elsize, fields = state[5], state[4]
+        if state[3] is not None and not (isinstance(fields, Dct) and fields.items):
+            return None, False  # too many fields to check for objects: cannot size safely
+        for field in fields.items.values() if isinstance(fields, Dct) and fields.items else ():
+            inner = field[0] if isinstance(field, tuple) and field else None
+            if _dtype_size(inner) == (None, False) or _dtype_size(inner)[1]:
+                return None, _dtype_size(inner)[1]
+        return (elsize, False) if type(elsize) is int and elsize > 0 else (None, False)
+    return _numpy_itemsize(args[0], state), False
+
+
+def _numpy_itemsize(code: bytes, state: Any) -> int | None:
+    """The element size NumPy itself gives ``dtype(code, False, True)`` after setstate.
+
+    Which state fields count depends on the kind (an element size in the state is honoured
+    for S/U/V and ignored for numbers), so NumPy answers, on a private copy of the
+    descriptor: copy=True never hands out the shared builtin one.
+    """
+    import numpy
+
+    try:
+        descr = numpy.dtype(code.decode("ascii"), False, True)
+        if isinstance(state, tuple):
+            if not all(v is None or type(v) in (int, bytes) for v in state):
+                return None  # the loader would set a state the scanner cannot see
+            descr.__setstate__(tuple(v.decode("ascii") if type(v) is bytes else v for v in state))
+        return descr.itemsize or None
+    except (TypeError, ValueError, UnicodeDecodeError):
+        return None
 
 
 def _parse_int(raw: bytes, at: int) -> int:

@@ -31,7 +31,7 @@ _SCANNERS: dict[str, str] = {
     "torch-legacy": "torch_scan:scan_torch_legacy",
     "npy": "numpy_scan:scan_npy",
     "zip": "torch_scan:scan_zip_container",
-    "tar": "archives:scan_tar",
+    "tar": "torch_scan:scan_tar_container",
     "7z": "archives:scan_7z",
     "gguf": "gguf_scan:scan_gguf",
     "hdf5": "keras_scan:scan_hdf5",

@@ -15,8 +15,20 @@ from stoa.govern.scan.pickle_vm import PickleMachine
 
 # torch.save's legacy stream: magic number, protocol, sys_info, the object, storage keys.
 _LEGACY_PICKLES = 5
-_STORAGE = re.compile(r"^(?:[^/]+/)?(?:data|constants)/[^/]+$")
 _TORCH_PICKLE = re.compile(r"^(?:[^/]+/)?(?:data|constants|attributes)\.pkl$")
+
+
+def storage_members(names: list[str]) -> list[str]:
+    """The members torch reads as raw tensor bytes: ``<archive>/data/<key>`` and, for
+    TorchScript, ``<archive>/constants/<key>``. torch names the archive after the first
+    central-directory entry's folder, so a checkpoint saved as ``data.pt`` has the archive
+    ``data/`` and its pickle ``data/data.pkl`` is no storage: anything ending in .pkl is
+    scanned whatever its folder."""
+    if not names or "/" not in names[0]:
+        return []
+    prefix = re.escape(names[0].split("/", 1)[0])
+    storage = re.compile(rf"^{prefix}/(?:data|constants)/[^/]+$")
+    return [n for n in names if storage.match(n) and not n.endswith((".pkl", "serialization_id"))]
 
 
 def zip_kind(names: list[str]) -> str:
@@ -37,9 +49,8 @@ def scan_zip_container(blob: Blob, ctx: Context) -> None:
     names = zip_names(blob.stream)
     kind = zip_kind(names)
     if kind in ("pytorch-zip", "torchscript"):
-        for name in names:
-            if _STORAGE.match(name) and not name.endswith("serialization_id"):
-                ctx.member_roles[member_label(blob.label, name)] = "tensor-storage"
+        for name in storage_members(names):
+            ctx.member_roles[member_label(blob.label, name)] = "tensor-storage"
     if kind == "torchscript":
         _torchscript(blob, ctx)
     if kind == "keras":
@@ -68,6 +79,32 @@ def _torchscript(blob: Blob, ctx: Context) -> None:
             "torch.jit.load runs, which no scan can show to be safe; export the weights "
             "(state_dict, safetensors) or set torchscript.allow in the policy",
             blob.label)  # fmt: skip
+
+
+_LEGACY_TAR = {"sys_info", "pickle", "storages"}
+
+
+def scan_tar_container(blob: Blob, ctx: Context) -> None:
+    """Tars are scanned member by member; torch's pre-0.4 tar checkpoint is also refused.
+
+    Its ``storages`` and ``tensors`` members interleave pickles with raw tensor bytes whose
+    length torch derives from each storage's type, so bytes the scanner would read as one
+    opcode stream are read by torch as several: they cannot be shown safe. Every member is
+    still scanned, so a payload in them is named.
+    """
+    import tarfile
+
+    try:
+        blob.stream.seek(0)
+        with tarfile.open(fileobj=blob.stream, mode="r:") as archive:
+            names = set(archive.getnames()[: ctx.policy.limits.max_members])
+    except (tarfile.TarError, OSError, ValueError):
+        names = set()
+    if names >= _LEGACY_TAR:
+        ctx.parse_error(blob.label, "torch's legacy tar checkpoint (before torch 0.4) mixes "
+                        "pickles with raw tensor bytes in one member and cannot be shown safe; "
+                        "load it once where you trust it and torch.save it again")  # fmt: skip
+    importlib.import_module("stoa.govern.scan.archives").scan_tar(blob, ctx)
 
 
 def scan_torch_legacy(blob: Blob, ctx: Context) -> None:
