@@ -2,7 +2,8 @@
 
 Nothing here imports, unpickles or executes anything from a scanned file. Entry
 points: ``scan_paths`` (the Python API, the CLI and ``POST /api/v1/scans``) and
-``ScanGate`` (the registry gate).
+``stoa.govern.scan.scan_gate.ScanGate`` (the registry gate). Policy files load
+with ``stoa.govern.scan.policy.load_policy``.
 """
 
 from stoa.govern.scan.scanner import scan_path, scan_paths
