@@ -22,7 +22,7 @@ from stoa.core.errors import ConfigurationError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 #: The newest file in migrations/versions; tests check that the two agree.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 _SQLITE_BUSY_MS = 30_000
 _PG_MIGRATION_LOCK = 0x5709A  # any constant shared by every Stoa process
 
@@ -62,9 +62,11 @@ def _make_engine(url: str) -> Engine:
         def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
             dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
             cur = dbapi_conn.cursor()
+            # The busy timeout first: switching to WAL needs a lock, and without it a
+            # process that opens the file while another migrates fails at once.
+            cur.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_MS}")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_MS}")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
 

@@ -12,6 +12,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -139,15 +140,67 @@ class AuditEvent(Base):
 
 
 class Run(Base):
-    """A training or evaluation execution; here only what lineage needs to point at."""
+    """A training or evaluation execution: what it read, logged and produced."""
 
     __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_parent_id", "parent_id"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(128))
     status: Mapped[str] = mapped_column(String(16), default="finished")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     created_by: Mapped[str] = mapped_column(String(128), default="")
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    parent_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # {"git_commit", "git_dirty", "python", "platform", "packages": {name: version}}
+    environment: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class RunParam(Base):
+    """A run's hyper-parameter; written once, like MLflow's params."""
+
+    __tablename__ = "run_params"
+    __table_args__ = (Index("ix_run_params_key", "key"),)
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class RunTag(Base):
+    __tablename__ = "run_tags"
+    __table_args__ = (Index("ix_run_tags_key", "key"),)
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class RunMetric(Base):
+    """One metric point; the full history, kept in logging order."""
+
+    __tablename__ = "run_metrics"
+    __table_args__ = (Index("ix_run_metrics_run_key_step", "run_id", "key", "step"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(250))
+    value: Mapped[float] = mapped_column(Float)
+    step: Mapped[int] = mapped_column(BigInteger, default=0)
+    timestamp: Mapped[int] = mapped_column(BigInteger)  # milliseconds since the epoch
+
+
+class RunLatestMetric(Base):
+    """Each run's last value per metric (highest step, then latest time): what search reads."""
+
+    __tablename__ = "run_latest_metrics"
+    __table_args__ = (Index("ix_run_latest_metrics_key_value", "key", "value"),)
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
+    step: Mapped[int] = mapped_column(BigInteger, default=0)
+    timestamp: Mapped[int] = mapped_column(BigInteger)
 
 
 class LineageLink(Base):
