@@ -23,6 +23,7 @@ def test_demo_runs_the_lifecycle_and_cleans_up(monkeypatch, tmp_path):
         "pull: licence held for review",
         "load champion",
         "walk lineage",
+        "search runs",
     ]:
         assert step in text
     assert out["model"].status == "allowed" and out["model"].flavor == "sklearn"
@@ -32,6 +33,8 @@ def test_demo_runs_the_lifecycle_and_cleans_up(monkeypatch, tmp_path):
     assert (out["held"].status, out["held"].license) == ("pending", "CC-BY-NC-4.0")
     assert out["approved"].status == "allowed"
     assert out["accuracy"] > 0.9
+    assert out["run"].status == "finished"
+    assert [r.info.id for r in out["runs"]] == [out["run"].id]
     assert [n.type for n in out["lineage"].upstream] == ["run", "dataset"]
     assert not (tmp_path / "must-stay-empty.db").exists()
     assert not (tmp_path / "must-stay-empty").exists()

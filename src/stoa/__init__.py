@@ -21,6 +21,7 @@ from stoa.core.errors import (
 if TYPE_CHECKING:
     from stoa.client import Client, HttpClient, LocalClient
     from stoa.core.settings import Settings
+    from stoa.govern.active_run import active_run, start_run
 
 # Imported on first use: the clients pull in SQLAlchemy, httpx and pydantic-settings, which
 # code that only scans files (stoa.govern.scan) or prints --help should not pay for.
@@ -29,6 +30,8 @@ _LAZY = {
     "HttpClient": "stoa.client",
     "LocalClient": "stoa.client",
     "Settings": "stoa.core.settings",
+    "start_run": "stoa.govern.active_run",
+    "active_run": "stoa.govern.active_run",
 }
 
 
@@ -55,4 +58,6 @@ __all__ = [
     "Settings",
     "StoaError",
     "__version__",
+    "active_run",
+    "start_run",
 ]

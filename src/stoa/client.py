@@ -30,10 +30,11 @@ from stoa.core.blobs import (
 )
 from stoa.core.db import Database
 from stoa.core.errors import IntegrityError, StoaError
-from stoa.core.names import validate_name
+from stoa.core.names import safe_relpath, validate_name
 from stoa.core.settings import Settings
 from stoa.core.tokens import NewToken, TokenInfo, TokenStore
-from stoa.govern import datasets, models, prompts
+from stoa.govern import datasets, models, prompts, tracking
+from stoa.govern.active_run import RunContext
 from stoa.govern.gate import Gate
 from stoa.govern.registry import Registry, check_kind
 from stoa.govern.scan.policy import load_policy
@@ -43,6 +44,8 @@ from stoa.govern.types import (
     AuditInfo,
     Kind,
     LineageInfo,
+    MetricPoint,
+    RunDetail,
     RunInfo,
     SeriesInfo,
     VersionInfo,
@@ -66,6 +69,21 @@ class Client:
         url = url or settings.url
         target = HttpClient if url else LocalClient
         return super().__new__(target)
+
+    def start_run(self, name: str = "run", **options: Any) -> RunContext:
+        """A tracked run: ``with client.start_run("train", params={...}) as run:``.
+
+        Also a decorator. Options: ``inputs``, ``params``, ``tags``, ``parent``,
+        ``capture_environment``, ``flush_every``, ``flush_seconds``.
+        """
+        return RunContext(self, name, **options)
+
+    def compare_runs(self, run_ids: Iterable[str]) -> list[RunDetail]:
+        """The runs side by side, in the order given."""
+        ids = list(run_ids)
+        if not 1 <= len(ids) <= 100:
+            raise errors.InvalidInputError("compare 1 to 100 runs", field="run_ids")
+        return [self.get_run(run_id) for run_id in ids]
 
 
 class LocalClient(Client):
@@ -197,8 +215,34 @@ class LocalClient(Client):
         kind = kind if kind == "run" else check_kind(kind)
         return self.registry.lineage(kind, ref, depth=depth)  # type: ignore[arg-type]
 
-    def create_run(self, name: str, inputs: Iterable[str] = ()) -> RunInfo:
-        return self.registry.create_run(name, actor=self.actor, inputs=inputs)
+    def create_run(self, name: str, inputs: Iterable[str] = (), **options: Any) -> RunInfo:
+        """``options``: status ("finished" or "running"), params, tags, parent_id, environment."""
+        return self.registry.create_run(name, actor=self.actor, inputs=inputs, **options)
+
+    def log_batch(self, run_id: str, **values: Any) -> None:
+        tracking.log_batch(self.db, run_id, **values)
+
+    def finish_run(self, run_id: str, status: str = "finished") -> RunInfo:
+        return tracking.finish(self.db, run_id, status)
+
+    def get_run(self, run_id: str) -> RunDetail:
+        return tracking.get(self.db, run_id)
+
+    def search_runs(self, **filters: Any) -> list[RunDetail]:
+        """``name``, ``status``, ``params``, ``tags``, ``metrics`` (["acc>0.9"]),
+        ``order_by`` ("-metrics.acc"), ``limit``, ``parent_id``."""
+        return tracking.search(self.db, **filters)
+
+    def metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
+        return tracking.history(self.db, run_id, key)
+
+    def log_run_artifact(self, run_id: str, path: str | Path, name: str | None = None) -> None:
+        path = Path(path)
+        if not path.exists():
+            raise errors.InvalidInputError(f"{path} does not exist", field="path")
+        rel = safe_relpath(name or path.name, "name")
+        tracking.get(self.db, run_id)  # a missing run fails before any bytes are stored
+        tracking.log_artifact(self.db, run_id, rel, self.blobs.put_path(path))
 
     def download(self, kind: Kind, ref: str, dest: str | Path) -> Path:
         """Write a verified copy of a version's artifact to ``dest``."""
@@ -437,8 +481,40 @@ class HttpClient(Client):
             **self._call("GET", f"/{prefix}/{_seg(ref)}/lineage", params={"depth": depth})
         )
 
-    def create_run(self, name: str, inputs: Iterable[str] = ()) -> RunInfo:
-        return RunInfo(**self._call("POST", "/runs", json={"name": name, "inputs": list(inputs)}))
+    def create_run(self, name: str, inputs: Iterable[str] = (), **options: Any) -> RunInfo:
+        body = {"name": name, "inputs": list(inputs)}
+        body.update({k: v for k, v in options.items() if v is not None})
+        return RunInfo(**self._call("POST", "/runs", json=body))
+
+    def log_batch(self, run_id: str, **values: Any) -> None:
+        body = {k: (list(v) if k == "metrics" else v) for k, v in values.items() if v is not None}
+        self._call("POST", f"/runs/{_seg(run_id)}/batch", json=body)
+
+    def finish_run(self, run_id: str, status: str = "finished") -> RunInfo:
+        route = f"/runs/{_seg(run_id)}/finish"
+        return RunInfo(**self._call("POST", route, json={"status": status}))
+
+    def get_run(self, run_id: str) -> RunDetail:
+        return RunDetail(**self._call("GET", f"/runs/{_seg(run_id)}"))
+
+    def search_runs(self, **filters: Any) -> list[RunDetail]:
+        params: list[tuple[str, Any]] = []
+        for key, value in filters.items():
+            if key in ("params", "tags"):
+                params += [(key[:-1], f"{k}={v}") for k, v in (value or {}).items()]
+            elif key == "metrics":
+                params += [("metric", condition) for condition in value or ()]
+            elif value is not None:
+                params.append((key, value))
+        return [RunDetail(**r) for r in self._call("GET", "/runs", params=params)]
+
+    def metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
+        rows = self._call("GET", f"/runs/{_seg(run_id)}/metrics/{_seg(key)}")
+        return [MetricPoint(**r) for r in rows]
+
+    def log_run_artifact(self, run_id: str, path: str | Path, name: str | None = None) -> None:
+        path = Path(path)
+        self._upload(f"/runs/{_seg(run_id)}/artifacts", path, {"name": name or path.name})
 
     # tokens
     def create_token(self, name: str, scopes: Iterable[str]) -> NewToken:

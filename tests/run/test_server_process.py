@@ -294,3 +294,27 @@ def test_real_server_on_postgres(tmp_path, postgres_url, sk_model):
             client.close()
     # The data lives in PostgreSQL, not in the home's SQLite file.
     assert not (tmp_path / "home" / "stoa.db").exists()
+
+
+def test_http_client_tracks_runs_against_a_real_server(tmp_path):
+    home = tmp_path / "home"
+    with running_server(tmp_path, stoa_env(home)) as url:
+        client = stoa.Client(url=url)
+        try:
+            with client.start_run("remote", params={"lr": 0.01}, flush_every=500) as run:
+                for step in range(1200):  # three batches over HTTP
+                    run.log_metric("loss", 1 / (step + 1))
+                report = tmp_path / "notes.md"
+                report.write_text("# done\n")
+                run.log_artifact(report)
+            detail = client.get_run(run.id)
+            assert detail.info.status == "finished" and detail.params == {"lr": "0.01"}
+            assert detail.metrics == {"loss": 1 / 1200} and detail.environment["python"]
+            assert detail.artifacts[0]["path"] == "notes.md"
+            assert len(client.metric_history(run.id, "loss")) == 1200
+            found = client.search_runs(params={"lr": "0.01"}, metrics=["loss<0.01"])
+            assert [r.info.id for r in found] == [run.id]
+            with pytest.raises(stoa.ConflictError, match="only running runs"):
+                client.log_batch(run.id, metrics=[{"key": "late", "value": 1.0}])
+        finally:
+            client.close()

@@ -42,7 +42,7 @@ def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> 
     for column in columns:
         out.add_column(column)
     for row in rows:
-        out.add_row(*["" if v is None else str(v) for v in row])
+        out.add_row(*["" if v is None else escape(str(v)) for v in row])  # user text, not markup
     return out
 
 
@@ -64,6 +64,49 @@ def version_table(versions: Any) -> Table:
             for v in rows
         ],
     )
+
+
+def _number(value: float) -> str:
+    return f"{value:.6g}"
+
+
+def runs_table(runs: Any) -> Table:
+    """Runs with their params and latest metrics as columns, for list and compare."""
+    rows = runs if isinstance(runs, list) else [runs]
+    metric_keys = sorted({k for r in rows for k in r.metrics})[:8]
+    param_keys = sorted({k for r in rows for k in r.params})[:8]
+    return table(
+        "runs",
+        ["id", "name", "status", "created (UTC)"]
+        + [f"params.{k}" for k in param_keys]
+        + [f"metrics.{k}" for k in metric_keys],
+        [
+            [r.info.id[:12], r.info.name, r.info.status,
+             r.info.created_at.strftime("%Y-%m-%d %H:%M:%S")]
+            + [r.params.get(k, "") for k in param_keys]
+            + [_number(r.metrics[k]) if k in r.metrics else "" for k in metric_keys]
+            for r in rows
+        ],
+    )  # fmt: skip
+
+
+def run_detail(run: Any) -> Table:
+    info = run.info
+    out = table(
+        f"run {info.id} ({info.name})",
+        ["field", "value"],
+        [("status", info.status), ("created", info.created_at), ("ended", info.ended_at),
+         ("by", info.created_by), ("parent", info.parent_id),
+         ("git", f"{run.environment.get('git_commit', '-')}"
+                 f"{' (dirty)' if run.environment.get('git_dirty') else ''}"),
+         ("python", run.environment.get("python"))]
+        + [(f"params.{k}", v) for k, v in sorted(run.params.items())]
+        + [(f"tags.{k}", v) for k, v in sorted(run.tags.items())]
+        + [(f"metrics.{k}", _number(v)) for k, v in sorted(run.metrics.items())]
+        + [(f"artifact {a['path']}", f"{a['size']} bytes, sha256 {a['sha256'][:12]}")
+           for a in run.artifacts],
+    )  # fmt: skip
+    return out
 
 
 def lineage_table(lineage: Any) -> Table:

@@ -190,6 +190,18 @@ class RunMetric(Base):
     timestamp: Mapped[int] = mapped_column(BigInteger)  # milliseconds since the epoch
 
 
+class RunArtifact(Base):
+    """A file or folder a run logged, stored content-addressed in the blob store."""
+
+    __tablename__ = "run_artifacts"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    path: Mapped[str] = mapped_column(String(500), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    artifact: Mapped[str] = mapped_column(String(16))  # "file" or "folder"
+    size: Mapped[int] = mapped_column(BigInteger)
+
+
 class RunLatestMetric(Base):
     """Each run's last value per metric (highest step, then latest time): what search reads."""
 

@@ -63,6 +63,7 @@ def run_demo(console: Console, *, keep: bool = False) -> dict[str, Any]:
         step("pull: licence held for review", lambda: _pull_for_review(client, work, out))
         step("load champion", lambda: _load_champion(client, csv, out))
         step("walk lineage", lambda: _lineage(client, out))
+        step("search runs", lambda: _search_runs(client, out))
 
         summary = Table(title=f"Stoa demo — home {home}", title_justify="left")
         summary.add_column("step")
@@ -94,17 +95,20 @@ def _train_and_log(client: LocalClient, csv: Path, out: dict[str, Any]) -> str:
     from sklearn.linear_model import LogisticRegression
 
     frame = pd.read_csv(csv)
-    model = LogisticRegression(max_iter=500).fit(frame.drop(columns="target"), frame["target"])
-    run = client.create_run("iris-logreg", inputs=[out["dataset"].ref])
-    info = client.log_model(
-        "iris-classifier",
-        model,
-        license="MIT",
-        run_id=run.id,
-        tags={"task": "classification"},
-        metadata={"train_rows": len(frame)},
-    )
-    out["model"], out["run"] = info, run
+    x, y = frame.drop(columns="target"), frame["target"]
+    params = {"max_iter": 500, "C": 1.0}
+    with client.start_run("iris-logreg", inputs=[out["dataset"].ref], params=params) as run:
+        model = LogisticRegression(**params).fit(x, y)
+        run.log_metric("train_accuracy", float((model.predict(x) == y).mean()))
+        info = client.log_model(
+            "iris-classifier",
+            model,
+            license="MIT",
+            run_id=run.id,
+            tags={"task": "classification"},
+            metadata={"train_rows": len(frame)},
+        )
+    out["model"], out["run"] = info, client.get_run(run.id).info
     return f"{info.ref} flavor={info.flavor} format={info.format} status={info.status}"
 
 
@@ -183,6 +187,15 @@ def _load_champion(client: LocalClient, csv: Path, out: dict[str, Any]) -> str:
     accuracy = float((model.predict(frame.drop(columns="target")) == frame["target"]).mean())
     out["accuracy"] = accuracy
     return f"{type(model).__name__} loaded from skops; training accuracy {accuracy:.3f}"
+
+
+def _search_runs(client: LocalClient, out: dict[str, Any]) -> str:
+    found = client.search_runs(metrics=["train_accuracy>0.9"], order_by="-metrics.train_accuracy")
+    out["runs"] = found
+    best = found[0]
+    commit = best.environment.get("git_commit", "no git")[:12]
+    accuracy = best.metrics["train_accuracy"]
+    return f"{len(found)} run(s) with train_accuracy>0.9; best {accuracy:.3f}, code {commit}"
 
 
 def _lineage(client: LocalClient, out: dict[str, Any]) -> str:

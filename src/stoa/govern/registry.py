@@ -40,7 +40,7 @@ from stoa.core.schema import (
     Series,
     Version,
 )
-from stoa.govern import _rows
+from stoa.govern import _rows, tracking
 from stoa.govern.types import (
     KINDS,
     AliasInfo,
@@ -265,15 +265,42 @@ class Registry:
             detail = {"alias": alias, "from": previous, "to": None}
             _rows.audit(session.connection(), actor, "alias", f"{kind}:{name}", detail)
 
-    def create_run(self, name: str, *, actor: str, inputs: Iterable[str] = ()) -> RunInfo:
-        """Record a run and the dataset versions it read, for lineage."""
+    def create_run(
+        self,
+        name: str,
+        *,
+        actor: str,
+        inputs: Iterable[str] = (),
+        status: str = "finished",
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        parent_id: str | None = None,
+        environment: Mapping[str, Any] | None = None,
+    ) -> RunInfo:
+        """Record a run, the dataset versions it read (lineage) and what it starts with.
+
+        ``stoa runs create`` records a finished run for lineage; ``start_run`` opens a
+        ``running`` one that logs until it is finished.
+        """
         validate_name(name, "run")
+        if status not in ("running", "finished"):
+            raise InvalidInputError("a new run is running or finished", field="status")
+        clean_params, clean_tags = tracking.clean_params(params), tracking.clean_tags(tags)
+        check_json(environment, "environment")
         with self.db.write() as session:
             links = [self._resolve_parent(session, "dataset", ref) for ref in inputs]
-            run = Run(id=uuid.uuid4().hex, name=name, created_by=actor, status="finished")
+            if parent_id is not None and session.get(Run, parent_id) is None:
+                raise NotFoundError(f"no run {parent_id!r}", field="parent_id")
+            run = Run(
+                id=uuid.uuid4().hex, name=name, created_by=actor, status=status,
+                parent_id=parent_id, environment=dict(environment or {}),
+            )  # fmt: skip
             session.add(run)
             session.flush()
-            _rows.link(session.connection(), links, "run", run.id)
+            conn = session.connection()
+            _rows.link(conn, links, "run", run.id)
+            tracking.write_params(conn, run.id, clean_params)
+            tracking.write_tags(conn, run.id, clean_tags)
             return RunInfo.model_validate(run, from_attributes=True)
 
     # -- reading -----------------------------------------------------------------

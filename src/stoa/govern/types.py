@@ -82,6 +82,26 @@ class RunInfo(_Record):
     status: str
     created_at: datetime
     created_by: str
+    ended_at: datetime | None = None
+    parent_id: str | None = None
+
+
+class MetricPoint(BaseModel):
+    key: str
+    value: float
+    step: int = 0
+    timestamp: int  # milliseconds since the epoch
+
+
+class RunDetail(BaseModel):
+    """A run with what it logged: params, tags and each metric's latest value."""
+
+    info: RunInfo
+    params: dict[str, str] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+    metrics: dict[str, float] = Field(default_factory=dict)
+    environment: dict[str, Any] = Field(default_factory=dict)
+    artifacts: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class LineageNode(BaseModel):

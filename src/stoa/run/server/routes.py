@@ -23,6 +23,8 @@ from stoa.govern.types import (
     AliasInfo,
     AuditInfo,
     LineageInfo,
+    MetricPoint,
+    RunDetail,
     RunInfo,
     SeriesInfo,
     VersionInfo,
@@ -242,11 +244,103 @@ def render_prompt(client: ReadClient, ref: str, body: RenderIn) -> RenderOut:
 class RunIn(BaseModel):
     name: str
     inputs: list[str] = Field(default_factory=list, description="dataset references")
+    status: str = Field("finished", description="'running' to log into it, then finish it")
+    params: dict[str, Any] = Field(default_factory=dict)
+    tags: dict[str, Any] = Field(default_factory=dict)
+    parent_id: str | None = None
+    environment: dict[str, Any] = Field(default_factory=dict)
+
+
+class BatchIn(BaseModel):
+    params: dict[str, Any] = Field(default_factory=dict)
+    tags: dict[str, Any] = Field(default_factory=dict)
+    metrics: list[dict[str, Any]] = Field(
+        default_factory=list, description="{key, value, step, timestamp (ms)}; at most 10,000"
+    )
+
+
+class FinishIn(BaseModel):
+    status: str = "finished"
 
 
 @router.post("/runs", status_code=201, response_model=RunInfo)
 def create_run(client: WriteClient, body: RunIn) -> RunInfo:
-    return client.create_run(body.name, body.inputs)
+    return client.create_run(
+        body.name,
+        body.inputs,
+        status=body.status,
+        params=body.params,
+        tags=body.tags,
+        parent_id=body.parent_id,
+        environment=body.environment,
+    )
+
+
+@router.get("/runs", response_model=list[RunDetail])
+def search_runs(
+    client: ReadClient,
+    param: Annotated[list[str], Query(description="KEY=VALUE, repeatable")] = [],  # noqa: B006
+    tag: Annotated[list[str], Query(description="KEY=VALUE, repeatable")] = [],  # noqa: B006
+    metric: Annotated[list[str], Query(description="KEY OP NUMBER, e.g. acc>0.9")] = [],  # noqa: B006
+    name: str | None = None,
+    status: str | None = None,
+    parent_id: str | None = None,
+    order_by: str | None = Query(None, description="e.g. -metrics.acc, params.lr, created_at"),
+    limit: int = 100,
+) -> list[RunDetail]:
+    """Runs whose params and tags match and whose latest metric values meet each condition."""
+    return client.search_runs(
+        params=parse_tag_filters(param, "param"),
+        tags=parse_tag_filters(tag),
+        metrics=metric,
+        name=name,
+        status=status,
+        parent_id=parent_id,
+        order_by=order_by,
+        limit=limit,
+    )
+
+
+@router.get("/runs/-/compare", response_model=list[RunDetail])
+def compare_runs(
+    client: ReadClient,
+    ids: Annotated[list[str], Query(description="run ids, repeatable")] = [],  # noqa: B006
+) -> list[RunDetail]:
+    return client.compare_runs(ids)
+
+
+@router.get("/runs/{run_id}", response_model=RunDetail)
+def get_run(client: ReadClient, run_id: str) -> RunDetail:
+    return client.get_run(run_id)
+
+
+@router.post("/runs/{run_id}/batch", status_code=204)
+def log_batch(client: WriteClient, run_id: str, body: BatchIn) -> None:
+    """Params, tags and metric points in one transaction: all of them land, or none."""
+    client.log_batch(run_id, params=body.params, tags=body.tags, metrics=body.metrics)
+
+
+@router.post("/runs/{run_id}/finish", response_model=RunInfo)
+def finish_run(client: WriteClient, run_id: str, body: FinishIn) -> RunInfo:
+    return client.finish_run(run_id, body.status)
+
+
+@router.get("/runs/{run_id}/metrics/{key}", response_model=list[MetricPoint])
+def metric_history(client: ReadClient, run_id: str, key: str) -> list[MetricPoint]:
+    return client.metric_history(run_id, key)
+
+
+@router.post("/runs/{run_id}/artifacts", status_code=204)
+def log_run_artifact(
+    client: WriteClient,
+    run_id: str,
+    files: Annotated[list[UploadFile], File()],
+    name: Annotated[str, Form()],
+    paths: Annotated[list[str] | None, Form()] = None,
+) -> None:
+    """A file, or a folder as files plus relative paths, stored with the run as NAME."""
+    with tempfile.TemporaryDirectory(prefix="stoa-artifact-") as tmp:
+        client.log_run_artifact(run_id, _save_uploads(files, paths, Path(tmp)), name)
 
 
 @router.get("/runs/{run_id}/lineage", response_model=LineageInfo)

@@ -48,6 +48,15 @@ def upgrade() -> None:
     )
     op.create_index("ix_run_metrics_run_key_step", "run_metrics", ["run_id", "key", "step"])
     op.create_table(
+        "run_artifacts",
+        _run_fk(),
+        sa.Column("path", sa.String(500), nullable=False),
+        sa.Column("sha256", sa.String(64), nullable=False),
+        sa.Column("artifact", sa.String(16), nullable=False),
+        sa.Column("size", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("run_id", "path"),
+    )
+    op.create_table(
         "run_latest_metrics",
         _run_fk(),
         sa.Column("key", sa.String(250), nullable=False),
@@ -61,6 +70,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("run_latest_metrics")
+    op.drop_table("run_artifacts")
     op.drop_table("run_metrics")
     op.drop_table("run_tags")
     op.drop_table("run_params")

@@ -1,0 +1,218 @@
+"""``start_run``: a run that buffers what a training loop logs and flushes it in batches.
+
+The same object works over either client: it only calls ``create_run``,
+``log_batch``, ``log_run_artifact`` and ``finish_run``. Points are flushed every
+``flush_every`` points or ``flush_seconds``, and when the run ends, so a loop can
+log thousands of points per second without one round trip each.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import importlib.metadata
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from stoa.govern.tracking import MAX_BATCH, check_key, clean_metrics
+from stoa.govern.types import RunInfo
+
+F = TypeVar("F", bound=Callable[..., Any])
+_current: contextvars.ContextVar[ActiveRun | None] = contextvars.ContextVar(
+    "stoa_active_run", default=None
+)
+
+
+def active_run() -> ActiveRun | None:
+    """The innermost run started with ``start_run`` in this context, if any."""
+    return _current.get()
+
+
+def capture_environment(cwd: Path | None = None) -> dict[str, Any]:
+    """What a run needs to be reproduced: git commit and dirty flag, Python, packages."""
+    env: dict[str, Any] = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": {
+            d.metadata["Name"]: d.version
+            for d in importlib.metadata.distributions()
+            if d.metadata["Name"]
+        },
+    }
+    try:
+        where = str(cwd or Path.cwd())
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=5
+        )
+        if commit.returncode == 0:
+            status = subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=where, capture_output=True, text=True, timeout=5,
+            )  # fmt: skip
+            env["git_commit"] = commit.stdout.strip()
+            env["git_dirty"] = bool(status.stdout.strip()) if status.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        pass  # no git, or not a repository: the run simply has no code version
+    return env
+
+
+class ActiveRun:
+    """A running run; use it from ``with client.start_run(...) as run``."""
+
+    def __init__(self, client: Any, info: RunInfo, *, flush_every: int, flush_seconds: float):
+        self.client = client
+        self.info = info
+        self.flush_every = min(flush_every, MAX_BATCH)
+        self.flush_seconds = flush_seconds
+        self._points: list[dict[str, Any]] = []
+        self._params: dict[str, Any] = {}
+        self._tags: dict[str, Any] = {}
+        self._steps: dict[str, int] = {}
+        self._last_flush = time.monotonic()
+
+    @property
+    def id(self) -> str:
+        return self.info.id
+
+    def log_param(self, key: str, value: Any) -> None:
+        self._params[key] = value
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        self._params.update(params)
+
+    def set_tag(self, key: str, value: Any) -> None:
+        self._tags[key] = value
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        self._tags.update(tags)
+
+    def log_metric(
+        self, key: str, value: float, step: int | None = None, timestamp: int | None = None
+    ) -> None:
+        """``step`` defaults to one more than this metric's last step, from 0."""
+        if step is None:
+            step = self._steps.get(key, -1) + 1
+        point = {"key": key, "value": value, "step": step, "timestamp": timestamp}
+        clean_metrics([point])  # refuse a bad point here, where the caller can see the line
+        self._steps[key] = step
+        if point["timestamp"] is None:
+            point["timestamp"] = int(time.time() * 1000)
+        self._points.append(point)
+        if len(self._points) >= self.flush_every or (
+            time.monotonic() - self._last_flush >= self.flush_seconds
+        ):
+            self.flush()
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        for key, value in metrics.items():
+            self.log_metric(key, value, step)
+
+    def log_artifact(self, path: str | Path, name: str | None = None) -> None:
+        """Store a file or folder with the run, under ``name`` (default: its file name)."""
+        path = Path(path)
+        self.flush()
+        self.client.log_run_artifact(self.id, path, name or path.name)
+
+    def flush(self) -> None:
+        if not (self._points or self._params or self._tags):
+            return
+        points, params, tags = self._points, self._params, self._tags
+        self._points, self._params, self._tags = [], {}, {}
+        self._last_flush = time.monotonic()
+        self.client.log_batch(self.id, params=params, metrics=points, tags=tags)
+
+    def finish(self, status: str = "finished") -> RunInfo:
+        self.flush()
+        self.info = self.client.finish_run(self.id, status)
+        return self.info
+
+
+class RunContext:
+    """What ``start_run`` returns: a context manager, and a decorator that opens a fresh
+    run around every call of the function."""
+
+    def __init__(self, client: Any, name: str, **options: Any):
+        check_key(name, "name")
+        self.client = client
+        self.name = name
+        self.options = options
+        self.run: ActiveRun | None = None
+        self._token: contextvars.Token[ActiveRun | None] | None = None
+
+    def __enter__(self) -> ActiveRun:
+        options = dict(self.options)
+        flush_every = options.pop("flush_every", 1000)
+        flush_seconds = options.pop("flush_seconds", 1.0)
+        capture = options.pop("capture_environment", True)
+        parent = options.pop("parent", None)
+        if parent is None and active_run() is not None:
+            parent = active_run().id  # type: ignore[union-attr]
+        if isinstance(parent, ActiveRun):
+            parent = parent.id
+        info = self.client.create_run(
+            self.name,
+            inputs=list(options.pop("inputs", ())),
+            status="running",
+            params=options.pop("params", None),
+            tags=options.pop("tags", None),
+            parent_id=parent,
+            environment=capture_environment() if capture else {},
+        )
+        self.run = ActiveRun(
+            self.client, info, flush_every=flush_every, flush_seconds=flush_seconds
+        )
+        self._token = _current.set(self.run)
+        return self.run
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        assert self.run is not None
+        try:
+            if exc_type is None:
+                self.run.finish("finished")
+            else:
+                # Keep what was logged before the failure, then mark the run failed.
+                self.run.finish("killed" if exc_type is KeyboardInterrupt else "failed")
+        finally:
+            if self._token is not None:
+                _current.reset(self._token)
+
+    def __call__(self, fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with RunContext(self.client, self.name, **self.options):
+                return fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+
+def start_run(
+    name: str = "run",
+    *,
+    client: Any = None,
+    inputs: Iterable[str] = (),
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
+    parent: Any = None,
+    capture_environment: bool = True,
+    flush_every: int = 1000,
+    flush_seconds: float = 1.0,
+) -> RunContext:
+    """Open a run: ``with stoa.start_run("train") as run:`` or ``@stoa.start_run("train")``.
+
+    ``inputs`` are dataset refs the run reads (lineage); ``parent`` nests it (Optuna
+    trials under a study run); a run started inside another becomes its child.
+    """
+    if client is None:
+        from stoa.client import Client
+
+        client = Client()
+    return RunContext(
+        client, name, inputs=inputs, params=params, tags=tags, parent=parent,
+        capture_environment=capture_environment, flush_every=flush_every,
+        flush_seconds=flush_seconds,
+    )  # fmt: skip

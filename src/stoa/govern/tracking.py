@@ -1,0 +1,414 @@
+"""Run tracking: params, tags, metric history and artifacts, and searching runs by them.
+
+One implementation behind ``stoa.start_run`` (through either client), the
+``/api/v1/runs`` routes and ``stoa runs``. Metrics arrive in batches: a training
+loop buffers points on the client side and each flush is one transaction with one
+multi-row insert, plus one upsert that keeps each run's latest value per metric.
+Search reads those latest values, so it never scans the history.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, and_, exists, select, tuple_
+
+from stoa.core.db import Database
+from stoa.core.errors import ConflictError, InvalidInputError, NotFoundError
+from stoa.core.schema import Run, RunArtifact, RunLatestMetric, RunMetric, RunParam, RunTag, utcnow
+from stoa.govern import _rows
+from stoa.govern.types import MetricPoint, RunDetail, RunInfo
+
+R = Run.__table__
+P = RunParam.__table__
+T = RunTag.__table__
+M = RunMetric.__table__
+L = RunLatestMetric.__table__
+A = RunArtifact.__table__
+
+RUN_STATUSES = ("running", "finished", "failed", "killed")
+MAX_BATCH = 10_000  # metric points in one call
+MAX_SEARCH = 10_000
+_KEY = re.compile(r"^[\w\-./:][\w\-./: ]{0,249}$")
+_MAX_PARAM = 6000
+_MAX_TAG = 5000
+_CONDITION = re.compile(
+    r"^\s*(?P<key>[\w\-./:][\w\-./: ]*?)\s*(?P<op>>=|<=|!=|==|=|>|<)\s*(?P<value>\S+)\s*$"
+)
+_OPS = {">": "__gt__", ">=": "__ge__", "<": "__lt__", "<=": "__le__", "=": "__eq__",
+        "==": "__eq__", "!=": "__ne__"}  # fmt: skip
+
+
+def check_key(key: Any, field: str) -> str:
+    if not isinstance(key, str) or not _KEY.match(key) or key != key.strip():
+        raise InvalidInputError(
+            f"{key!r} is not a valid key",
+            field=field,
+            fix="use up to 250 letters, digits, spaces and _ - . / :",
+        )
+    return key
+
+
+def clean_params(params: Mapping[str, Any] | None) -> dict[str, str]:
+    """Params are stored as text, like MLflow's; each value is written once."""
+    out: dict[str, str] = {}
+    for key, value in (params or {}).items():
+        check_key(key, f"params.{key}")
+        text = value if isinstance(value, str) else str(value)
+        if len(text) > _MAX_PARAM or "\x00" in text:
+            raise InvalidInputError(
+                f"param {key!r} is longer than {_MAX_PARAM} characters or holds NUL",
+                field=f"params.{key}",
+            )
+        out[key] = text
+    return out
+
+
+def clean_tags(tags: Mapping[str, Any] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in (tags or {}).items():
+        check_key(key, f"tags.{key}")
+        text = str(value)
+        if len(text) > _MAX_TAG or "\x00" in text:
+            raise InvalidInputError(
+                f"tag {key!r} is longer than {_MAX_TAG} characters or holds NUL",
+                field=f"tags.{key}",
+            )
+        out[key] = text
+    return out
+
+
+def clean_metrics(points: Iterable[Any]) -> list[dict[str, Any]]:
+    """(key, value, step, timestamp) rows; every bad point is refused with its key."""
+    rows: list[dict[str, Any]] = []
+    now = int(time.time() * 1000)
+    for point in points:
+        if isinstance(point, MetricPoint):
+            key, value, step, stamp = point.key, point.value, point.step, point.timestamp
+        elif isinstance(point, Mapping):
+            key, value = point.get("key"), point.get("value")
+            step, stamp = point.get("step", 0), point.get("timestamp")
+        else:
+            key, value, step, stamp = (*point, None, None)[:4]
+        check_key(key, "metrics.key")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidInputError(
+                f"metric {key!r} must be a number, not {type(value).__name__}",
+                field=f"metrics.{key}",
+            )
+        if not math.isfinite(value):
+            raise InvalidInputError(
+                f"metric {key!r} is {value}; only finite values are stored",
+                field=f"metrics.{key}",
+                fix="log NaN or infinite values as a tag, or skip the point",
+            )
+        step = 0 if step is None else step
+        if isinstance(step, bool) or not isinstance(step, int) or abs(step) > 2**62:
+            raise InvalidInputError(f"step of {key!r} must be an integer", field="metrics.step")
+        stamp = now if stamp is None else stamp
+        if isinstance(stamp, bool) or not isinstance(stamp, int) or not 0 <= stamp < 2**62:
+            raise InvalidInputError(
+                f"timestamp of {key!r} must be milliseconds since the epoch",
+                field="metrics.timestamp",
+            )
+        rows.append({"key": key, "value": float(value), "step": step, "timestamp": stamp})
+    if len(rows) > MAX_BATCH:
+        raise InvalidInputError(
+            f"{len(rows)} metric points in one batch; at most {MAX_BATCH}",
+            field="metrics",
+            fix="send them in several batches",
+        )
+    return rows
+
+
+def _latest_upsert(_: str, insert: Any) -> Any:
+    """Keep the point with the highest (step, timestamp); ties go to the newer write."""
+    statement = insert(L)
+    newer = tuple_(statement.excluded.step, statement.excluded.timestamp) >= tuple_(
+        L.c.step, L.c.timestamp
+    )
+    return statement.on_conflict_do_update(
+        index_elements=[L.c.run_id, L.c.key],
+        set_={
+            "value": statement.excluded.value,
+            "step": statement.excluded.step,
+            "timestamp": statement.excluded.timestamp,
+        },
+        where=newer,
+    )
+
+
+def _insert_new(table: Any) -> Any:
+    def build(_: str, insert: Any) -> Any:
+        return insert(table).on_conflict_do_nothing(index_elements=[table.c.run_id, table.c.key])
+
+    return build
+
+
+def _tag_upsert(_: str, insert: Any) -> Any:
+    statement = insert(T)
+    return statement.on_conflict_do_update(
+        index_elements=[T.c.run_id, T.c.key], set_={"value": statement.excluded.value}
+    )
+
+
+def _running(conn: Connection, run_id: str) -> None:
+    status = conn.execute(select(R.c.status).where(R.c.id == run_id)).scalar()
+    if status is None:
+        raise NotFoundError(f"no run {run_id!r}", field="run_id")
+    if status != "running":
+        raise ConflictError(
+            f"run {run_id} is {status}; only running runs take new values",
+            field="run_id",
+            fix="start a new run",
+        )
+
+
+def write_params(conn: Connection, run_id: str, params: dict[str, str]) -> None:
+    """Params are immutable: the same value again is fine, a different one is refused."""
+    if not params:
+        return
+    query = select(P.c.key, P.c.value).where(P.c.run_id == run_id, P.c.key.in_(list(params)))
+    existing = {key: value for key, value in conn.execute(query)}
+    changed = sorted(k for k, v in existing.items() if v != params[k])
+    if changed:
+        key = changed[0]
+        raise ConflictError(
+            f"param {key!r} of run {run_id} is already {existing[key]!r}, not {params[key]!r}",
+            field=f"params.{key}",
+            fix="params are written once; log a metric or a tag for values that change",
+        )
+    new = [{"run_id": run_id, "key": k, "value": v} for k, v in params.items() if k not in existing]
+    if new:
+        conn.execute(_rows._for_dialect(conn, "param_insert", _insert_new(P)), new)
+
+
+def write_tags(conn: Connection, run_id: str, tags: dict[str, str]) -> None:
+    if tags:
+        rows = [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()]
+        conn.execute(_rows._for_dialect(conn, "tag_upsert", _tag_upsert), rows)
+
+
+def write_metrics(conn: Connection, run_id: str, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    for row in rows:
+        row["run_id"] = run_id
+    conn.execute(M.insert(), rows)
+    latest: dict[str, dict[str, Any]] = {}
+    for row in rows:  # the batch's own latest point per key, then one upsert per key
+        best = latest.get(row["key"])
+        if best is None or (row["step"], row["timestamp"]) >= (best["step"], best["timestamp"]):
+            latest[row["key"]] = row
+    conn.execute(_rows._for_dialect(conn, "latest_upsert", _latest_upsert), list(latest.values()))
+
+
+def log_batch(
+    db: Database,
+    run_id: str,
+    *,
+    params: Mapping[str, Any] | None = None,
+    metrics: Iterable[Any] = (),
+    tags: Mapping[str, Any] | None = None,
+) -> None:
+    """One transaction for whatever a client flushed: all of it lands, or none."""
+    clean_p, clean_t, rows = clean_params(params), clean_tags(tags), clean_metrics(metrics)
+    with db.write_connection() as conn:
+        _running(conn, run_id)
+        write_params(conn, run_id, clean_p)
+        write_tags(conn, run_id, clean_t)
+        write_metrics(conn, run_id, rows)
+
+
+def log_artifact(db: Database, run_id: str, path: str, stored: Any) -> None:
+    """Record a file or folder already stored in the blob store under ``path``."""
+    with db.write_connection() as conn:
+        _running(conn, run_id)
+        values = {"sha256": stored.sha256, "artifact": stored.artifact, "size": stored.size}
+        updated = conn.execute(
+            A.update().where(A.c.run_id == run_id, A.c.path == path).values(**values)
+        ).rowcount
+        if not updated:
+            conn.execute(A.insert().values(run_id=run_id, path=path, **values))
+
+
+def finish(db: Database, run_id: str, status: str = "finished") -> RunInfo:
+    if status not in RUN_STATUSES[1:]:
+        raise InvalidInputError(
+            f"{status!r} is not a final status",
+            field="status",
+            fix=f"use one of {', '.join(RUN_STATUSES[1:])}",
+        )
+    with db.write_connection() as conn:
+        _running(conn, run_id)
+        conn.execute(R.update().where(R.c.id == run_id).values(status=status, ended_at=utcnow()))
+    return get(db, run_id).info
+
+
+def get(db: Database, run_id: str) -> RunDetail:
+    with db.read() as session:
+        details = _details(session.connection(), [run_id], with_environment=True)
+    if not details:
+        raise NotFoundError(f"no run {run_id!r}", field="run_id")
+    return details[0]
+
+
+def history(db: Database, run_id: str, key: str) -> list[MetricPoint]:
+    """Every point of one metric, in step order (then logging order)."""
+    check_key(key, "key")
+    with db.read() as session:
+        conn = session.connection()
+        if conn.execute(select(R.c.id).where(R.c.id == run_id)).scalar() is None:
+            raise NotFoundError(f"no run {run_id!r}", field="run_id")
+        rows = conn.execute(
+            select(M.c.key, M.c.value, M.c.step, M.c.timestamp)
+            .where(M.c.run_id == run_id, M.c.key == key)
+            .order_by(M.c.step, M.c.timestamp, M.c.id)
+        ).all()
+    return [MetricPoint(key=r.key, value=r.value, step=r.step, timestamp=r.timestamp) for r in rows]
+
+
+def parse_condition(text: str) -> tuple[str, str, float]:
+    """'acc>0.9' -> ('acc', '>', 0.9): a metric condition for search."""
+    match = _CONDITION.match(text) if isinstance(text, str) else None
+    if not match:
+        raise InvalidInputError(
+            f"{text!r} is not a metric condition",
+            field="metrics",
+            fix="write KEY OP NUMBER, e.g. 'acc>0.9' or 'loss<=0.2' (OP: > >= < <= = !=)",
+        )
+    try:
+        value = float(match["value"])
+    except ValueError:
+        raise InvalidInputError(
+            f"{match['value']!r} in {text!r} is not a number", field="metrics"
+        ) from None
+    return check_key(match["key"], "metrics"), match["op"], value
+
+
+def search(
+    db: Database,
+    *,
+    name: str | None = None,
+    status: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
+    metrics: Sequence[str] = (),
+    order_by: str | None = None,
+    limit: int = 100,
+    parent_id: str | None = None,
+) -> list[RunDetail]:
+    """Runs whose params and tags equal the given values and whose latest metric values
+    meet every condition, newest first unless ``order_by`` says otherwise."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_SEARCH:
+        raise InvalidInputError(f"limit must be 1..{MAX_SEARCH}", field="limit")
+    if status is not None and status not in RUN_STATUSES:
+        raise InvalidInputError(
+            f"unknown status {status!r}", field="status", fix=f"use one of {RUN_STATUSES}"
+        )
+    where = []
+    if name is not None:
+        where.append(R.c.name == name)
+    if status is not None:
+        where.append(R.c.status == status)
+    if parent_id is not None:
+        where.append(R.c.parent_id == parent_id)
+    for key, value in clean_params(params).items():
+        where.append(exists().where(P.c.run_id == R.c.id, P.c.key == key, P.c.value == value))
+    for key, value in clean_tags(tags).items():
+        where.append(exists().where(T.c.run_id == R.c.id, T.c.key == key, T.c.value == value))
+    for condition in metrics:
+        key, op, value = parse_condition(condition)
+        compare = getattr(L.c.value, _OPS[op])(value)
+        where.append(exists().where(L.c.run_id == R.c.id, L.c.key == key, compare))
+    query = select(R.c.id).where(and_(*where)) if where else select(R.c.id)
+    query = _ordered(query, order_by).limit(limit)
+    with db.read() as session:
+        conn = session.connection()
+        ids = [row[0] for row in conn.execute(query)]
+        return _details(conn, ids, with_environment=False)
+
+
+def _ordered(query: Any, order_by: str | None) -> Any:
+    """'-metrics.acc', 'params.lr', 'created_at' (the default is '-created_at')."""
+    text = order_by or "-created_at"
+    descending = text.startswith("-")
+    field = text.lstrip("-+")
+    if field in ("created_at", "name", "status", "ended_at"):
+        column = R.c[field]
+    elif field.startswith(("metrics.", "params.", "tags.")):
+        source, key = field.split(".", 1)
+        check_key(key, "order_by")
+        table = {"metrics": L, "params": P, "tags": T}[source].alias("ordering")
+        query = query.outerjoin(table, and_(table.c.run_id == R.c.id, table.c.key == key))
+        column = table.c.value
+    else:
+        raise InvalidInputError(
+            f"cannot order by {text!r}",
+            field="order_by",
+            fix="use created_at, name, status, ended_at, metrics.KEY, params.KEY or tags.KEY; "
+            "prefix - for descending",
+        )
+    # Runs without the value sort last either way; the id keeps the order stable.
+    return query.order_by(column.is_(None), column.desc() if descending else column.asc(), R.c.id)
+
+
+def _details(conn: Connection, ids: list[str], *, with_environment: bool) -> list[RunDetail]:
+    if not ids:
+        return []
+    columns = [R.c.id, R.c.name, R.c.status, R.c.created_at, R.c.created_by, R.c.ended_at]
+    columns += [R.c.parent_id] + ([R.c.environment] if with_environment else [])
+    rows = {row.id: row for row in conn.execute(select(*columns).where(R.c.id.in_(ids)))}
+    params = _by_run(conn, P, ids)
+    tags = _by_run(conn, T, ids)
+    latest = _by_run(conn, L, ids)
+    artifacts: dict[str, list[dict[str, Any]]] = {}
+    if with_environment:
+        for row in conn.execute(select(A).where(A.c.run_id.in_(ids)).order_by(A.c.path)):
+            entry = {"path": row.path, "sha256": row.sha256, "artifact": row.artifact}
+            artifacts.setdefault(row.run_id, []).append({**entry, "size": row.size})
+    out = []
+    for run_id in ids:
+        row = rows.get(run_id)
+        if row is None:
+            continue
+        environment = row.environment if with_environment else {}
+        if isinstance(environment, str):  # SQLite hands JSON back as text through Core
+            import json
+
+            environment = json.loads(environment)
+        info = RunInfo(
+            id=row.id, name=row.name, status=row.status, created_at=_aware(row.created_at),
+            created_by=row.created_by, ended_at=_aware(row.ended_at), parent_id=row.parent_id,
+        )  # fmt: skip
+        out.append(
+            RunDetail(
+                info=info,
+                params=params.get(run_id, {}),
+                tags=tags.get(run_id, {}),
+                metrics=latest.get(run_id, {}),
+                environment=environment or {},
+                artifacts=artifacts.get(run_id, []),
+            )
+        )
+    return out
+
+
+def _by_run(conn: Connection, table: Any, ids: list[str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    query = select(table.c.run_id, table.c.key, table.c.value).where(table.c.run_id.in_(ids))
+    for run_id, key, value in conn.execute(query):
+        out.setdefault(run_id, {})[key] = value
+    return out
+
+
+def _aware(value: Any) -> Any:
+    from datetime import UTC, datetime
+
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
