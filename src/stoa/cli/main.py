@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from stoa.cli import registry, runs, scan, tokens
+from stoa.cli import registry, runs, scan, select, tokens
 from stoa.cli.context import State, state
 from stoa.cli.output import console
 from stoa.core.db import masked
@@ -38,6 +38,7 @@ app.add_typer(registry.datasets_app, name="datasets")
 app.add_typer(runs.app, name="runs")
 app.add_typer(tokens.app, name="tokens")
 app.command(name="scan")(scan.scan)
+app.command(name="select")(select.select)
 
 
 @app.callback()

@@ -87,3 +87,11 @@ class ConfigurationError(StoaError):
 
     code = "configuration"
     http_status = 500
+
+
+def yaml_problem(exc: Exception) -> str:
+    """A YAML parser error on one line: what is wrong and where (PyYAML spreads it over five)."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    return f"{problem}{where}"

@@ -39,7 +39,26 @@ FLAVORS: dict[str, Flavor] = {
 }
 
 
+_PLUGINS_LOADED = False
+
+
+def _load_plugins() -> None:
+    """Flavors other packages (and Stoa's own build area) declare under the
+    ``stoa.flavors`` entry point group: the registry never imports them by name."""
+    global _PLUGINS_LOADED
+    if _PLUGINS_LOADED:
+        return
+    _PLUGINS_LOADED = True
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group="stoa.flavors"):
+        if entry.name not in FLAVORS:
+            FLAVORS[entry.name] = entry.load()()
+
+
 def get_flavor(name: str) -> Flavor:
+    if name not in FLAVORS:
+        _load_plugins()
     try:
         return FLAVORS[name]
     except KeyError:
@@ -69,6 +88,7 @@ def flavor_for_path(path: Path, fmt: str | None = None) -> str | None:
     """
     if fmt is None:
         fmt = "folder" if path.is_dir() else detect_format(path)
+    _load_plugins()
     for flavor in FLAVORS.values():
         if flavor.matches_path(path, fmt):
             return flavor.name

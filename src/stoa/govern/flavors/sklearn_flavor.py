@@ -30,14 +30,19 @@ class SklearnFlavor:
         return path, {"class": f"{type(obj).__module__}.{type(obj).__qualname__}"}
 
     def load(self, path: Path, spec: dict[str, Any]) -> Any:
-        import skops.io
+        return load_skops(path)
 
-        untrusted = skops.io.get_untrusted_types(file=path)
-        foreign = [t for t in untrusted if not t.startswith(TRUSTED_MODULES)]
-        if foreign:
-            raise RefusedError(
-                f"the skops file constructs types outside scikit-learn: {', '.join(foreign)}",
-                field="model",
-                fix="re-save the model with only scikit-learn, NumPy and SciPy types",
-            )
-        return skops.io.load(path, trusted=untrusted)
+
+def load_skops(path: Path) -> Any:
+    """Load a skops file trusting only scikit-learn, NumPy and SciPy types."""
+    import skops.io
+
+    untrusted = skops.io.get_untrusted_types(file=path)
+    foreign = [t for t in untrusted if not t.startswith(TRUSTED_MODULES)]
+    if foreign:
+        raise RefusedError(
+            f"the skops file constructs types outside scikit-learn: {', '.join(foreign)}",
+            field="model",
+            fix="re-save the model with only scikit-learn, NumPy and SciPy types",
+        )
+    return skops.io.load(path, trusted=untrusted)

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import yaml
 
-from stoa.core.errors import InvalidInputError
+from stoa.core.errors import InvalidInputError, yaml_problem
 from stoa.govern.scan.budget import Limits
 
 Decision = Literal["allow", "review", "block"]
@@ -73,7 +73,7 @@ def load_policy(path: str | Path | None) -> Policy:
         ) from None
     except yaml.YAMLError as exc:
         raise InvalidInputError(
-            f"policy file {path} is not valid YAML: {exc}", field="policy"
+            f"policy file {path} is not valid YAML: {yaml_problem(exc)}", field="policy"
         ) from None
     if not isinstance(doc, dict):
         raise InvalidInputError(f"policy file {path} must be a YAML mapping", field="policy")

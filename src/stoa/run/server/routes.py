@@ -348,6 +348,34 @@ def run_lineage(client: ReadClient, run_id: str, depth: int = 16) -> LineageInfo
     return client.lineage("run", run_id, depth)
 
 
+class SelectionIn(BaseModel):
+    config: dict[str, Any] = Field(description="the stoa select config; data.dataset, not path")
+    register_as: str | None = Field(
+        None, alias="register", description="register the recommendation under this name"
+    )
+
+
+@router.post("/selections")
+def run_selection(client: WriteClient, body: SelectionIn) -> dict[str, Any]:
+    """Train, measure and rank the candidates on a registered dataset version.
+
+    The server reads only registered datasets: a path would let a caller read any file
+    the server can.
+    """
+    from stoa.build.ml.select import numpy_safe, parse_config
+    from stoa.build.ml.select import run_selection as select
+
+    data = body.config.get("data")
+    if isinstance(data, dict) and data.get("path"):
+        raise InvalidInputError(
+            "the server selects on registered datasets only",
+            field="config.data.path",
+            fix="register the file (POST /api/v1/datasets) and pass data.dataset: NAME@VERSION",
+        )
+    parsed = parse_config(body.config)
+    return numpy_safe(select(client, parsed, register=body.register_as))
+
+
 class TokenIn(BaseModel):
     name: str
     scopes: list[str] = Field(default_factory=lambda: ["read"])

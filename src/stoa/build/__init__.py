@@ -1,0 +1,1 @@
+"""Build: train and compare candidates, knowledge bases, solutions."""

@@ -1,0 +1,1 @@
+"""Candidate kinds for model selection: one interface, one contract test."""
