@@ -59,6 +59,10 @@ class Candidate(Protocol):
     def spec(self) -> dict[str, Any]:
         """JSON the loader needs besides the artifact (kind, params, classes, columns)."""
 
+    @classmethod
+    def load(cls, path: Path, spec: dict[str, Any]) -> Candidate:
+        """The fitted candidate back from ``save``'s artifact; runs no code from it."""
+
 
 class Skipped(Exception):
     """A kind that cannot run here (no provider configured, say): reported, never faked."""
@@ -68,6 +72,9 @@ KINDS: dict[str, type] = {}
 
 
 def register_kind(cls: type) -> type:
+    """Make a kind available to ``make`` and ``load``; one class per kind name."""
+    if KINDS.get(cls.kind, cls) is not cls:
+        raise ValueError(f"candidate kind {cls.kind!r} is already registered")
     KINDS[cls.kind] = cls
     return cls
 
