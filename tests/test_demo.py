@@ -24,6 +24,8 @@ def test_demo_runs_the_lifecycle_and_cleans_up(monkeypatch, tmp_path):
         "load champion",
         "walk lineage",
         "search runs",
+        "select: ticket intents",
+        "select: churn (tabular)",
     ]:
         assert step in text
     assert out["model"].status == "allowed" and out["model"].flavor == "sklearn"
@@ -32,6 +34,12 @@ def test_demo_runs_the_lifecycle_and_cleans_up(monkeypatch, tmp_path):
     assert out["clean"].status == "allowed" and out["clean"].format == "pickle"
     assert (out["held"].status, out["held"].license) == ("pending", "CC-BY-NC-4.0")
     assert out["approved"].status == "allowed"
+    tickets = out["tickets"]
+    kinds = {r["kind"] for r in tickets["leaderboard"]}
+    assert {"tfidf_linear", "embedding_head", "zero_shot", "llm_prompt"} <= kinds
+    assert next(r for r in tickets["leaderboard"] if r["kind"] == "llm_prompt")["skipped"]
+    assert tickets["recommendation"] and tickets["registered"]["alias"] == "ticket-intent@champion"
+    assert out["churn"]["leaderboard"][0]["metrics"]["roc_auc_ovr"] > 0.75
     assert out["accuracy"] > 0.9
     assert out["run"].status == "finished"
     assert [r.info.id for r in out["runs"]] == [out["run"].id]

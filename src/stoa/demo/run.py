@@ -64,6 +64,8 @@ def run_demo(console: Console, *, keep: bool = False) -> dict[str, Any]:
         step("load champion", lambda: _load_champion(client, csv, out))
         step("walk lineage", lambda: _lineage(client, out))
         step("search runs", lambda: _search_runs(client, out))
+        step("select: ticket intents", lambda: _select_tickets(client, work, out, console))
+        step("select: churn (tabular)", lambda: _select_churn(client, work, out, console))
 
         summary = Table(title=f"Stoa demo — home {home}", title_justify="left")
         summary.add_column("step")
@@ -187,6 +189,88 @@ def _load_champion(client: LocalClient, csv: Path, out: dict[str, Any]) -> str:
     accuracy = float((model.predict(frame.drop(columns="target")) == frame["target"]).mean())
     out["accuracy"] = accuracy
     return f"{type(model).__name__} loaded from skops; training accuracy {accuracy:.3f}"
+
+
+# What the zero-shot candidate knows about each intent: a sentence, no training data.
+_INTENT_DESCRIPTIONS = {
+    "billing": "questions about invoices, charges, prices and payment methods",
+    "refund": "asking for money back for an order or a charge",
+    "shipping_delay": "an order or parcel that has not arrived or is late",
+    "login_issue": "cannot sign in, password reset or two-factor problems",
+    "cancel_subscription": "wants to cancel or stop a subscription or plan",
+    "product_question": "questions about a product's features, sizes or compatibility",
+    "bug_report": "the app or website crashes, shows an error or does not work",
+    "account_update": "change the email, address, name or other account details",
+    "damaged_item": "an item arrived broken, damaged or with missing parts",
+}
+
+
+def _select_tickets(client: LocalClient, work: Path, out: dict[str, Any], console: Console) -> str:
+    """Does the team need a general model? TF-IDF vs MiniLM + head vs zero-shot, measured."""
+    from stoa.build.ml.demo_data import write_demo_data
+    from stoa.build.ml.select import numpy_safe, parse_config, run_selection
+
+    files = write_demo_data(work)
+    config = parse_config({
+        "name": "ticket-intents",
+        "data": {"path": str(files["tickets"]), "target": "intent", "text": "body",
+                 "split": {"test_size": 0.2, "seed": 7}},
+        "primary_metric": "f1_macro",
+        "constraints": {"max_p95_ms": 50, "min_f1_macro": 0.8},
+        "evaluation": {"bootstrap": 200},
+        "candidates": [
+            {"name": "tfidf", "kind": "tfidf_linear"},
+            {"name": "minilm-head", "kind": "embedding_head"},
+            {"name": "zero-shot", "kind": "zero_shot", "labels": _INTENT_DESCRIPTIONS},
+            {"name": "llm", "kind": "llm_prompt"},
+        ],
+    })  # fmt: skip
+    result = numpy_safe(run_selection(client, config, register="ticket-intent"))
+    out["tickets"] = result
+    console.print(_leaderboard(result))
+    return _recommendation(result)
+
+
+def _select_churn(client: LocalClient, work: Path, out: dict[str, Any], console: Console) -> str:
+    from stoa.build.ml.select import numpy_safe, parse_config, run_selection
+
+    config = parse_config({
+        "name": "churn",
+        "data": {"path": str(work / "churn.csv"), "target": "churned",
+                 "split": {"test_size": 0.2, "seed": 11}},
+        "primary_metric": "roc_auc_ovr",
+        "constraints": {"max_p95_ms": 50, "min_roc_auc_ovr": 0.75},
+        "evaluation": {"bootstrap": 200},
+        "candidates": [
+            {"name": "xgb", "kind": "xgboost", "params": {"n_estimators": 200, "max_depth": 4}},
+            {"name": "logreg", "kind": "logistic_regression", "params": {"max_iter": 1000}},
+            {"name": "lgbm", "kind": "lightgbm", "params": {"n_estimators": 200}},
+        ],
+    })  # fmt: skip
+    result = numpy_safe(run_selection(client, config))
+    out["churn"] = result
+    console.print(_leaderboard(result))
+    return _recommendation(result)
+
+
+def _leaderboard(result: dict[str, Any]) -> Any:
+    from stoa.cli.select import leaderboard_table
+
+    return leaderboard_table(result)
+
+
+def _recommendation(result: dict[str, Any]) -> str:
+    best = result["recommendation"]
+    if best is None:
+        return "no candidate met the constraints"
+    row = next(r for r in result["leaderboard"] if r["name"] == best)
+    primary = result["primary_metric"]
+    registered = (result.get("registered") or {}).get("alias")
+    where = f"; registered {registered}" if registered else ""
+    return (
+        f"{best} ({row['kind']}): {primary} {row['metrics'][primary]:.3f}, "
+        f"p95 {row['latency_ms']['p95']:.1f} ms, ${row['cost_per_1k']:.2e}/1k{where}"
+    )
 
 
 def _search_runs(client: LocalClient, out: dict[str, Any]) -> str:

