@@ -184,3 +184,39 @@ def test_selections_over_rest_take_registered_datasets_only(api, churn_csv):
     assert out["recommendation"] == "lr" and out["registered"]["alias"] == "c@champion"
     config["primary_metric"] = "bleu"
     check_error(api.post(f"{API}/selections", json={"config": config}), 422, "primary_metric")
+
+
+def test_optuna_search_logs_every_trial_as_a_child_run(tmp_path, churn_csv):
+    from stoa.build.ml.select import numpy_safe, run_selection
+    from stoa.client import LocalClient
+
+    client = LocalClient(home=tmp_path / "home", actor="t")
+    doc = _config(str(churn_csv))
+    doc["candidates"] = [{"name": "lr", "kind": "logistic_regression",
+                          "search": {"trials": 4, "space": {"C": {"low": 0.01, "high": 10.0,
+                                                                  "log": True}}}}]  # fmt: skip
+    result = numpy_safe(run_selection(client, parse_config(doc)))
+    row = result["leaderboard"][0]
+    assert row["search"]["trials"] == 4 and 0.01 <= row["search"]["best_params"]["C"] <= 10
+    trials = client.search_runs(parent_id=row["run_id"])
+    assert len(trials) == 4 and all("val_roc_auc_ovr" in t.metrics for t in trials)
+    assert client.get_run(row["run_id"]).params["best.C"]
+    client.close()
+
+
+@pytest.mark.parametrize(
+    ("search", "message"),
+    [
+        ({"trials": 3}, "needs a space"),
+        ({"trials": 0, "space": {"C": [1, 2]}}, "trials must be"),
+        ({"space": {"C": {"low": 5, "high": 1}}}, "needs low < high"),
+        ({"space": {"C": {"low": 0, "high": 1, "log": True}}}, "low > 0 on a log scale"),
+        ({"space": {"C": "wide"}}, "list of choices"),
+    ],
+)
+def test_bad_search_spaces(search, message):
+    doc = {"data": {"path": "a.csv", "target": "y"}, "primary_metric": "f1_macro",
+           "candidates": [{"kind": "logistic_regression", "search": search}]}  # fmt: skip
+    with pytest.raises(InvalidInputError, match=message) as err:
+        parse_config(doc)
+    assert err.value.field == "search"

@@ -37,6 +37,7 @@ class CandidateSpec:
     name: str
     kind: str
     params: dict[str, Any] = field(default_factory=dict)
+    search: dict[str, Any] | None = None  # Optuna: {trials, space: {param: range or choices}}
 
 
 @dataclass
@@ -127,8 +128,14 @@ def _candidate(doc: Any, index: int) -> CandidateSpec:
     if not isinstance(params, dict):
         raise InvalidInputError(f"candidate {index + 1}: params must be a mapping", field="params")
     # Keys beside name/kind/params (zero_shot's labels) are params written at the top level.
-    extra = {k: v for k, v in doc.items() if k not in ("name", "kind", "params")}
-    return CandidateSpec(str(doc.get("name") or doc["kind"]), doc["kind"], {**extra, **params})
+    extra = {k: v for k, v in doc.items() if k not in ("name", "kind", "params", "search")}
+    name = str(doc.get("name") or doc["kind"])
+    search = doc.get("search")
+    if search is not None:
+        from stoa.build.ml.search import check_search
+
+        search = check_search(search, name)
+    return CandidateSpec(name, doc["kind"], {**extra, **params}, search)
 
 
 def _unknown(doc: dict[str, Any], known: set[str], where: str) -> None:
@@ -218,6 +225,13 @@ def _one(client: Any, config: SelectionConfig, spec: CandidateSpec, data: Datase
                           parent=parent_id, capture_environment=False) as run:  # fmt: skip
         try:
             started = time.perf_counter()
+            if spec.search:
+                from stoa.build.ml.search import tune
+
+                tuned = tune(client, spec, data.task, parts, primary, run.id, config.data.seed)
+                row["search"] = tuned
+                candidate = make(spec.kind, data.task, {**spec.params, **tuned["best_params"]})
+                run.log_params({f"best.{k}": v for k, v in tuned["best_params"].items()})
             candidate.fit(parts.x_train, parts.y_train)
             train_s = time.perf_counter() - started
         except Skipped as exc:
