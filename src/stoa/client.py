@@ -487,7 +487,13 @@ class HttpClient(Client):
         return RunInfo(**self._call("POST", "/runs", json=body))
 
     def log_batch(self, run_id: str, **values: Any) -> None:
-        body = {k: (list(v) if k == "metrics" else v) for k, v in values.items() if v is not None}
+        body = {k: v for k, v in values.items() if v is not None and k != "metrics"}
+        body["metrics"] = [
+            dict(zip(("key", "value", "step", "timestamp"), p, strict=False))
+            if isinstance(p, tuple | list)
+            else p
+            for p in values.get("metrics") or ()
+        ]
         self._call("POST", f"/runs/{_seg(run_id)}/batch", json=body)
 
     def finish_run(self, run_id: str, status: str = "finished") -> RunInfo:

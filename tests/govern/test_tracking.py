@@ -95,7 +95,7 @@ def test_bad_input_is_refused_and_nothing_is_half_written(client):
         with pytest.raises(InvalidInputError):
             client.log_batch(run.id, metrics=[("ok", 1.0), ("nan", math.inf)])
         assert client.get_run(run.id).metrics == {}
-        with pytest.raises(InvalidInputError, match="at most 10000"):
+        with pytest.raises(InvalidInputError, match="more than 10000 metric points"):
             client.log_batch(run.id, metrics=[("m", 1.0, i) for i in range(10_001)])
         with pytest.raises(ConflictError, match=r"param 'lr' of run .* is already '0\.1'"):
             client.log_batch(run.id, params={"lr": 0.2})

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from stoa.govern.tracking import MAX_BATCH, check_key, clean_metrics
+from stoa.govern.tracking import MAX_BATCH, check_key, check_point
 from stoa.govern.types import RunInfo
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -33,19 +33,41 @@ def active_run() -> ActiveRun | None:
     return _current.get()
 
 
+_GIT_TTL_S = 60.0
+_git_cache: dict[str, tuple[float, dict[str, Any]]] = {}
+
+
+@functools.cache
+def _installed() -> tuple[tuple[str, str], ...]:
+    """Installed packages, read once per process: reading 300 metadata files takes ~50 ms,
+    and what a process imported does not change when pip runs beside it."""
+    found = {d.metadata["Name"]: d.version for d in importlib.metadata.distributions()}
+    return tuple(sorted((name, version) for name, version in found.items() if name))
+
+
 def capture_environment(cwd: Path | None = None) -> dict[str, Any]:
-    """What a run needs to be reproduced: git commit and dirty flag, Python, packages."""
+    """What a run needs to be reproduced: git commit and dirty flag, Python, packages.
+
+    The git state is read at most once a minute per folder, so a loop that starts many
+    short runs does not fork git twice per run.
+    """
     env: dict[str, Any] = {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "packages": {
-            d.metadata["Name"]: d.version
-            for d in importlib.metadata.distributions()
-            if d.metadata["Name"]
-        },
+        "packages": dict(_installed()),
     }
+    where = str(cwd or Path.cwd())
+    cached = _git_cache.get(where)
+    if cached is None or time.monotonic() - cached[0] > _GIT_TTL_S:
+        cached = (time.monotonic(), _git_state(where))
+        _git_cache[where] = cached
+    env.update(cached[1])
+    return env
+
+
+def _git_state(where: str) -> dict[str, Any]:
+    env: dict[str, Any] = {}
     try:
-        where = str(cwd or Path.cwd())
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=5
         )
@@ -97,11 +119,9 @@ class ActiveRun:
         """``step`` defaults to one more than this metric's last step, from 0."""
         if step is None:
             step = self._steps.get(key, -1) + 1
-        point = {"key": key, "value": value, "step": step, "timestamp": timestamp}
-        clean_metrics([point])  # refuse a bad point here, where the caller can see the line
+        # Refused here, where the caller can see the line, not at the next flush.
+        point = check_point(key, value, step, timestamp)
         self._steps[key] = step
-        if point["timestamp"] is None:
-            point["timestamp"] = int(time.time() * 1000)
         self._points.append(point)
         if len(self._points) >= self.flush_every or (
             time.monotonic() - self._last_flush >= self.flush_seconds

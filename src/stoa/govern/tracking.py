@@ -9,13 +9,26 @@ Search reads those latest values, so it never scans the history.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, exists, select, tuple_
+from sqlalchemy import (
+    Connection,
+    Float,
+    Text,
+    and_,
+    bindparam,
+    exists,
+    literal,
+    null,
+    select,
+    tuple_,
+    union_all,
+)
 
 from stoa.core.db import Database
 from stoa.core.errors import ConflictError, InvalidInputError, NotFoundError
@@ -82,46 +95,60 @@ def clean_tags(tags: Mapping[str, Any] | None) -> dict[str, str]:
     return out
 
 
-def clean_metrics(points: Iterable[Any]) -> list[dict[str, Any]]:
-    """(key, value, step, timestamp) rows; every bad point is refused with its key."""
-    rows: list[dict[str, Any]] = []
-    now = int(time.time() * 1000)
+_good_keys: set[str] = set()  # keys already checked: a training loop logs the same few
+
+
+def check_point(key: Any, value: Any, step: Any, stamp: Any) -> tuple[str, float, int, int]:
+    """One metric point, checked; the fast path costs a set lookup and three type tests."""
+    if type(key) is not str or key not in _good_keys:
+        check_key(key, "metrics.key")
+        if len(_good_keys) < 100_000:
+            _good_keys.add(key)
+    kind = type(value)
+    if kind is not float and (kind is bool or not isinstance(value, int | float)):
+        raise InvalidInputError(
+            f"metric {key!r} must be a number, not {kind.__name__}", field=f"metrics.{key}"
+        )
+    if not math.isfinite(value):
+        raise InvalidInputError(
+            f"metric {key!r} is {value}; only finite values are stored",
+            field=f"metrics.{key}",
+            fix="log NaN or infinite values as a tag, or skip the point",
+        )
+    if step is None:
+        step = 0
+    elif type(step) is not int or abs(step) > 2**62:
+        raise InvalidInputError(f"step of {key!r} must be an integer", field="metrics.step")
+    if stamp is None:
+        stamp = int(time.time() * 1000)
+    elif type(stamp) is not int or not 0 <= stamp < 2**62:
+        raise InvalidInputError(
+            f"timestamp of {key!r} must be milliseconds since the epoch",
+            field="metrics.timestamp",
+        )
+    return key, float(value), step, stamp
+
+
+def clean_metrics(points: Iterable[Any]) -> list[tuple[str, float, int, int]]:
+    """(key, value, step, timestamp) tuples; every bad point is refused with its key."""
+    rows: list[tuple[str, float, int, int]] = []
     for point in points:
-        if isinstance(point, MetricPoint):
-            key, value, step, stamp = point.key, point.value, point.step, point.timestamp
+        if type(point) is tuple:
+            key, value, step, stamp = (*point, None, None)[:4]
         elif isinstance(point, Mapping):
             key, value = point.get("key"), point.get("value")
             step, stamp = point.get("step", 0), point.get("timestamp")
+        elif isinstance(point, MetricPoint):
+            key, value, step, stamp = point.key, point.value, point.step, point.timestamp
         else:
             key, value, step, stamp = (*point, None, None)[:4]
-        check_key(key, "metrics.key")
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        rows.append(check_point(key, value, step, stamp))
+        if len(rows) > MAX_BATCH:
             raise InvalidInputError(
-                f"metric {key!r} must be a number, not {type(value).__name__}",
-                field=f"metrics.{key}",
+                f"more than {MAX_BATCH} metric points in one batch",
+                field="metrics",
+                fix="send them in several batches",
             )
-        if not math.isfinite(value):
-            raise InvalidInputError(
-                f"metric {key!r} is {value}; only finite values are stored",
-                field=f"metrics.{key}",
-                fix="log NaN or infinite values as a tag, or skip the point",
-            )
-        step = 0 if step is None else step
-        if isinstance(step, bool) or not isinstance(step, int) or abs(step) > 2**62:
-            raise InvalidInputError(f"step of {key!r} must be an integer", field="metrics.step")
-        stamp = now if stamp is None else stamp
-        if isinstance(stamp, bool) or not isinstance(stamp, int) or not 0 <= stamp < 2**62:
-            raise InvalidInputError(
-                f"timestamp of {key!r} must be milliseconds since the epoch",
-                field="metrics.timestamp",
-            )
-        rows.append({"key": key, "value": float(value), "step": step, "timestamp": stamp})
-    if len(rows) > MAX_BATCH:
-        raise InvalidInputError(
-            f"{len(rows)} metric points in one batch; at most {MAX_BATCH}",
-            field="metrics",
-            fix="send them in several batches",
-        )
     return rows
 
 
@@ -193,18 +220,24 @@ def write_tags(conn: Connection, run_id: str, tags: dict[str, str]) -> None:
         conn.execute(_rows._for_dialect(conn, "tag_upsert", _tag_upsert), rows)
 
 
-def write_metrics(conn: Connection, run_id: str, rows: list[dict[str, Any]]) -> None:
+def write_metrics(conn: Connection, run_id: str, rows: list[tuple[str, float, int, int]]) -> None:
+    """The history in one executemany of plain tuples, then one upsert per metric key."""
     if not rows:
         return
-    for row in rows:
-        row["run_id"] = run_id
-    conn.execute(M.insert(), rows)
-    latest: dict[str, dict[str, Any]] = {}
-    for row in rows:  # the batch's own latest point per key, then one upsert per key
-        best = latest.get(row["key"])
-        if best is None or (row["step"], row["timestamp"]) >= (best["step"], best["timestamp"]):
-            latest[row["key"]] = row
-    conn.execute(_rows._for_dialect(conn, "latest_upsert", _latest_upsert), list(latest.values()))
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    insert = (
+        'INSERT INTO run_metrics (run_id, "key", "value", step, "timestamp") '
+        f"VALUES ({', '.join([mark] * 5)})"
+    )
+    conn.exec_driver_sql(insert, [(run_id, *row) for row in rows])
+    latest: dict[str, tuple[str, float, int, int]] = {}
+    for row in rows:  # the batch's own latest point per key
+        best = latest.get(row[0])
+        if best is None or (row[2], row[3]) >= (best[2], best[3]):
+            latest[row[0]] = row
+    upsert = [{"run_id": run_id, "key": k, "value": v, "step": s, "timestamp": t}
+              for k, v, s, t in latest.values()]  # fmt: skip
+    conn.execute(_rows._for_dialect(conn, "latest_upsert", _latest_upsert), upsert)
 
 
 def log_batch(
@@ -251,7 +284,9 @@ def finish(db: Database, run_id: str, status: str = "finished") -> RunInfo:
 
 def get(db: Database, run_id: str) -> RunDetail:
     with db.read() as session:
-        details = _details(session.connection(), [run_id], with_environment=True)
+        conn = session.connection()
+        rows = list(conn.execute(select(*_RUN_COLUMNS, R.c.environment).where(R.c.id == run_id)))
+        details = _details(conn, rows, with_environment=True)
     if not details:
         raise NotFoundError(f"no run {run_id!r}", field="run_id")
     return details[0]
@@ -310,27 +345,62 @@ def search(
         raise InvalidInputError(
             f"unknown status {status!r}", field="status", fix=f"use one of {RUN_STATUSES}"
         )
-    where = []
-    if name is not None:
-        where.append(R.c.name == name)
-    if status is not None:
-        where.append(R.c.status == status)
-    if parent_id is not None:
-        where.append(R.c.parent_id == parent_id)
-    for key, value in clean_params(params).items():
-        where.append(exists().where(P.c.run_id == R.c.id, P.c.key == key, P.c.value == value))
-    for key, value in clean_tags(tags).items():
-        where.append(exists().where(T.c.run_id == R.c.id, T.c.key == key, T.c.value == value))
-    for condition in metrics:
+    values: dict[str, Any] = {"limit": limit}
+    shape: list[Any] = [order_by or "-created_at"]
+    for field_name, value in (("name", name), ("status", status), ("parent_id", parent_id)):
+        if value is not None:
+            values[field_name] = value
+            shape.append(field_name)
+    for prefix, pairs in (("p", clean_params(params)), ("t", clean_tags(tags))):
+        for i, (key, value) in enumerate(pairs.items()):
+            values[f"{prefix}{i}k"], values[f"{prefix}{i}v"] = key, value
+            shape.append(prefix)
+    for i, condition in enumerate(metrics):
         key, op, value = parse_condition(condition)
-        compare = getattr(L.c.value, _OPS[op])(value)
-        where.append(exists().where(L.c.run_id == R.c.id, L.c.key == key, compare))
-    query = select(R.c.id).where(and_(*where)) if where else select(R.c.id)
-    query = _ordered(query, order_by).limit(limit)
-    with db.read() as session:
-        conn = session.connection()
-        ids = [row[0] for row in conn.execute(query)]
-        return _details(conn, ids, with_environment=False)
+        values[f"m{i}k"], values[f"m{i}v"] = key, value
+        shape.append(("m", op))
+    if order_by and "." in order_by:
+        _ordered(select(R.c.id), order_by)  # validate the key before it reaches the cache
+    key_ = tuple(shape)
+    query = _SEARCHES.get(key_)
+    if query is None:
+        query = _search_statement(shape, order_by)
+        if len(_SEARCHES) < 512:
+            _SEARCHES[key_] = query
+    with db.engine.connect() as conn:  # a plain connection: no ORM session for a read
+        return _details(conn, list(conn.execute(query, values)), with_environment=False)
+
+
+# A search's statement depends only on its shape (which filters, which operators, which
+# order); values are bound. Building it is most of a small search's cost, so it is kept.
+_SEARCHES: dict[tuple[Any, ...], Any] = {}
+
+
+def _search_statement(shape: list[Any], order_by: str | None) -> Any:
+    where = []
+    counters = {"p": 0, "t": 0, "m": 0}
+    for item in shape[1:]:
+        if item in ("name", "status", "parent_id"):
+            where.append(R.c[item] == bindparam(item))
+        elif item in ("p", "t"):
+            table = P if item == "p" else T
+            i = counters[item]
+            counters[item] += 1
+            where.append(exists().where(
+                table.c.run_id == R.c.id, table.c.key == bindparam(f"{item}{i}k"),
+                table.c.value == bindparam(f"{item}{i}v"),
+            ))  # fmt: skip
+        else:
+            op = item[1]
+            i = counters["m"]
+            counters["m"] += 1
+            compare = getattr(L.c.value, _OPS[op])(bindparam(f"m{i}v", type_=Float))
+            where.append(exists().where(
+                L.c.run_id == R.c.id, L.c.key == bindparam(f"m{i}k"), compare
+            ))  # fmt: skip
+    query = select(*_RUN_COLUMNS)
+    query = query.where(and_(*where)) if where else query
+    return _ordered(query, order_by).limit(bindparam("limit"))
 
 
 def _ordered(query: Any, order_by: str | None) -> Any:
@@ -357,52 +427,68 @@ def _ordered(query: Any, order_by: str | None) -> Any:
     return query.order_by(column.is_(None), column.desc() if descending else column.asc(), R.c.id)
 
 
-def _details(conn: Connection, ids: list[str], *, with_environment: bool) -> list[RunDetail]:
-    if not ids:
+_RUN_COLUMNS = (R.c.id, R.c.name, R.c.status, R.c.created_at, R.c.created_by, R.c.ended_at,
+                R.c.parent_id)  # fmt: skip
+
+
+def _logged_values() -> Any:
+    """Params, tags and latest metrics of many runs in one statement, built once."""
+    none_text, none_number = null().cast(Text), null().cast(Float)
+    ids = bindparam("ids", expanding=True)
+    return union_all(
+        select(P.c.run_id, literal("p"), P.c.key, P.c.value, none_number).where(
+            P.c.run_id.in_(ids)
+        ),
+        select(T.c.run_id, literal("t"), T.c.key, T.c.value, none_number).where(
+            T.c.run_id.in_(ids)
+        ),
+        select(L.c.run_id, literal("m"), L.c.key, none_text, L.c.value).where(L.c.run_id.in_(ids)),
+    )
+
+
+_LOGGED = _logged_values()
+
+
+def _details(conn: Connection, rows: list[Any], *, with_environment: bool) -> list[RunDetail]:
+    """RunDetails for run rows (``_RUN_COLUMNS``, plus environment when asked), in order.
+
+    Values come from the database's own types and columns, so the models are built
+    without re-validating them: a search answering 100 runs does no per-field checks.
+    """
+    if not rows:
         return []
-    columns = [R.c.id, R.c.name, R.c.status, R.c.created_at, R.c.created_by, R.c.ended_at]
-    columns += [R.c.parent_id] + ([R.c.environment] if with_environment else [])
-    rows = {row.id: row for row in conn.execute(select(*columns).where(R.c.id.in_(ids)))}
-    params = _by_run(conn, P, ids)
-    tags = _by_run(conn, T, ids)
-    latest = _by_run(conn, L, ids)
+    ids = [row.id for row in rows]
+    logged: dict[str, tuple[dict[str, str], dict[str, str], dict[str, float]]] = {
+        run_id: ({}, {}, {}) for run_id in ids
+    }
+    slot = {"p": 0, "t": 1, "m": 2}
+    for run_id, kind, key, text, number in conn.execute(_LOGGED, {"ids": ids}):
+        logged[run_id][slot[kind]][key] = number if kind == "m" else text
     artifacts: dict[str, list[dict[str, Any]]] = {}
     if with_environment:
         for row in conn.execute(select(A).where(A.c.run_id.in_(ids)).order_by(A.c.path)):
             entry = {"path": row.path, "sha256": row.sha256, "artifact": row.artifact}
             artifacts.setdefault(row.run_id, []).append({**entry, "size": row.size})
     out = []
-    for run_id in ids:
-        row = rows.get(run_id)
-        if row is None:
-            continue
+    for row in rows:
         environment = row.environment if with_environment else {}
         if isinstance(environment, str):  # SQLite hands JSON back as text through Core
-            import json
-
             environment = json.loads(environment)
-        info = RunInfo(
+        info = RunInfo.model_construct(
             id=row.id, name=row.name, status=row.status, created_at=_aware(row.created_at),
             created_by=row.created_by, ended_at=_aware(row.ended_at), parent_id=row.parent_id,
         )  # fmt: skip
+        params, tags, metrics = logged[row.id]
         out.append(
-            RunDetail(
+            RunDetail.model_construct(
                 info=info,
-                params=params.get(run_id, {}),
-                tags=tags.get(run_id, {}),
-                metrics=latest.get(run_id, {}),
+                params=params,
+                tags=tags,
+                metrics=metrics,
                 environment=environment or {},
-                artifacts=artifacts.get(run_id, []),
+                artifacts=artifacts.get(row.id, []),
             )
         )
-    return out
-
-
-def _by_run(conn: Connection, table: Any, ids: list[str]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    query = select(table.c.run_id, table.c.key, table.c.value).where(table.c.run_id.in_(ids))
-    for run_id, key, value in conn.execute(query):
-        out.setdefault(run_id, {})[key] = value
     return out
 
 
