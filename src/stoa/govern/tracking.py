@@ -359,11 +359,9 @@ def search(
         key, op, value = parse_condition(condition)
         values[f"m{i}k"], values[f"m{i}v"] = key, value
         shape.append(("m", op))
-    if order_by and "." in order_by:
-        _ordered(select(R.c.id), order_by)  # validate the key before it reaches the cache
     key_ = tuple(shape)
     query = _SEARCHES.get(key_)
-    if query is None:
+    if query is None:  # a bad order_by is refused here, before it is ever cached
         query = _search_statement(shape, order_by)
         if len(_SEARCHES) < 512:
             _SEARCHES[key_] = query
