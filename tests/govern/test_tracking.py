@@ -120,3 +120,15 @@ def test_bad_input_is_refused_and_nothing_is_half_written(client):
         client.create_run("child", parent_id="ghost", status="running")
     with pytest.raises(InvalidInputError, match="compare 1 to 100 runs"):
         client.compare_runs([])
+
+
+def test_numpy_scalars_are_logged_as_numbers(sqlite_client):
+    import numpy as np
+
+    with sqlite_client.start_run("np", capture_environment=False) as run:
+        run.log_metric("f32", np.float32(0.5), step=np.int64(3))
+        run.log_metric("i64", np.int64(7))
+        with pytest.raises(InvalidInputError, match="must be a number, not bool"):
+            run.log_metric("flag", np.bool_(True))
+    assert sqlite_client.get_run(run.id).metrics == {"f32": 0.5, "i64": 7.0}
+    assert sqlite_client.metric_history(run.id, "f32")[0].step == 3

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -105,10 +106,12 @@ def check_point(key: Any, value: Any, step: Any, stamp: Any) -> tuple[str, float
         if len(_good_keys) < 100_000:
             _good_keys.add(key)
     kind = type(value)
-    if kind is not float and (kind is bool or not isinstance(value, int | float)):
-        raise InvalidInputError(
-            f"metric {key!r} must be a number, not {kind.__name__}", field=f"metrics.{key}"
-        )
+    if kind is not float:  # numpy scalars are what metric code returns: accept any real
+        if kind is bool or not isinstance(value, numbers.Real):
+            raise InvalidInputError(
+                f"metric {key!r} must be a number, not {kind.__name__}", field=f"metrics.{key}"
+            )
+        value = float(value)
     if not math.isfinite(value):
         raise InvalidInputError(
             f"metric {key!r} is {value}; only finite values are stored",
@@ -117,11 +120,17 @@ def check_point(key: Any, value: Any, step: Any, stamp: Any) -> tuple[str, float
         )
     if step is None:
         step = 0
-    elif type(step) is not int or abs(step) > 2**62:
-        raise InvalidInputError(f"step of {key!r} must be an integer", field="metrics.step")
+    elif type(step) is not int:
+        if type(step) is bool or not isinstance(step, numbers.Integral):
+            raise InvalidInputError(f"step of {key!r} must be an integer", field="metrics.step")
+        step = int(step)
+    if abs(step) > 2**62:
+        raise InvalidInputError(f"step of {key!r} is out of range", field="metrics.step")
     if stamp is None:
         stamp = int(time.time() * 1000)
-    elif type(stamp) is not int or not 0 <= stamp < 2**62:
+    elif type(stamp) is not int and isinstance(stamp, numbers.Integral) and type(stamp) is not bool:
+        stamp = int(stamp)
+    if type(stamp) is not int or not 0 <= stamp < 2**62:
         raise InvalidInputError(
             f"timestamp of {key!r} must be milliseconds since the epoch",
             field="metrics.timestamp",
