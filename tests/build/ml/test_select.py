@@ -220,3 +220,38 @@ def test_bad_search_spaces(search, message):
     with pytest.raises(InvalidInputError, match=message) as err:
         parse_config(doc)
     assert err.value.field == "search"
+
+
+def test_a_crashing_candidate_is_reported_and_the_others_still_rank(
+    tmp_path, churn_csv, monkeypatch
+):
+    from stoa.build.ml.candidates import tabular
+    from stoa.build.ml.select import numpy_safe, run_selection
+    from stoa.client import LocalClient
+
+    def boom(self, x, y):
+        raise MemoryError("out of memory while fitting")
+
+    monkeypatch.setattr(tabular.XGBoostKind, "fit", boom)
+    client = LocalClient(home=tmp_path / "home", actor="t")
+    result = numpy_safe(run_selection(client, parse_config(_config(str(churn_csv)))))
+    names = [r["name"] for r in result["leaderboard"]]
+    assert names == ["lr", "llm"] and result["recommendation"] == "lr"
+    failed = result["leaderboard"][1]
+    assert failed["rejected_because"] == ["failed: MemoryError: out of memory while fitting"]
+    runs = client.search_runs(parent_id=result["run_id"], name="llm")
+    assert runs[0].info.status == "failed"
+    client.close()
+
+
+def test_a_bad_candidate_fails_before_anything_trains(tmp_path, churn_csv):
+    from stoa.build.ml.select import run_selection
+    from stoa.client import LocalClient
+
+    doc = _config(str(churn_csv))
+    doc["candidates"].append({"name": "text", "kind": "tfidf_linear"})
+    client = LocalClient(home=tmp_path / "home", actor="t")
+    with pytest.raises(InvalidInputError, match="candidate text: tfidf_linear takes text data"):
+        run_selection(client, parse_config(doc))
+    assert client.search_runs() == []  # no run was started
+    client.close()

@@ -174,6 +174,8 @@ def run_selection(
         name = re.sub(r"[^A-Za-z0-9._-]", "-", config.data.path.stem) or "data"
         data.dataset_ref = client.register_dataset(name, config.data.path).ref
     parts = split(data, config.data)
+    for spec in config.candidates:  # a typo in the last candidate fails before any training
+        _preflight(spec, data)
     params = {"primary_metric": primary, "task": data.task, "candidates": len(config.candidates),
               **{f"split.{k}": v for k, v in parts.describe().items()}}  # fmt: skip
     inputs = [data.dataset_ref] if data.dataset_ref else []
@@ -208,65 +210,87 @@ def run_selection(
     return result
 
 
+def _preflight(spec: CandidateSpec, data: Dataset) -> None:
+    try:
+        candidate = make(spec.kind, data.task, spec.params)
+    except Skipped:
+        return
+    if data.inputs.modality not in candidate.modalities:
+        raise InvalidInputError(
+            f"candidate {spec.name}: {spec.kind} takes {' or '.join(candidate.modalities)} "
+            f"data, not {data.inputs.modality}",
+            field="kind",
+        )
+
+
 def _one(client: Any, config: SelectionConfig, spec: CandidateSpec, data: Dataset, parts: Any,
          primary: str, parent_id: str) -> tuple[dict[str, Any], Any]:  # fmt: skip
     row: dict[str, Any] = {"name": spec.name, "kind": spec.kind, "params": spec.params}
     try:
         candidate = make(spec.kind, data.task, spec.params)
-        if data.inputs.modality not in candidate.modalities:
-            raise InvalidInputError(
-                f"{spec.kind} takes {' or '.join(candidate.modalities)} data, not "
-                f"{data.inputs.modality}",
-                field="kind",
-            )
     except Skipped as exc:
         return _skipped(row, str(exc)), None
-    with client.start_run(spec.name, params={"kind": spec.kind, **_flat(spec.params)},
-                          parent=parent_id, capture_environment=False) as run:  # fmt: skip
-        try:
-            started = time.perf_counter()
-            if spec.search:
-                from stoa.build.ml.search import tune
+    try:
+        with client.start_run(spec.name, params={"kind": spec.kind, **_flat(spec.params)},
+                              parent=parent_id, capture_environment=False) as run:  # fmt: skip
+            try:
+                started = time.perf_counter()
+                if spec.search:
+                    from stoa.build.ml.search import tune
 
-                tuned = tune(client, spec, data.task, parts, primary, run.id, config.data.seed)
-                row["search"] = tuned
-                candidate = make(spec.kind, data.task, {**spec.params, **tuned["best_params"]})
-                run.log_params({f"best.{k}": v for k, v in tuned["best_params"].items()})
-            candidate.fit(parts.x_train, parts.y_train)
-            train_s = time.perf_counter() - started
-        except Skipped as exc:
-            run.set_tag("skipped", str(exc))
-            return _skipped(row, str(exc)), None
-        pred = candidate.predict(parts.x_test)
-        proba = candidate.predict_proba(parts.x_test)
-        quality = ev.evaluate(data.task, parts.y_test, pred, proba, candidate.classes_, primary,
-                              resamples=config.resamples, seed=config.data.seed)  # fmt: skip
-        lat = measure.latency(candidate, parts.x_test, single=config.single_predictions)
-        thr = measure.throughput(candidate, parts.x_test, batch=config.batch)
-        size = measure.size_mb(candidate)
-        cost = measure.cost_per_1k(thr["cpu_s_per_row"], config.price_per_cpu_hour)
-        row.update(
-            metrics=quality["metrics"],
-            interval=quality["interval"],
-            latency_ms={k: lat[k] for k in ("p50", "p95", "p99")},
-            throughput_rows_per_s=thr["rows_per_s"],
-            peak_mem_mb=thr["peak_mem_mb"],
-            cost_per_1k=cost,
-            size_mb=size,
-            train_s=train_s,
-            run_id=run.id,
-            confusion_matrix=quality.get("confusion_matrix"),
-            calibration=quality.get("calibration"),
-        )
-        logged = {**quality["metrics"], "latency_p50_ms": lat["p50"], "latency_p95_ms": lat["p95"],
-                  "latency_p99_ms": lat["p99"], "throughput_rows_per_s": thr["rows_per_s"],
-                  "peak_mem_mb": thr["peak_mem_mb"], "cost_per_1k": cost, "size_mb": size,
-                  "train_s": train_s}  # fmt: skip
-        if quality["interval"]:
-            logged[f"{primary}_ci_low"] = quality["interval"]["low"]
-            logged[f"{primary}_ci_high"] = quality["interval"]["high"]
-        run.log_metrics({k: v for k, v in logged.items() if math.isfinite(v)}, step=0)
+                    tuned = tune(client, spec, data.task, parts, primary, run.id, config.data.seed)
+                    row["search"] = tuned
+                    candidate = make(spec.kind, data.task, {**spec.params, **tuned["best_params"]})
+                    run.log_params({f"best.{k}": v for k, v in tuned["best_params"].items()})
+                candidate.fit(parts.x_train, parts.y_train)
+                train_s = time.perf_counter() - started
+            except Skipped as exc:
+                run.set_tag("skipped", str(exc))
+                return _skipped(row, str(exc)), None
+            pred = candidate.predict(parts.x_test)
+            proba = candidate.predict_proba(parts.x_test)
+            quality = ev.evaluate(data.task, parts.y_test, pred, proba, candidate.classes_, primary,
+                                  resamples=config.resamples, seed=config.data.seed)  # fmt: skip
+            lat = measure.latency(candidate, parts.x_test, single=config.single_predictions)
+            thr = measure.throughput(candidate, parts.x_test, batch=config.batch)
+            size = measure.size_mb(candidate)
+            cost = measure.cost_per_1k(thr["cpu_s_per_row"], config.price_per_cpu_hour)
+            row.update(
+                metrics=quality["metrics"],
+                interval=quality["interval"],
+                latency_ms={k: lat[k] for k in ("p50", "p95", "p99")},
+                throughput_rows_per_s=thr["rows_per_s"],
+                peak_mem_mb=thr["peak_mem_mb"],
+                cost_per_1k=cost,
+                size_mb=size,
+                train_s=train_s,
+                run_id=run.id,
+                confusion_matrix=quality.get("confusion_matrix"),
+                calibration=quality.get("calibration"),
+            )
+            logged = {
+                **quality["metrics"], "latency_p50_ms": lat["p50"],
+                "latency_p95_ms": lat["p95"], "latency_p99_ms": lat["p99"],
+                "throughput_rows_per_s": thr["rows_per_s"], "peak_mem_mb": thr["peak_mem_mb"],
+                "cost_per_1k": cost, "size_mb": size, "train_s": train_s,
+            }  # fmt: skip
+            if quality["interval"]:
+                logged[f"{primary}_ci_low"] = quality["interval"]["low"]
+                logged[f"{primary}_ci_high"] = quality["interval"]["high"]
+            run.log_metrics({k: v for k, v in logged.items() if math.isfinite(v)}, step=0)
+    except Skipped as exc:
+        return _skipped(row, str(exc)), None
+    except Exception as exc:  # one candidate's crash must not lose the others' results
+        # The child run was marked failed when the exception left it; the row says why.
+        return _failed(row, f"{type(exc).__name__}: {exc}"), None
     return row, candidate
+
+
+def _failed(row: dict[str, Any], reason: str) -> dict[str, Any]:
+    _skipped(row, reason)
+    row["failed"] = row.pop("skipped")
+    row["rejected_because"] = [f"failed: {reason}"]
+    return row
 
 
 def _skipped(row: dict[str, Any], reason: str) -> dict[str, Any]:
@@ -286,7 +310,7 @@ def _flat(params: dict[str, Any]) -> dict[str, Any]:
 def _rank(rows: list[dict[str, Any]], primary: str, constraints: dict[str, float]) -> None:
     """Sort by the primary metric, mark the Pareto front, explain every rejection."""
     sign = -1 if primary in ev.LOWER_IS_BETTER else 1
-    scored = [r for r in rows if "skipped" not in r]
+    scored = [r for r in rows if "skipped" not in r and "failed" not in r]
 
     def key(r: dict[str, Any]) -> float:
         value = r["metrics"].get(primary)
@@ -297,7 +321,7 @@ def _rank(rows: list[dict[str, Any]], primary: str, constraints: dict[str, float
         row["pareto"] = _on_front(row, scored, primary, sign)
         row["rejected_because"] = _rejections(row, primary, constraints)
         row["meets_constraints"] = not row["rejected_because"]
-    rows[:] = scored + [r for r in rows if "skipped" in r]
+    rows[:] = scored + [r for r in rows if "skipped" in r or "failed" in r]
 
 
 def pareto_front(rows: list[dict[str, Any]], primary: str) -> list[str]:
