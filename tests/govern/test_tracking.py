@@ -132,3 +132,14 @@ def test_numpy_scalars_are_logged_as_numbers(sqlite_client):
             run.log_metric("flag", np.bool_(True))
     assert sqlite_client.get_run(run.id).metrics == {"f32": 0.5, "i64": 7.0}
     assert sqlite_client.metric_history(run.id, "f32")[0].step == 3
+
+
+def test_a_refused_flush_loses_nothing_and_the_run_still_ends(sqlite_client):
+    refused = pytest.raises(ConflictError, match="param 'lr' is already '1', not '2'")
+    with refused, sqlite_client.start_run("p", params={"lr": 1}, capture_environment=False) as run:
+        run.log_metric("loss", 0.5)
+        run.log_param("lr", 2)  # refused at once, where the mistake is
+    detail = sqlite_client.get_run(run.id)
+    assert detail.info.status == "failed" and detail.metrics == {"loss": 0.5}
+    with pytest.raises(InvalidInputError, match="too large for a float"):
+        run.log_metric("huge", 10**400)

@@ -95,6 +95,7 @@ class ActiveRun:
         self._params: dict[str, Any] = {}
         self._tags: dict[str, Any] = {}
         self._steps: dict[str, int] = {}
+        self._written: dict[str, str] = {}  # params already stored
         self._last_flush = time.monotonic()
 
     @property
@@ -102,10 +103,22 @@ class ActiveRun:
         return self.info.id
 
     def log_param(self, key: str, value: Any) -> None:
-        self._params[key] = value
+        self.log_params({key: value})
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        self._params.update(params)
+        """Params are written once: a second, different value is refused here, at once."""
+        from stoa.core.errors import ConflictError
+        from stoa.govern.tracking import clean_params
+
+        for key, value in clean_params(params).items():
+            known = self._params.get(key, self._written.get(key))
+            if known is not None and str(known) != value:
+                raise ConflictError(
+                    f"param {key!r} is already {str(known)!r}, not {value!r}",
+                    field=f"params.{key}",
+                    fix="params are written once; log a metric or a tag for values that change",
+                )
+            self._params[key] = value
 
     def set_tag(self, key: str, value: Any) -> None:
         self._tags[key] = value
@@ -142,9 +155,11 @@ class ActiveRun:
         if not (self._points or self._params or self._tags):
             return
         points, params, tags = self._points, self._params, self._tags
-        self._points, self._params, self._tags = [], {}, {}
         self._last_flush = time.monotonic()
+        # The buffers are emptied only once the store has them: a failed call loses nothing.
         self.client.log_batch(self.id, params=params, metrics=points, tags=tags)
+        self._written.update(params)
+        self._points, self._params, self._tags = [], {}, {}
 
     def finish(self, status: str = "finished") -> RunInfo:
         self.flush()
@@ -174,11 +189,12 @@ class RunContext:
             parent = active_run().id  # type: ignore[union-attr]
         if isinstance(parent, ActiveRun):
             parent = parent.id
+        params = options.pop("params", None)
         info = self.client.create_run(
             self.name,
             inputs=list(options.pop("inputs", ())),
             status="running",
-            params=options.pop("params", None),
+            params=params,
             tags=options.pop("tags", None),
             parent_id=parent,
             environment=capture_environment() if capture else {},
@@ -186,17 +202,29 @@ class RunContext:
         self.run = ActiveRun(
             self.client, info, flush_every=flush_every, flush_seconds=flush_seconds
         )
+        from stoa.govern.tracking import clean_params
+
+        self.run._written.update(clean_params(params))
         self._token = _current.set(self.run)
         return self.run
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         assert self.run is not None
+        status = (
+            "finished"
+            if exc_type is None
+            else ("killed" if exc_type is KeyboardInterrupt else "failed")
+        )
         try:
-            if exc_type is None:
-                self.run.finish("finished")
-            else:
-                # Keep what was logged before the failure, then mark the run failed.
-                self.run.finish("killed" if exc_type is KeyboardInterrupt else "failed")
+            try:
+                self.run.flush()  # what was logged before a failure is kept
+            except Exception:
+                status = "failed"
+                if exc_type is None:
+                    raise
+            finally:
+                # The run always ends, even when its last flush was refused.
+                self.run.info = self.client.finish_run(self.run.id, status)
         finally:
             if self._token is not None:
                 _current.reset(self._token)

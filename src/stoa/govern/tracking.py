@@ -111,7 +111,12 @@ def check_point(key: Any, value: Any, step: Any, stamp: Any) -> tuple[str, float
             raise InvalidInputError(
                 f"metric {key!r} must be a number, not {kind.__name__}", field=f"metrics.{key}"
             )
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            raise InvalidInputError(
+                f"metric {key!r} is too large for a float", field=f"metrics.{key}"
+            ) from None
     if not math.isfinite(value):
         raise InvalidInputError(
             f"metric {key!r} is {value}; only finite values are stored",
@@ -221,6 +226,18 @@ def write_params(conn: Connection, run_id: str, params: dict[str, str]) -> None:
     new = [{"run_id": run_id, "key": k, "value": v} for k, v in params.items() if k not in existing]
     if new:
         conn.execute(_rows._for_dialect(conn, "param_insert", _insert_new(P)), new)
+        # Another writer may have stored one of these keys since the read above (the
+        # insert skipped it): compare again, so its value is never silently kept over ours.
+        stored = {key: value for key, value in conn.execute(query)}
+        raced = sorted(k for k in params if stored.get(k) != params[k])
+        if raced:
+            key = raced[0]
+            raise ConflictError(
+                f"param {key!r} of run {run_id} is already {stored.get(key)!r}, "
+                f"not {params[key]!r}",
+                field=f"params.{key}",
+                fix="params are written once; log a metric or a tag for values that change",
+            )
 
 
 def write_tags(conn: Connection, run_id: str, tags: dict[str, str]) -> None:

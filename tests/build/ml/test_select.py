@@ -255,3 +255,26 @@ def test_a_bad_candidate_fails_before_anything_trains(tmp_path, churn_csv):
         run_selection(client, parse_config(doc))
     assert client.search_runs() == []  # no run was started
     client.close()
+
+
+def test_metric_and_task_edge_cases():
+    from stoa.build.ml.data import _infer_task
+    from stoa.build.ml.evaluate import score
+
+    classes = np.array(["a", "b", "c"])
+    proba = np.array([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1], [0.1, 0.8, 0.1]])
+    y = np.array(["a", "b", "a", "b"])  # class c absent, as in many bootstrap resamples
+    assert score("classification", "roc_auc_ovr", y, y, proba, classes) == 1.0
+    rng = np.random.default_rng(0)
+    assert _infer_task(pd.Series(rng.normal(size=40) * 3 + 10)) == "regression"
+    assert _infer_task(pd.Series([0.0, 1.0, 2.0] * 10)) == "classification"
+    rows = [row("a", 0.9, 1, 1)]
+    rows[0]["throughput_rows_per_s"] = 500.0
+    _rank(rows, "f1_macro", {"min_throughput_rows_per_s": 1000})
+    assert rows[0]["rejected_because"] == [
+        "throughput_rows_per_s 500 < min_throughput_rows_per_s 1000"
+    ]
+    doc = {"data": {"path": "a.csv", "target": "y"}, "primary_metric": "f1_macro",
+           "candidates": [{"kind": "ridge"}], "measurement": {"single": 20}}  # fmt: skip
+    with pytest.raises(InvalidInputError, match="at least 200"):
+        parse_config(doc)

@@ -186,8 +186,10 @@ def split(data: Dataset, spec: DataSpec) -> Split:
 def _infer_task(target: Any) -> Task:
     import pandas as pd
 
-    if pd.api.types.is_float_dtype(target) and target.nunique() > _MAX_CLASSES_FOR_AUTO:
-        return "regression"
+    if pd.api.types.is_float_dtype(target):
+        whole = bool((target.dropna() % 1 == 0).all())
+        if not whole or target.nunique() > _MAX_CLASSES_FOR_AUTO:
+            return "regression"  # fractional values are measurements, not class ids
     if pd.api.types.is_numeric_dtype(target) and not pd.api.types.is_bool_dtype(target):
         return "regression" if target.nunique() > _MAX_CLASSES_FOR_AUTO else "classification"
     return "classification"

@@ -61,7 +61,10 @@ def score(
         present = np.isin(classes, np.unique(y))
         if not present.all():  # a class absent from the test rows: score the present ones
             proba = proba[:, present] / proba[:, present].sum(axis=1, keepdims=True)
-        return float(m.roc_auc_score(y, proba, multi_class="ovr", labels=classes[present]))
+        labels = np.asarray(classes)[present]
+        if len(labels) == 2:  # two classes left: scikit-learn wants the binary form
+            return float(m.roc_auc_score((y == labels[1]).astype(int), proba[:, 1]))
+        return float(m.roc_auc_score(y, proba, multi_class="ovr", labels=labels))
     if metric == "ece":
         return _calibration(y, proba, classes)["ece"]
     raise InvalidInputError(f"unknown metric {metric!r}", field="primary_metric")

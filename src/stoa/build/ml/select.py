@@ -113,9 +113,15 @@ def parse_config(doc: Any, base: Path | None = None) -> SelectionConfig:
         candidates=specs,
         price_per_cpu_hour=float(pricing.get("cpu_hour", _DEFAULT_PRICE)),
         resamples=int(evaluation.get("bootstrap", 500)),
-        single_predictions=max(200, int(measurement.get("single", 200))),
+        single_predictions=int(measurement.get("single", 200)),
         batch=int(measurement.get("batch", 256)),
     )
+    if config.single_predictions < 200 or config.batch < 1:
+        raise InvalidInputError(
+            "measurement.single is at least 200 single-row predictions and batch at least 1",
+            field="measurement",
+            fix="percentiles from fewer than 200 calls are not worth reporting",
+        )
     if not config.primary_metric:
         raise InvalidInputError("primary_metric is required", field="primary_metric")
     return config
@@ -358,6 +364,7 @@ _ROW_VALUES = {
     "size_mb": lambda r: r["size_mb"],
     "train_s": lambda r: r["train_s"],
     "peak_mem_mb": lambda r: r["peak_mem_mb"],
+    "throughput_rows_per_s": lambda r: r["throughput_rows_per_s"],
 }
 
 
