@@ -1,0 +1,223 @@
+"""Load documents: text, Markdown, HTML (main text only) and PDF, from paths, globs or URLs.
+
+A document's identity is its source URI, and its content hash decides whether an
+ingest has anything to redo. An unreadable or empty document becomes a ``LoadFailure``
+with its name and reason; it never aborts the rest of the load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from stoa.core.errors import InvalidInputError
+
+MAX_DOCUMENT_BYTES = 50 * 1024 * 1024
+DEFAULT_PATTERNS = ("**/*.md", "**/*.markdown", "**/*.txt", "**/*.html", "**/*.htm", "**/*.pdf")
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?\r?\n)---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
+_H1 = re.compile(r"^#[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
+_KINDS = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".html": "html",
+          ".htm": "html", ".pdf": "pdf"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Document:
+    uri: str
+    text: str  # what is chunked; chunk offsets point into this text
+    format: str  # markdown, text, html or pdf
+    sha256: str  # of the raw bytes: unchanged bytes mean nothing to redo
+    title: str
+    modified: datetime | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LoadFailure:
+    uri: str
+    reason: str
+
+
+class LoadError(Exception):
+    """One document could not be loaded; the caller records it and goes on."""
+
+
+def load_paths(
+    paths: Iterable[str | Path],
+    *,
+    patterns: Iterable[str] = DEFAULT_PATTERNS,
+    metadata: dict[str, Any] | None = None,
+) -> tuple[list[Document], list[LoadFailure]]:
+    """Files, folders (matched against ``patterns``) and fsspec URLs, in a stable order."""
+    documents: list[Document] = []
+    failures: list[LoadFailure] = []
+    for uri, opener in _expand(paths, tuple(patterns)):
+        try:
+            documents.append(_load(uri, opener, metadata or {}))
+        except LoadError as exc:
+            failures.append(LoadFailure(uri, str(exc)))
+    return documents, failures
+
+
+def _expand(paths: Iterable[str | Path], patterns: tuple[str, ...]) -> list[tuple[str, Any]]:
+    found: dict[str, Any] = {}
+    for item in paths:
+        text = str(item)
+        if "://" in text and not text.startswith("file://"):
+            found.update(_expand_url(text, patterns))
+            continue
+        path = Path(text.removeprefix("file://"))
+        if path.is_dir():
+            for pattern in patterns:
+                for file in sorted(path.glob(pattern)):
+                    if file.is_file() and not file.is_symlink():
+                        found[file.resolve().as_uri()] = file
+        elif path.is_file():
+            found[path.resolve().as_uri()] = path
+        else:
+            raise InvalidInputError(f"{text} does not exist", field="paths", fix="check the path")
+    return sorted(found.items())
+
+
+def _expand_url(url: str, patterns: tuple[str, ...]) -> dict[str, Any]:
+    import fsspec
+
+    try:
+        fs, root = fsspec.core.url_to_fs(url)
+        if not fs.isdir(root):
+            return {url: (fs, root)}
+        protocol = url.split("://", 1)[0]
+        out = {}
+        for pattern in patterns:
+            for name in fs.glob(f"{root.rstrip('/')}/{pattern}"):
+                out[f"{protocol}://{name}"] = (fs, name)
+        return out
+    except (OSError, ValueError, ImportError) as exc:
+        raise InvalidInputError(f"cannot list {url}: {exc}", field="paths") from None
+
+
+def _read(opener: Any) -> tuple[bytes, datetime | None]:
+    if isinstance(opener, Path):
+        stat = opener.stat()
+        if stat.st_size > MAX_DOCUMENT_BYTES:
+            raise LoadError(f"larger than {MAX_DOCUMENT_BYTES // 2**20} MiB")
+        return opener.read_bytes(), datetime.fromtimestamp(stat.st_mtime, UTC)
+    fs, name = opener
+    info = fs.info(name)
+    if (info.get("size") or 0) > MAX_DOCUMENT_BYTES:
+        raise LoadError(f"larger than {MAX_DOCUMENT_BYTES // 2**20} MiB")
+    with fs.open(name, "rb") as handle:
+        return handle.read(MAX_DOCUMENT_BYTES + 1), None
+
+
+def _load(uri: str, opener: Any, extra: dict[str, Any]) -> Document:
+    try:
+        raw, modified = _read(opener)
+    except OSError as exc:
+        raise LoadError(f"unreadable: {exc.strerror or exc}") from None
+    name = uri.rsplit("/", 1)[-1]
+    kind = "pdf" if raw.startswith(b"%PDF-") else _KINDS.get(Path(name).suffix.lower(), "text")
+    if not raw.strip():
+        raise LoadError("empty")
+    text, title, metadata = _PARSERS[kind](raw)
+    if not text.strip():
+        raise LoadError("no text could be extracted")
+    stem = Path(name).stem
+    return Document(
+        uri=uri, text=text, format=kind, sha256=hashlib.sha256(raw).hexdigest(),
+        title=title or stem, modified=modified,
+        metadata={**metadata, **extra, "path": uri, "title": title or stem},
+    )  # fmt: skip
+
+
+def _decode(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        if b"\x00" in raw[:4096]:
+            raise LoadError("binary data, not text") from None
+        return raw.decode("latin-1")
+
+
+def _markdown(raw: bytes) -> tuple[str, str | None, dict[str, Any]]:
+    """Front-matter becomes metadata and is cut from the text, so offsets point at the body."""
+    import yaml
+
+    text = _decode(raw)
+    metadata: dict[str, Any] = {}
+    match = _FRONT_MATTER.match(text)
+    if match:
+        try:
+            loaded = yaml.safe_load(match.group(1))
+        except yaml.YAMLError:
+            loaded = None
+        if isinstance(loaded, dict):
+            metadata = {str(k): v for k, v in loaded.items() if _plain(v)}
+        text = text[match.end() :]
+    heading = _H1.search(text)
+    title = metadata.get("title") or (heading.group(1) if heading else None)
+    return text, str(title) if title else None, metadata
+
+
+def _plain(value: Any) -> bool:
+    if isinstance(value, list):
+        return all(_plain(v) for v in value)
+    return isinstance(value, str | int | float | bool) or value is None
+
+
+def _text(raw: bytes) -> tuple[str, str | None, dict[str, Any]]:
+    return _decode(raw), None, {}
+
+
+def _html(raw: bytes) -> tuple[str, str | None, dict[str, Any]]:
+    """The main text as Markdown (headings kept for chunking), without navigation or footers."""
+    import lxml.html
+    import trafilatura
+
+    html = _decode(raw)
+    meta = trafilatura.extract_metadata(html)
+    try:
+        # Elements that are boilerplate by definition go first; trafilatura's heuristics
+        # then find the main text without mistaking a short page's menu for content.
+        tree = lxml.html.fromstring(html)
+        for node in tree.xpath(_BOILERPLATE):
+            node.drop_tree()
+        html = lxml.html.tostring(tree, encoding="unicode")
+    except (ValueError, lxml.etree.ParserError):
+        pass  # not parseable as a tree: let trafilatura try the raw page
+    text = trafilatura.extract(
+        html, output_format="markdown", include_links=False, include_comments=False,
+        favor_recall=True,
+    )  # fmt: skip
+    title = getattr(meta, "title", None) if meta is not None else None
+    return (text or "").replace("\\_", "_"), title, {}
+
+
+def _pdf(raw: bytes) -> tuple[str, str | None, dict[str, Any]]:
+    import io
+
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(raw))
+        if reader.is_encrypted:
+            raise LoadError("encrypted PDF")
+        pages = [(page.extract_text() or "").strip() for page in reader.pages]
+        title = reader.metadata.title if reader.metadata else None
+    except LoadError:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
+        raise LoadError(f"not a readable PDF: {exc}") from None
+    return "\n\n".join(p for p in pages if p), title, {"pages": len(pages)}
+
+
+_BOILERPLATE = (
+    "//nav|//header|//footer|//aside|//script|//style|//noscript|//form|//template"
+    "|//*[@role='navigation']|//*[@role='banner']|//*[@role='contentinfo']"
+)
+_PARSERS = {"markdown": _markdown, "text": _text, "html": _html, "pdf": _pdf}
