@@ -39,6 +39,8 @@ FLAVORS: dict[str, Flavor] = {
 }
 
 
+# The flavors Stoa ships in this package; entry-point flavors join FLAVORS when first needed.
+BUILTIN_FLAVORS = tuple(FLAVORS)
 _PLUGINS_LOADED = False
 
 
