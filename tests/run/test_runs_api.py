@@ -35,19 +35,25 @@ def test_runs_bad_input(api):
     check_error(api.post(batch, json={"metrics": [{"key": "acc", "value": "x"}]}), 422,
                 "metrics.acc", message="must be a number")  # fmt: skip
     check_error(api.post(batch, json={"metrics": [{"key": "a b!", "value": 1}]}), 422,
-                "metrics.key")  # fmt: skip
+                "metrics.key", message="not a valid key")  # fmt: skip
     check_error(api.post(batch, json={"params": {"lr": 0.3}}), 409, "params.lr",
                 code="conflict", message="already '0.1'")  # fmt: skip
-    check_error(api.get(f"{API}/runs", params={"metric": "acc ~ 1"}), 422, "metrics")
-    check_error(api.get(f"{API}/runs", params={"param": "novalue"}), 422, "param")
-    check_error(api.get(f"{API}/runs", params={"order_by": "bogus"}), 422, "order_by")
-    check_error(api.get(f"{API}/runs", params={"limit": 0}), 422, "limit")
+    check_error(api.get(f"{API}/runs", params={"metric": "acc ~ 1"}), 422, "metrics",
+                message="not a metric condition")  # fmt: skip
+    check_error(api.get(f"{API}/runs", params={"param": "novalue"}), 422, "param",
+                message="KEY=VALUE")  # fmt: skip
+    check_error(api.get(f"{API}/runs", params={"order_by": "bogus"}), 422, "order_by",
+                message="cannot order by")  # fmt: skip
+    check_error(api.get(f"{API}/runs", params={"limit": 0}), 422, "limit", message="1..10000")
     check_error(api.get(f"{API}/runs/nope"), 404, "run_id", code="not_found")
-    check_error(api.post(f"{API}/runs/nope/batch", json={}), 404, "run_id")
-    check_error(api.post(f"{API}/runs", json={"name": "x", "status": "paused"}), 422, "status")
+    check_error(api.post(f"{API}/runs/nope/batch", json={}), 404, "run_id", message="no run")
+    check_error(api.post(f"{API}/runs", json={"name": "x", "status": "paused"}), 422, "status",
+                message="running or finished")  # fmt: skip
     check_error(api.post(f"{API}/runs/{run['id']}/finish", json={"status": "paused"}), 422,
-                "status")  # fmt: skip
+                "status", message="not a final status")  # fmt: skip
     ok(api.post(f"{API}/runs/{run['id']}/finish", json={"status": "failed"}))
-    check_error(api.post(batch, json={"tags": {"a": "b"}}), 409, "run_id", code="conflict")
-    check_error(api.get(f"{API}/runs/-/compare"), 422, "run_ids")
-    check_error(api.get(f"{API}/runs/{run['id']}/metrics/bad key!"), 422, "key")
+    check_error(api.post(batch, json={"tags": {"a": "b"}}), 409, "run_id", code="conflict",
+                message="only running runs")  # fmt: skip
+    check_error(api.get(f"{API}/runs/-/compare"), 422, "run_ids", message="compare 1 to 100")
+    check_error(api.get(f"{API}/runs/{run['id']}/metrics/bad key!"), 422, "key",
+                message="not a valid key")  # fmt: skip

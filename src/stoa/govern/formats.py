@@ -134,32 +134,41 @@ def _is_onnx(path: Path, size: int) -> bool:
 
 
 def _is_onnx_stream(handle: BinaryIO, size: int) -> bool:
-    """Walk the top-level protobuf fields; an ONNX model has a known set and a graph.
+    """An ONNX model's top level holds only ModelProto fields, and a graph."""
+    seen = top_level_fields(handle, size, _ONNX_FIELDS, _ONNX_MAX_FIELDS)
+    return seen is not None and {1, 7} <= seen
+
+
+def top_level_fields(
+    handle: BinaryIO, size: int, wire_types: dict[int, int], max_fields: int
+) -> set[int] | None:
+    """The field numbers of a protobuf message that fills the file, or None when a field
+    is not in ``wire_types`` (number -> wire type) or the bytes are not such a message.
 
     Only field headers are read: a length-delimited field is skipped with a seek, so a
-    multi-GB model costs a few reads, never its size in memory.
+    multi-GB file costs a few reads, never its size in memory.
     """
     seen: set[int] = set()
     handle.seek(0)
     try:
-        for _ in range(_ONNX_MAX_FIELDS):
+        for _ in range(max_fields):
             if handle.tell() >= size:
-                return {1, 7} <= seen
+                return seen
             key = _read_varint(handle)
             field, wire = key >> 3, key & 7
-            if _ONNX_FIELDS.get(field) != wire:
-                return False
+            if wire_types.get(field) != wire:
+                return None
             if wire == 0:
                 _read_varint(handle)
             else:
                 length = _read_varint(handle)
                 if handle.tell() + length > size:
-                    return False
+                    return None
                 handle.seek(length, 1)
             seen.add(field)
     except ValueError:
-        return False
-    return False  # more top-level fields than any real model has
+        return None
+    return None  # more top-level fields than any real file has
 
 
 def _as_text(data: bytes | None) -> str | None:

@@ -69,28 +69,22 @@ def check_key(key: Any, field: str) -> str:
 
 def clean_params(params: Mapping[str, Any] | None) -> dict[str, str]:
     """Params are stored as text, like MLflow's; each value is written once."""
-    out: dict[str, str] = {}
-    for key, value in (params or {}).items():
-        check_key(key, f"params.{key}")
-        text = value if isinstance(value, str) else str(value)
-        if len(text) > _MAX_PARAM or "\x00" in text:
-            raise InvalidInputError(
-                f"param {key!r} is longer than {_MAX_PARAM} characters or holds NUL",
-                field=f"params.{key}",
-            )
-        out[key] = text
-    return out
+    return _as_text(params, "param", _MAX_PARAM)
 
 
 def clean_tags(tags: Mapping[str, Any] | None) -> dict[str, str]:
+    return _as_text(tags, "tag", _MAX_TAG)
+
+
+def _as_text(values: Mapping[str, Any] | None, what: str, limit: int) -> dict[str, str]:
     out: dict[str, str] = {}
-    for key, value in (tags or {}).items():
-        check_key(key, f"tags.{key}")
+    for key, value in (values or {}).items():
+        check_key(key, f"{what}s.{key}")
         text = str(value)
-        if len(text) > _MAX_TAG or "\x00" in text:
+        if len(text) > limit or "\x00" in text:
             raise InvalidInputError(
-                f"tag {key!r} is longer than {_MAX_TAG} characters or holds NUL",
-                field=f"tags.{key}",
+                f"{what} {key!r} is longer than {limit} characters or holds NUL",
+                field=f"{what}s.{key}",
             )
         out[key] = text
     return out

@@ -325,3 +325,17 @@ def test_a_data_format_whose_first_bytes_are_a_pickle_is_a_polyglot(tmp_path):
     real = tmp_path / "real.gif"
     real.write_bytes(b"GIF89a\x01\x00\x01\x00\x00\x00\x00;")
     assert scan_paths([real]).files[0].verdict == "allowed"
+
+
+def test_a_sentencepiece_model_is_data_and_other_protobufs_are_not(tmp_path):
+    def field(number: int, payload: bytes) -> bytes:
+        return bytes([number << 3 | 2, len(payload)]) + payload
+
+    model = tmp_path / "tokenizer.model"
+    model.write_bytes(field(1, field(1, b"\xe2\x96\x81the")) * 3 + field(2, b"\x08\x01"))
+    [file] = scan_paths([model]).files
+    assert (file.format, file.verdict) == ("sentencepiece", "allowed")
+    other = tmp_path / "other.model"
+    other.write_bytes(field(9, b"\x00\xff\x10") * 3)  # field 9 is no SentencePiece field
+    [file] = scan_paths([other]).files
+    assert (file.format, file.reason) == ("unknown", "unknown-format")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 from typing import BinaryIO
 
-from stoa.govern.formats import _is_onnx_stream, _read_varint
+from stoa.govern.formats import _is_onnx_stream, top_level_fields
 
 NPY_MAGIC = b"\x93NUMPY"
 GGUF_MAGIC = b"GGUF"
@@ -37,7 +37,7 @@ DATA_ONLY = frozenset(
     {"xgboost-json", "xgboost-ubj", "lightgbm-text", "json", "text", "sentencepiece", "empty"}
     | set(_DATA_MAGICS.values())
 )
-_SENTENCEPIECE_FIELDS = {1, 2, 3, 4, 5}
+_SENTENCEPIECE_FIELDS = {field: 2 for field in range(1, 6)}  # all length-delimited
 
 
 def detect(stream: BinaryIO, size: int) -> str:
@@ -120,23 +120,8 @@ def _is_safetensors(stream: BinaryIO, head: bytes, size: int) -> bool:
 
 def _is_sentencepiece(stream: BinaryIO, size: int) -> bool:
     """A SentencePiece ModelProto: only fields 1-5, all length-delimited, pieces present."""
-    stream.seek(0)
-    seen: set[int] = set()
-    for _ in range(2_000_000):
-        if stream.tell() >= size:
-            return 1 in seen
-        try:
-            key = _read_varint(stream)
-            if key >> 3 not in _SENTENCEPIECE_FIELDS or key & 7 != 2:
-                return False
-            length = _read_varint(stream)
-        except ValueError:
-            return False
-        if stream.tell() + length > size:
-            return False
-        stream.seek(length, 1)
-        seen.add(key >> 3)
-    return False
+    seen = top_level_fields(stream, size, _SENTENCEPIECE_FIELDS, 2_000_000)
+    return seen is not None and 1 in seen
 
 
 def _text_kind(stream: BinaryIO, head: bytes, size: int) -> str | None:

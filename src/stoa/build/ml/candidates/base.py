@@ -8,6 +8,7 @@ LightGBM, safetensors folders), so the winner can pass the registry gate.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol
@@ -62,6 +63,45 @@ class Candidate(Protocol):
     @classmethod
     def load(cls, path: Path, spec: dict[str, Any]) -> Candidate:
         """The fitted candidate back from ``save``'s artifact; runs no code from it."""
+
+
+class CodedLabels:
+    """What classifiers trained on label codes share: classes in, codes out, spec on disk.
+
+    Estimators see labels as 0..k-1 (XGBoost insists); predictions come back as the
+    original labels, and the classes travel in the spec so a loaded model answers alike.
+    """
+
+    kind: ClassVar[str] = ""
+    task: Task
+    params: dict[str, Any]
+    classes_: np.ndarray | None = None
+
+    def _targets(self, y: np.ndarray) -> np.ndarray:
+        if self.task != "classification":
+            return y.astype(float)
+        self.classes_, codes = np.unique(y, return_inverse=True)
+        return codes
+
+    def _labels(self, out: Any) -> np.ndarray:
+        if self.task == "classification":
+            assert self.classes_ is not None
+            return self.classes_[np.asarray(out).astype(int)]
+        return np.asarray(out, dtype=float)
+
+    def spec(self) -> dict[str, Any]:
+        classes = None if self.classes_ is None else self.classes_.tolist()
+        return {"kind": self.kind, "task": self.task, "params": self.params, "classes": classes}
+
+    def _folder(self, folder: Path) -> Path:
+        out = folder / self.kind
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "candidate.json").write_text(json.dumps(self.spec()))
+        return out
+
+    def _restore(self, spec: dict[str, Any]) -> None:
+        if spec.get("classes") is not None:
+            self.classes_ = np.asarray(spec["classes"])
 
 
 class Skipped(Exception):

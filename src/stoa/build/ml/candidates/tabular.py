@@ -7,13 +7,12 @@ the model in its framework's native format, so nothing loads through pickle.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from stoa.build.ml.candidates.base import Inputs, Modality, Task, register_kind
+from stoa.build.ml.candidates.base import CodedLabels, Inputs, Modality, Task, register_kind
 from stoa.core.errors import InvalidInputError
 
 
@@ -36,7 +35,7 @@ def _preprocessor(frame: Any, scale: bool) -> Any:
     return ColumnTransformer(transformers, remainder="drop")
 
 
-class _Tabular:
+class _Tabular(CodedLabels):
     """Shared fit/predict/save around one estimator built by ``_estimator``."""
 
     kind: ClassVar[str] = ""
@@ -60,38 +59,25 @@ class _Tabular:
         self.preprocess = _preprocessor(x.frame, self.scale)
         features = self.preprocess.fit_transform(x.frame)
         self.model = self._estimator()
-        if self.task == "classification":
-            self.classes_, codes = np.unique(y, return_inverse=True)
-            self.model.fit(features, codes)
-        else:
-            self.model.fit(features, y.astype(float))
+        self.model.fit(features, self._targets(y))
 
     def _features(self, x: Inputs) -> Any:
         return self.preprocess.transform(x.frame)
 
     def predict(self, x: Inputs) -> np.ndarray:
-        out = self.model.predict(self._features(x))
-        if self.task == "classification":
-            return self.classes_[np.asarray(out).astype(int)]
-        return np.asarray(out, dtype=float)
+        return self._labels(self.model.predict(self._features(x)))
 
     def predict_proba(self, x: Inputs) -> np.ndarray | None:
         if self.task != "classification" or not hasattr(self.model, "predict_proba"):
             return None
         return np.asarray(self.model.predict_proba(self._features(x)))
 
-    def spec(self) -> dict[str, Any]:
-        classes = None if self.classes_ is None else self.classes_.tolist()
-        return {"kind": self.kind, "task": self.task, "params": self.params, "classes": classes}
-
     def save(self, folder: Path) -> Path:
         import skops.io
 
-        out = folder / self.kind
-        out.mkdir(parents=True, exist_ok=True)
+        out = self._folder(folder)
         skops.io.dump(self.preprocess, out / "preprocess.skops")
         self._save_model(out)
-        (out / "candidate.json").write_text(json.dumps(self.spec()))
         return out
 
     def _save_model(self, out: Path) -> None:
@@ -111,8 +97,7 @@ class _Tabular:
         self = cls(task=spec["task"], params=spec.get("params", {}))
         self.preprocess = load_skops(path / "preprocess.skops")
         self.model = self._load_model(path)
-        if spec.get("classes") is not None:
-            self.classes_ = np.asarray(spec["classes"])
+        self._restore(spec)
         return self
 
 

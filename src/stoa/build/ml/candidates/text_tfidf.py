@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from stoa.build.ml.candidates.base import Inputs, Modality, Task, register_kind
+from stoa.build.ml.candidates.base import CodedLabels, Inputs, Modality, Task, register_kind
 from stoa.core.errors import InvalidInputError
 
 _VECTORIZER = {"ngram_max": 2, "min_df": 1, "sublinear_tf": True, "max_features": 200_000}
 
 
 @register_kind
-class TfidfLinear:
+class TfidfLinear(CodedLabels):
     kind: ClassVar[str] = "tfidf_linear"
     modalities: ClassVar[tuple[Modality, ...]] = ("text",)
     tasks: ClassVar[tuple[Task, ...]] = ("classification", "regression")
@@ -52,34 +51,21 @@ class TfidfLinear:
 
     def fit(self, x: Inputs, y: np.ndarray) -> None:
         self.pipeline = self._build()
-        if self.task == "classification":
-            self.classes_, codes = np.unique(y, return_inverse=True)
-            self.pipeline.fit(x.texts, codes)
-        else:
-            self.pipeline.fit(x.texts, y.astype(float))
+        self.pipeline.fit(x.texts, self._targets(y))
 
     def predict(self, x: Inputs) -> np.ndarray:
-        out = self.pipeline.predict(x.texts)
-        if self.task == "classification":
-            return self.classes_[np.asarray(out).astype(int)]
-        return np.asarray(out, dtype=float)
+        return self._labels(self.pipeline.predict(x.texts))
 
     def predict_proba(self, x: Inputs) -> np.ndarray | None:
         if self.task != "classification":
             return None
         return np.asarray(self.pipeline.predict_proba(x.texts))
 
-    def spec(self) -> dict[str, Any]:
-        classes = None if self.classes_ is None else self.classes_.tolist()
-        return {"kind": self.kind, "task": self.task, "params": self.params, "classes": classes}
-
     def save(self, folder: Path) -> Path:
         import skops.io
 
-        out = folder / self.kind
-        out.mkdir(parents=True, exist_ok=True)
+        out = self._folder(folder)
         skops.io.dump(self.pipeline, out / "pipeline.skops")
-        (out / "candidate.json").write_text(json.dumps(self.spec()))
         return out
 
     @classmethod
@@ -88,6 +74,5 @@ class TfidfLinear:
 
         self = cls(task=spec["task"], params=spec.get("params", {}))
         self.pipeline = load_skops(path / "pipeline.skops")
-        if spec.get("classes") is not None:
-            self.classes_ = np.asarray(spec["classes"])
+        self._restore(spec)
         return self
