@@ -246,3 +246,36 @@ class Token(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class KnowledgeBase(Base):
+    """A knowledge base's definition; its chunks and indexes live under STOA_HOME/kbs/ID."""
+
+    __tablename__ = "knowledge_bases"
+    __table_args__ = (UniqueConstraint("name", name="uq_knowledge_bases_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str] = mapped_column(Text, default="")
+    embedder: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    chunking: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    backend: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    pii_policy: Mapped[str] = mapped_column(String(16), default="allow")
+    latest_version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(128), default="")
+
+
+class KbVersion(Base):
+    """One ingest that changed content: its document diff and the totals after it."""
+
+    __tablename__ = "kb_versions"
+    __table_args__ = (UniqueConstraint("kb_id", "version", name="uq_kb_versions_number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kb_id: Mapped[int] = mapped_column(ForeignKey("knowledge_bases.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    diff: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    stats: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(128), default="")

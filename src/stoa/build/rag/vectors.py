@@ -1,196 +1,192 @@
-"""The local vector backend: exact cosine search with metadata filters applied *during*
-search, so a filter never returns fewer than k results when k chunks match.
+"""What every vector backend shares: the interface, the hit, and the filter language.
 
-Vectors are unit-length float32 rows kept in one matrix; search is one BLAS
-matrix-vector product over the rows the filter admits, then ``argpartition``. The
-index persists as ``vectors.npy`` plus ``entries.json`` (ids and metadata) and reloads
-in another process unchanged. HNSW above a size threshold comes in a later slice.
+Filters are exact (equality, ``in``, ranges on numbers and ISO dates) and every backend
+applies them *during* search, never after top-k, so a filter never returns fewer than k
+results when k entries match. The semantics live here once; the local backend evaluates
+them directly and the Milvus backend translates them into its expression language.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
-from pathlib import Path
-from typing import Any
+from datetime import UTC, date, datetime
+from typing import Any, Protocol
 
 import numpy as np
 
 from stoa.core.errors import InvalidInputError
 
-_RANGE_OPS = {"gt": np.greater, "gte": np.greater_equal, "lt": np.less, "lte": np.less_equal}
+RANGE_OPS = {"gt": np.greater, "gte": np.greater_equal, "lt": np.less, "lte": np.less_equal}
+MAX_K = 10_000
 
 
 @dataclass(frozen=True)
 class Hit:
-    id: str
-    score: float
+    id: int
+    score: float  # cosine similarity
     metadata: dict[str, Any]
 
 
-class LocalVectorIndex:
-    def __init__(self, dimension: int):
-        if dimension <= 0:
-            raise InvalidInputError("dimension must be positive", field="dimension")
-        self.dimension = dimension
-        self._vectors = np.zeros((0, dimension), dtype=np.float32)
-        self._ids: list[str] = []
-        self._metadata: list[dict[str, Any]] = []
-        self._row: dict[str, int] = {}
+class VectorBackend(Protocol):
+    """Durable when a call returns: ``upsert`` and ``delete`` survive a crash after them."""
 
-    def __len__(self) -> int:
-        return len(self._ids)
+    dimension: int
 
     def upsert(
-        self, ids: Sequence[str], vectors: np.ndarray, metadata: Sequence[Mapping[str, Any]]
-    ) -> None:
-        """Add or replace entries; vectors are normalised so scores are cosine similarities."""
-        vectors = np.asarray(vectors, dtype=np.float32)
-        if vectors.ndim != 2 or vectors.shape[1] != self.dimension:
-            raise InvalidInputError(
-                f"vectors must have shape (n, {self.dimension}), not {vectors.shape}",
-                field="vectors",
-            )
-        if not (len(ids) == len(vectors) == len(metadata)):
-            raise InvalidInputError("ids, vectors and metadata differ in length", field="vectors")
-        if not np.isfinite(vectors).all():
-            raise InvalidInputError("vectors hold NaN or infinite values", field="vectors")
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        if (norms == 0).any():
-            raise InvalidInputError("a vector is all zeros", field="vectors")
-        vectors = vectors / norms
-        self.delete([i for i in ids if i in self._row])
-        start = len(self._ids)
-        self._vectors = np.vstack([self._vectors, vectors])
-        for offset, (entry_id, meta) in enumerate(zip(ids, metadata, strict=True)):
-            self._ids.append(entry_id)
-            self._metadata.append(dict(meta))
-            self._row[entry_id] = start + offset
+        self, ids: Sequence[int], vectors: np.ndarray, metadata: Sequence[Mapping[str, Any]]
+    ) -> None: ...
 
-    def delete(self, ids: Iterable[str]) -> int:
-        doomed = {self._row[i] for i in ids if i in self._row}
-        if not doomed:
-            return 0
-        keep = [r for r in range(len(self._ids)) if r not in doomed]
-        self._vectors = self._vectors[keep]
-        self._ids = [self._ids[r] for r in keep]
-        self._metadata = [self._metadata[r] for r in keep]
-        self._row = {entry_id: r for r, entry_id in enumerate(self._ids)}
-        return len(doomed)
+    def delete(self, ids: Iterable[int]) -> int: ...
 
     def search(
         self, query: np.ndarray, k: int = 10, where: Mapping[str, Any] | None = None
-    ) -> list[Hit]:
-        """The k most similar entries among those matching ``where`` (filtered first)."""
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 10_000:
-            raise InvalidInputError("k must be 1..10000", field="k")
-        query = np.asarray(query, dtype=np.float32).reshape(-1)
-        if query.shape[0] != self.dimension or not np.isfinite(query).all():
+    ) -> list[Hit]: ...
+
+    def count(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def check_vectors(
+    dimension: int, ids: Sequence[int], vectors: Any, metadata: Sequence[Mapping[str, Any]]
+) -> np.ndarray:
+    """Unit-length float32 rows, or a refusal naming what is wrong."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.ndim != 2 or vectors.shape[1] != dimension:
+        raise InvalidInputError(
+            f"vectors must have shape (n, {dimension}), not {vectors.shape}", field="vectors"
+        )
+    if not (len(ids) == len(vectors) == len(metadata)):
+        raise InvalidInputError("ids, vectors and metadata differ in length", field="vectors")
+    for entry_id in ids:
+        if isinstance(entry_id, bool) or not isinstance(entry_id, int | np.integer):
+            raise InvalidInputError(f"id {entry_id!r} is not an integer", field="ids")
+        if not 0 <= int(entry_id) < 2**63:
+            raise InvalidInputError(f"id {entry_id} is outside 0..2^63-1", field="ids")
+    if len(set(map(int, ids))) != len(ids):
+        raise InvalidInputError("ids repeat within one call", field="ids")
+    if not np.isfinite(vectors).all():
+        raise InvalidInputError("vectors hold NaN or infinite values", field="vectors")
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    if (norms == 0).any():
+        raise InvalidInputError("a vector is all zeros", field="vectors")
+    return vectors / norms
+
+
+def check_query(dimension: int, query: Any, k: Any) -> np.ndarray:
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise InvalidInputError(f"k must be 1..{MAX_K}", field="k")
+    query = np.asarray(query, dtype=np.float32).reshape(-1)
+    if query.shape[0] != dimension or not np.isfinite(query).all():
+        raise InvalidInputError(f"the query must be {dimension} finite numbers", field="query")
+    norm = float(np.linalg.norm(query))
+    if norm == 0:
+        raise InvalidInputError("the query vector is all zeros", field="query")
+    return query / norm
+
+
+def check_where(where: Any) -> dict[str, Any]:
+    """Validate a filter before any backend sees it, so every backend refuses alike."""
+    if where is None:
+        return {}
+    if not isinstance(where, Mapping):
+        raise InvalidInputError("must be a JSON object of field conditions", field="where")
+    for field, condition in where.items():
+        if not isinstance(field, str) or not field:
+            raise InvalidInputError("field names must be non-empty text", field="where")
+        if isinstance(condition, Mapping):
+            unknown = set(condition) - {"in", *RANGE_OPS}
+            if unknown or not condition:
+                raise InvalidInputError(
+                    f"filter on {field!r}: unknown operator(s) {', '.join(sorted(unknown))}"
+                    if unknown
+                    else f"filter on {field!r}: no operator",
+                    field="where",
+                    fix="use a value, {in: [...]}, or gt/gte/lt/lte",
+                )
+            if "in" in condition and not isinstance(condition["in"], list | tuple):
+                raise InvalidInputError(f"filter on {field!r}: 'in' takes a list", field="where")
+            for op, bound in condition.items():
+                if op != "in" and sort_key(bound) is None:
+                    raise InvalidInputError(
+                        f"filter on {field!r}: {op} takes a number or an ISO date",
+                        field="where",
+                    )
+        elif isinstance(condition, list | dict) or (
+            isinstance(condition, float) and not math.isfinite(condition)
+        ):
             raise InvalidInputError(
-                f"the query must be {self.dimension} finite numbers", field="query"
+                f"filter on {field!r}: equality takes a single value", field="where"
             )
-        norm = float(np.linalg.norm(query))
-        if norm == 0:
-            raise InvalidInputError("the query vector is all zeros", field="query")
-        rows = self._matching(where) if where else np.arange(len(self._ids))
-        if rows.size == 0:
-            return []
-        scores = self._vectors[rows] @ (query / norm)
-        take = min(k, rows.size)
-        best = np.argpartition(-scores, take - 1)[:take]
-        best = best[np.lexsort((rows[best], -scores[best]))]  # score, then insertion order
-        return [Hit(self._ids[rows[b]], float(scores[b]), self._metadata[rows[b]]) for b in best]
-
-    def _matching(self, where: Mapping[str, Any]) -> np.ndarray:
-        mask = np.ones(len(self._ids), dtype=bool)
-        for field, condition in where.items():
-            values = [m.get(field) for m in self._metadata]
-            mask &= _condition_mask(field, condition, values)
-        return np.flatnonzero(mask)
-
-    # -- persistence ---------------------------------------------------------------
-
-    def save(self, folder: Path) -> None:
-        """Written to temporary names, then renamed: a crash leaves the previous index."""
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp_vectors, tmp_entries = folder / "vectors.npy.tmp", folder / "entries.json.tmp"
-        with open(tmp_vectors, "wb") as handle:
-            np.save(handle, self._vectors, allow_pickle=False)
-        entries = {"dimension": self.dimension, "ids": self._ids, "metadata": self._metadata}
-        tmp_entries.write_text(json.dumps(entries, default=_json_default))
-        os.replace(tmp_vectors, folder / "vectors.npy")
-        os.replace(tmp_entries, folder / "entries.json")
-
-    @classmethod
-    def load(cls, folder: Path) -> LocalVectorIndex:
-        entries = json.loads((folder / "entries.json").read_text())
-        index = cls(int(entries["dimension"]))
-        vectors = np.load(folder / "vectors.npy", allow_pickle=False)
-        if vectors.shape != (len(entries["ids"]), index.dimension):
-            raise InvalidInputError(f"the index in {folder} is inconsistent", field="index")
-        index._vectors = vectors.astype(np.float32, copy=False)
-        index._ids = list(entries["ids"])
-        index._metadata = list(entries["metadata"])
-        index._row = {entry_id: r for r, entry_id in enumerate(index._ids)}
-        return index
+    return dict(where)
 
 
-def _json_default(value: Any) -> Any:
+def filter_mask(where: Mapping[str, Any], metadata: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    """Which entries a (checked) filter admits."""
+    mask = np.ones(len(metadata), dtype=bool)
+    for field, condition in where.items():
+        mask &= condition_mask(field, condition, [m.get(field) for m in metadata])
+    return mask
+
+
+def matches(where: Mapping[str, Any], metadata: Mapping[str, Any]) -> bool:
+    return bool(filter_mask(where, [metadata])[0])
+
+
+def json_default(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
-def _condition_mask(field: str, condition: Any, values: list[Any]) -> np.ndarray:
+def condition_mask(field: str, condition: Any, values: list[Any]) -> np.ndarray:
     """Equality, ``{"in": [...]}`` and ranges ``{"gte": x, "lt": y}`` on numbers or dates."""
     if not isinstance(condition, Mapping):
-        return np.array([v == condition for v in values], dtype=bool)
-    unknown = set(condition) - {"in", *_RANGE_OPS}
-    if unknown:
-        raise InvalidInputError(
-            f"filter on {field!r}: unknown operator(s) {', '.join(sorted(unknown))}",
-            field="where",
-            fix="use a value, {in: [...]}, or gt/gte/lt/lte",
-        )
+        return np.array([_equal(v, condition) for v in values], dtype=bool)
     mask = np.ones(len(values), dtype=bool)
     if "in" in condition:
-        allowed = condition["in"]
-        if not isinstance(allowed, list | tuple | set):
-            raise InvalidInputError(f"filter on {field!r}: 'in' takes a list", field="where")
-        mask &= np.array([v in allowed for v in values], dtype=bool)
+        allowed = list(condition["in"])
+        mask &= np.array([any(_equal(v, a) for a in allowed) for v in values], dtype=bool)
     for op, bound in condition.items():
         if op == "in":
             continue
-        key = _sort_key(bound)
-        if key is None:
-            raise InvalidInputError(
-                f"filter on {field!r}: {op} takes a number or an ISO date", field="where"
-            )
+        key = sort_key(bound)
         mask &= np.array(
-            [(k := _sort_key(v)) is not None and type(k) is type(key) and _RANGE_OPS[op](k, key)
+            [(k := sort_key(v)) is not None and type(k) is type(key) and RANGE_OPS[op](k, key)
              for v in values], dtype=bool,
         )  # fmt: skip
     return mask
 
 
-def _sort_key(value: Any) -> float | datetime | None:
+def _equal(value: Any, wanted: Any) -> bool:
+    """Equality without Python's True == 1: a boolean filter matches booleans only."""
+    if isinstance(value, bool) or isinstance(wanted, bool):
+        return isinstance(value, bool) and isinstance(wanted, bool) and value is wanted
+    return value == wanted
+
+
+def sort_key(value: Any) -> float | datetime | None:
     """Numbers compare as numbers and dates as instants; anything else does not compare."""
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
         return float(value) if math.isfinite(value) else None
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=None)
+        return _naive_utc(value)
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day)
     if isinstance(value, str):
         try:
-            parsed = datetime.fromisoformat(value)
+            return _naive_utc(datetime.fromisoformat(value))
         except ValueError:
             return None
-        return parsed.replace(tzinfo=None) if parsed.tzinfo is None else parsed
     return None
+
+
+def _naive_utc(value: datetime) -> datetime:
+    """Aware instants become naive UTC so that every date compares with every other."""
+    if value.tzinfo is None:
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None)
