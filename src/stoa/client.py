@@ -115,8 +115,11 @@ class LocalClient(Client):
         self.tokens = TokenStore(self.db)
         self.gate: Gate = gate or ScanGate(load_policy(settings.scan_policy))
         self.actor = actor or default_actor()
+        self._kbs_box: list[Any] = []  # shared by every acting_as view of this client
 
     def close(self) -> None:
+        for kbs in self._kbs_box:
+            kbs.close()
         self.db.dispose()
 
     def acting_as(self, actor: str) -> LocalClient:
@@ -251,6 +254,72 @@ class LocalClient(Client):
             models.ensure_allowed(info)
         return self.blobs.export(info.sha256, info.artifact, ensure_absent(Path(dest)))
 
+    # knowledge bases
+    @property
+    def kbs(self) -> Any:
+        """Imported on first use: the CLI's other commands do not pay for NumPy and models."""
+        if not self._kbs_box:
+            from stoa.build.rag.kb import KnowledgeBases
+
+            self._kbs_box.append(KnowledgeBases(self.db, self.settings.resolved_home))
+        return self._kbs_box[0]
+
+    def create_kb(self, name: str, **options: Any) -> dict[str, Any]:
+        return self.kbs.create(name, actor=self.actor, **options).to_dict()
+
+    def list_kbs(self) -> list[dict[str, Any]]:
+        return [kb.to_dict() for kb in self.kbs.list()]
+
+    def show_kb(self, name: str) -> dict[str, Any]:
+        return self.kbs.show(name)
+
+    def ingest_kb(
+        self,
+        name: str,
+        paths: Iterable[str | Path],
+        *,
+        sync: bool = False,
+        patterns: Iterable[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        progress: Any = None,
+    ) -> dict[str, Any]:
+        """Load files, folders or URLs here, then ingest; ``sync`` removes what is gone."""
+        from stoa.build.rag.load import DEFAULT_PATTERNS, load_paths
+
+        self.kbs.get(name)  # an unknown name fails before any file is read
+        paths = [str(p) for p in paths]
+        if not paths:
+            raise errors.InvalidInputError("name at least one file, folder or URL", field="paths")
+        documents, failures = load_paths(
+            paths, patterns=tuple(patterns or DEFAULT_PATTERNS), metadata=dict(metadata or {})
+        )
+        roots = [_root_uri(p) for p in paths] if sync else None
+        return self.kbs.ingest(
+            name, documents, failures, sync_roots=roots, progress=progress, actor=self.actor
+        ).to_dict()
+
+    def ingest_kb_documents(
+        self, name: str, documents: Iterable[Mapping[str, Any]], *, sync_prefixes: Any = None
+    ) -> dict[str, Any]:
+        """Documents a client sent as bytes (the server never reads paths it is given)."""
+        from stoa.build.rag.load import inline_documents
+
+        self.kbs.get(name)
+        loaded, failures = inline_documents(documents)
+        return self.kbs.ingest(
+            name, loaded, failures, sync_roots=sync_prefixes, actor=self.actor
+        ).to_dict()
+
+    def query_kb(self, name: str, query: str, **options: Any) -> list[dict[str, Any]]:
+        return [r.to_dict() for r in self.kbs.query(name, query, **options)]
+
+    def delete_kb_documents(self, name: str, uris: Iterable[str]) -> dict[str, Any]:
+        return self.kbs.delete_documents(name, list(uris), actor=self.actor)
+
+    def eval_kb(self, name: str, qa: str, **options: Any) -> dict[str, Any]:
+        """``qa`` is the JSONL text itself, so the same call works over HTTP."""
+        return self.kbs.evaluate(name, qa, registry=self.registry, actor=self.actor, **options)
+
     # tokens
     def create_token(self, name: str, scopes: Iterable[str]) -> NewToken:
         return self.tokens.create(name, scopes, actor=self.actor)
@@ -260,6 +329,13 @@ class LocalClient(Client):
 
     def revoke_token(self, token_id: str) -> TokenInfo:
         return self.tokens.revoke(token_id, actor=self.actor)
+
+
+def _root_uri(path: str) -> str:
+    """The URI prefix a sync compares stored documents against."""
+    if "://" in path and not path.startswith("file://"):
+        return path.rstrip("/")
+    return Path(path.removeprefix("file://")).resolve().as_uri()
 
 
 _ERRORS = {

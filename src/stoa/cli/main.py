@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from stoa.cli import registry, runs, scan, select, tokens
+from stoa.cli import kb, registry, runs, scan, select, tokens
 from stoa.cli.context import State, state
 from stoa.cli.output import console
 from stoa.core.db import masked
@@ -36,6 +36,7 @@ app.add_typer(registry.models_app, name="models")
 app.add_typer(registry.prompts_app, name="prompts")
 app.add_typer(registry.datasets_app, name="datasets")
 app.add_typer(runs.app, name="runs")
+app.add_typer(kb.app, name="kb")
 app.add_typer(tokens.app, name="tokens")
 app.command(name="scan")(scan.scan)
 app.command(name="select")(select.select)

@@ -119,6 +119,16 @@ def _load(uri: str, opener: Any, extra: dict[str, Any]) -> Document:
         raw, modified = _read(opener)
     except OSError as exc:
         raise LoadError(f"unreadable: {exc.strerror or exc}") from None
+    return load_bytes(uri, raw, modified, extra)
+
+
+def load_bytes(
+    uri: str, raw: bytes, modified: datetime | None = None, extra: dict[str, Any] | None = None
+) -> Document:
+    """One document from bytes a client sent; the format comes from the content and name."""
+    if len(raw) > MAX_DOCUMENT_BYTES:
+        raise LoadError(f"larger than {MAX_DOCUMENT_BYTES // 2**20} MiB")
+    extra = extra or {}
     name = uri.rsplit("/", 1)[-1]
     kind = "pdf" if raw.startswith(b"%PDF-") else _KINDS.get(Path(name).suffix.lower(), "text")
     if not raw.strip():
@@ -221,3 +231,45 @@ _BOILERPLATE = (
     "|//*[@role='navigation']|//*[@role='banner']|//*[@role='contentinfo']"
 )
 _PARSERS = {"markdown": _markdown, "text": _text, "html": _html, "pdf": _pdf}
+
+
+MAX_INLINE_DOCUMENTS = 10_000
+
+
+def inline_documents(
+    items: Iterable[Any],
+) -> tuple[list[Document], list[LoadFailure]]:
+    """``[{"uri", "text" or "content_base64", "metadata"}]`` as sent over HTTP."""
+    import base64
+    import binascii
+
+    documents: list[Document] = []
+    failures: list[LoadFailure] = []
+    items = list(items) if isinstance(items, list | tuple) else None  # type: ignore[assignment]
+    if items is None or len(items) > MAX_INLINE_DOCUMENTS:
+        raise InvalidInputError(
+            f"must be a list of at most {MAX_INLINE_DOCUMENTS:,} documents", field="documents"
+        )
+    for position, item in enumerate(items):
+        where = f"documents[{position}]"
+        if not isinstance(item, dict) or not isinstance(item.get("uri"), str) or not item["uri"]:
+            raise InvalidInputError(f"{where} needs a text 'uri'", field="documents")
+        metadata = item.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise InvalidInputError(f"{where}.metadata must be an object", field="documents")
+        if isinstance(item.get("text"), str):
+            raw = item["text"].encode()
+        elif isinstance(item.get("content_base64"), str):
+            try:
+                raw = base64.b64decode(item["content_base64"], validate=True)
+            except binascii.Error:
+                raise InvalidInputError(
+                    f"{where}.content_base64 is not base64", field="documents"
+                ) from None
+        else:
+            raise InvalidInputError(f"{where} needs 'text' or 'content_base64'", field="documents")
+        try:
+            documents.append(load_bytes(item["uri"], raw, None, metadata))
+        except LoadError as exc:
+            failures.append(LoadFailure(item["uri"], str(exc)))
+    return documents, failures

@@ -376,6 +376,83 @@ def run_selection(client: WriteClient, body: SelectionIn) -> dict[str, Any]:
     return numpy_safe(select(client, parsed, register=body.register_as))
 
 
+class KbIn(BaseModel):
+    name: str
+    embedder: str | dict[str, Any] | None = None
+    embedder_url: str | None = None
+    backend: str = "local"
+    backend_uri: str | None = None
+    chunking: dict[str, Any] | None = None
+    pii: str = "allow"
+    description: str = ""
+
+
+class KbIngestIn(BaseModel):
+    documents: list[dict[str, Any]] = Field(
+        description='[{"uri", "text" or "content_base64", "metadata"}]; at most 10,000'
+    )
+    sync_prefixes: list[str] | None = Field(
+        None, description="Remove stored documents under these URI prefixes that were not sent"
+    )
+
+
+class KbQueryIn(BaseModel):
+    query: Any = None
+    k: Any = 5
+    mode: Any = "hybrid"
+    where: Any = None
+    mmr: Any = None
+
+
+class KbDeleteIn(BaseModel):
+    uris: list[str]
+
+
+class KbEvalIn(BaseModel):
+    qa: str = Field(description="The QA file's JSONL text")
+    k: Any = 5
+    modes: list[str] = Field(default_factory=lambda: ["vector", "lexical", "hybrid"])
+
+
+@router.post("/kbs", status_code=201)
+def create_kb(client: WriteClient, body: KbIn) -> dict[str, Any]:
+    return client.create_kb(body.name, **body.model_dump(exclude={"name"}))
+
+
+@router.get("/kbs")
+def list_kbs(client: ReadClient) -> list[dict[str, Any]]:
+    return client.list_kbs()
+
+
+@router.get("/kbs/{name}")
+def show_kb(client: ReadClient, name: str) -> dict[str, Any]:
+    return client.show_kb(name)
+
+
+@router.post("/kbs/{name}/ingest")
+def ingest_kb(client: WriteClient, name: str, body: KbIngestIn) -> dict[str, Any]:
+    """Documents come in the body: the server never reads a path or URL a caller names."""
+    return client.ingest_kb_documents(name, body.documents, sync_prefixes=body.sync_prefixes)
+
+
+@router.post("/kbs/{name}/query")
+def query_kb(client: ReadClient, name: str, body: KbQueryIn) -> list[dict[str, Any]]:
+    """A cross-encoder path is not accepted here: it would load a model from a caller's path."""
+    return client.query_kb(
+        name, body.query, k=body.k, mode=body.mode, where=body.where, mmr=body.mmr
+    )
+
+
+@router.post("/kbs/{name}/delete-docs")
+def delete_kb_docs(client: WriteClient, name: str, body: KbDeleteIn) -> dict[str, Any]:
+    return client.delete_kb_documents(name, body.uris)
+
+
+@router.post("/kbs/{name}/eval")
+def eval_kb(client: WriteClient, name: str, body: KbEvalIn) -> dict[str, Any]:
+    return client.eval_kb(name, body.qa, k=body.k, modes=body.modes)
+
+
 class TokenIn(BaseModel):
     name: str
     scopes: list[str] = Field(default_factory=lambda: ["read"])

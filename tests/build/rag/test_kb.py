@@ -1,0 +1,282 @@
+"""Knowledge bases end to end: incremental ingest, versions, resume, PII, retrieval, eval."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stoa.core.errors import ConflictError, InvalidInputError, NotFoundError
+
+pytestmark = pytest.mark.slow  # loads the real MiniLM
+
+GUIDE = """---
+title: Install guide
+lang: en
+year: 2024
+---
+# Install
+
+Install the package with pip and create a virtual environment first.
+
+## From source
+
+Clone the repository, then run make install to build everything from source.
+"""
+BILLING = """# Billing
+
+Invoices are sent on the first day of each month. Refunds take five business days.
+
+## Cards
+
+We accept credit cards and bank transfers for annual plans.
+"""
+PRIVACY = "# Privacy\n\nWrite to dpo@example.com about your data. Card 4111 1111 1111 1111.\n"
+
+
+def _corpus(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "guide.md").write_text(GUIDE)
+    (folder / "billing.md").write_text(BILLING)
+    (folder / "notes.txt").write_text("Support hours are nine to five, Monday to Friday.")
+    return folder
+
+
+def test_create_list_show_and_refusals(client):
+    kb = client.create_kb("docs", description="product docs")
+    assert kb["embedder"]["name"] == "all-MiniLM-L6-v2" and kb["embedder"]["dimension"] == 384
+    assert kb["chunking"] == {"target_tokens": 256, "overlap_tokens": 32}
+    assert kb["backend"] == {"kind": "local"} and kb["latest_version"] == 0
+    assert [k["name"] for k in client.list_kbs()] == ["docs"]
+    shown = client.show_kb("docs")
+    assert shown["documents"] == 0 and shown["versions"] == []
+    with pytest.raises(ConflictError, match="already exists"):
+        client.create_kb("docs")
+    with pytest.raises(NotFoundError, match="no knowledge base named 'nope'"):
+        client.show_kb("nope")
+    refusals = [
+        ({"name": "bad name!"}, "name"),
+        ({"name": "x", "pii": "mask"}, "pii"),
+        ({"name": "x", "backend": "pinecone"}, "backend"),
+        ({"name": "x", "chunking": {"target_tokens": 4}}, "chunking"),
+        ({"name": "x", "chunking": {"size": 100}}, "chunking"),
+        ({"name": "x", "embedder": "/nowhere/model"}, "embedder"),
+        ({"name": "x", "embedder": "openai:text-embedding-3-small"}, "embedder_url"),
+        ({"name": "x", "backend": "local", "backend_uri": "http://h"}, "backend_uri"),
+    ]
+    for options, field in refusals:
+        with pytest.raises(InvalidInputError) as err:
+            client.create_kb(**options)
+        assert err.value.field == field, options
+    assert [k["name"] for k in client.list_kbs()] == ["docs"]  # nothing half-created
+
+
+def test_ingest_is_incremental_versioned_and_synced(sqlite_client, tmp_path):
+    client = sqlite_client
+    corpus = _corpus(tmp_path / "corpus")
+    client.create_kb("docs")
+    first = client.ingest_kb("docs", [corpus])
+    assert first["version"] == 1
+    assert first["documents"] == {"added": 3, "changed": 0, "unchanged": 0, "removed": 0,
+                                  "failed": 0}  # fmt: skip
+    embedded = first["chunks"]["embedded"]
+    assert embedded >= 3 and first["chunks"]["reused"] == 0
+
+    again = client.ingest_kb("docs", [corpus])
+    assert again["chunks"] == {"embedded": 0, "reused": 0}  # nothing re-embedded
+    assert again["documents"]["unchanged"] == 3 and again["version"] == 1  # no new version
+
+    (corpus / "billing.md").write_text(BILLING.replace("five business days", "ten days"))
+    changed = client.ingest_kb("docs", [corpus])
+    assert changed["documents"]["changed"] == 1 and changed["version"] == 2
+    assert changed["chunks"]["embedded"] >= 1 and changed["chunks"]["reused"] >= 1
+    hits = client.query_kb("docs", "how long do refunds take", k=1, mode="lexical")
+    assert "ten days" in hits[0]["text"]
+    assert all("five business days" not in r["text"]
+               for r in client.query_kb("docs", "refunds business days", k=10))  # fmt: skip
+
+    (corpus / "notes.txt").unlink()
+    kept = client.ingest_kb("docs", [corpus])  # without --sync nothing is removed
+    assert kept["documents"]["removed"] == 0 and client.show_kb("docs")["documents"] == 3
+    synced = client.ingest_kb("docs", [corpus], sync=True)
+    assert synced["documents"]["removed"] == 1 and synced["version"] == 3
+    versions = client.show_kb("docs")["versions"]
+    assert [len(v["diff"]["added"]) for v in versions] == [3, 0, 0]
+    assert versions[1]["diff"]["changed"] == [(corpus / "billing.md").resolve().as_uri()]
+    assert versions[2]["diff"]["removed"] == [(corpus / "notes.txt").resolve().as_uri()]
+    assert versions[2]["stats"]["documents"] == 2
+
+    removed = client.delete_kb_documents("docs", [(corpus / "guide.md").resolve().as_uri()])
+    assert removed["version"] == 4
+    assert client.query_kb("docs", "install from source", k=5, mode="lexical") == []
+    with pytest.raises(NotFoundError, match="nothing was deleted"):
+        client.delete_kb_documents("docs", ["file:///not/there.md"])
+
+
+def test_identical_chunks_are_embedded_once(sqlite_client, tmp_path):
+    corpus = tmp_path / "dup"
+    corpus.mkdir()
+    for i in range(4):
+        (corpus / f"copy{i}.md").write_text("# Same\n\nThe very same paragraph in every file.\n")
+    sqlite_client.create_kb("dup")
+    summary = sqlite_client.ingest_kb("dup", [corpus])
+    assert summary["chunks"] == {"embedded": 1, "reused": 3}
+    assert sqlite_client.show_kb("dup")["chunks"] == 4
+
+
+def test_bad_files_are_counted_and_skipped_never_fatal(sqlite_client, tmp_path):
+    corpus = _corpus(tmp_path / "corpus")
+    (corpus / "empty.md").write_text("")
+    (corpus / "broken.pdf").write_bytes(b"%PDF-1.7 this is not a pdf")
+    sqlite_client.create_kb("docs")
+    summary = sqlite_client.ingest_kb("docs", [corpus])
+    assert summary["documents"]["added"] == 3 and summary["documents"]["failed"] == 2
+    reasons = {Path(f["uri"]).name: f["reason"] for f in summary["failures"]}
+    assert reasons["empty.md"] == "empty" and "broken.pdf" in reasons
+
+
+def test_an_interrupted_ingest_resumes_without_duplicates(sqlite_client, tmp_path, monkeypatch):
+    from stoa.build.rag import vector_local
+
+    corpus = _corpus(tmp_path / "corpus")
+    sqlite_client.create_kb("docs")
+    calls = {"n": 0}
+    real = vector_local.LocalVectorBackend.upsert
+
+    def dying(self, ids, vectors, metadata):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # the process is stopped mid-ingest
+        return real(self, ids, vectors, metadata)
+
+    monkeypatch.setattr(vector_local.LocalVectorBackend, "upsert", dying)
+    with pytest.raises(KeyboardInterrupt):
+        sqlite_client.ingest_kb("docs", [corpus])
+    monkeypatch.setattr(vector_local.LocalVectorBackend, "upsert", real)
+
+    resumed = sqlite_client.ingest_kb("docs", [corpus])
+    assert resumed["resumed"] == 1  # committed but not indexed: finished, not redone
+    assert resumed["documents"]["added"] == 1 and resumed["documents"]["unchanged"] == 2
+    kb = sqlite_client.kbs.get("docs")
+    store, backend, _ = sqlite_client.kbs.open(kb)
+    assert backend.count() == store.counts()["chunks"]  # no duplicate, no missing vector
+    assert resumed["version"] == 1  # one version holds all three documents
+    assert len(sqlite_client.show_kb("docs")["versions"][0]["diff"]["added"]) == 3
+
+
+@pytest.mark.parametrize(
+    ("policy", "stored", "failed"), [("allow", True, 0), ("redact", True, 0), ("block", False, 1)]
+)
+def test_pii_policy_applies_at_ingest(sqlite_client, tmp_path, policy, stored, failed):
+    corpus = tmp_path / "private"
+    corpus.mkdir()
+    (corpus / "privacy.md").write_text(PRIVACY)
+    sqlite_client.create_kb("p", pii=policy)
+    summary = sqlite_client.ingest_kb("p", [corpus])
+    assert summary["documents"]["failed"] == failed
+    if policy == "block":
+        assert "blocked by the PII policy" in summary["failures"][0]["reason"]
+        assert "email" in summary["failures"][0]["reason"]
+        assert sqlite_client.show_kb("p")["documents"] == 0
+        return
+    shown = sqlite_client.show_kb("p")
+    assert shown["pii"] == {"credit_card": 1, "email": 1}
+    assert shown["documents_with_pii"][0]["findings"] == {"credit_card": 1, "email": 1}
+    text = sqlite_client.query_kb("p", "privacy data", k=1)[0]["text"]
+    folder = sqlite_client.kbs.folder(sqlite_client.kbs.get("p"))
+    on_disk = b"".join(p.read_bytes() for p in folder.rglob("*") if p.is_file())
+    if policy == "allow":
+        assert "dpo@example.com" in text
+    else:
+        assert "dpo@example.com" not in text and "[EMAIL]" in text
+        assert b"dpo@example.com" not in on_disk and b"4111 1111" not in on_disk
+
+
+def test_retrieval_modes_filters_offsets_and_mmr(sqlite_client, tmp_path):
+    corpus = _corpus(tmp_path / "corpus")
+    sqlite_client.create_kb("docs")
+    sqlite_client.ingest_kb("docs", [corpus], metadata={"team": "web"})
+    for mode in ("vector", "lexical", "hybrid"):
+        results = sqlite_client.query_kb("docs", "build from source with make", k=3, mode=mode)
+        top = results[0]
+        assert top["uri"].endswith("guide.md") and top["heading_path"] == ["Install", "From source"]
+        source = (corpus / "guide.md").read_text().split("---\n", 2)[2]
+        assert source[top["start"] : top["end"]] == top["text"]
+        assert top["metadata"]["team"] == "web" and top["metadata"]["lang"] == "en"
+    only = sqlite_client.query_kb("docs", "install", k=5, where={"year": {"gte": 2024}})
+    assert only and all(r["uri"].endswith("guide.md") for r in only)
+    # The filter runs during search: asking for 5 chunks of billing gets every billing chunk.
+    billing = sqlite_client.query_kb("docs", "install", k=5, mode="vector",
+                                     where={"title": "Billing"})  # fmt: skip
+    assert {r["uri"].rsplit("/", 1)[-1] for r in billing} == {"billing.md"}
+    assert len(billing) == sum(1 for _ in billing)
+    diverse = sqlite_client.query_kb("docs", "install", k=3, mmr=0.3)
+    assert len({r["id"] for r in diverse}) == 3
+    refusals = [({"mode": "semantic"}, "mode"), ({"k": 0}, "k"), ({"mmr": 2}, "mmr"),
+                ({"where": {"year": {"near": 1}}}, "where")]  # fmt: skip
+    for options, field in refusals:
+        with pytest.raises(InvalidInputError) as err:
+            sqlite_client.query_kb("docs", "install", **options)
+        assert err.value.field == field
+    with pytest.raises(InvalidInputError, match="non-empty"):
+        sqlite_client.query_kb("docs", "   ")
+
+
+def test_lexical_queries_never_run_fts_syntax(sqlite_client, tmp_path):
+    sqlite_client.create_kb("docs")
+    sqlite_client.ingest_kb("docs", [_corpus(tmp_path / "corpus")])
+    for text in ['"unbalanced', "install AND NOT", "NEAR(pip make)", "col:install", "*", "-"]:
+        sqlite_client.query_kb("docs", text, mode="lexical")  # no FTS5 syntax error escapes
+
+
+def test_eval_reports_every_mode_and_logs_a_run(sqlite_client, tmp_path):
+    corpus = _corpus(tmp_path / "corpus")
+    sqlite_client.create_kb("docs")
+    sqlite_client.ingest_kb("docs", [corpus])
+    qa = "\n".join(json.dumps(q) for q in [
+        {"query": "how do I build from source", "relevant": ["guide.md#From source"]},
+        {"query": "refund delay", "relevant": ["billing.md"]},
+        {"query": "when can I reach support", "relevant": [(corpus / "notes.txt").as_uri()]},
+    ])  # fmt: skip
+    report = sqlite_client.eval_kb("docs", qa, k=3)
+    assert report["k"] == 3 and set(report["modes"]) == {"vector", "lexical", "hybrid"}
+    for values in report["modes"].values():
+        assert set(values) == {"hit_at_k", "recall_at_k", "mrr", "ndcg_at_k", "latency_ms"}
+        assert values["hit_at_k"] == 1.0 and values["latency_ms"]["p50"] > 0
+    run = sqlite_client.get_run(report["run_id"])
+    assert run.metrics["hybrid.mrr"] == report["modes"]["hybrid"]["mrr"]
+    assert run.params["kb"] == "docs"
+    bad = [
+        ("not json", "line 1 is not JSON"),
+        ('{"query": "q"}', "line 1: 'relevant'"),
+        ('{"query": "", "relevant": ["a"]}', "the query is empty"),
+        ("", "no questions"),
+    ]
+    for text, message in bad:
+        with pytest.raises(InvalidInputError, match=message):
+            sqlite_client.eval_kb("docs", text)
+
+
+def test_eval_metrics_count_each_relevant_entry_once():
+    from stoa.build.rag.kb_eval import Question, score_question
+    from stoa.build.rag.retrieve import Result
+
+    def result(uri: str, heading: tuple[str, ...] = ()) -> Result:
+        return Result(0, "t", 1.0, uri, heading, 0, 1, {})
+
+    question = Question("q", ("a.md", "b.md#Usage"))
+    results = [
+        result("file:///x/c.md"),
+        result("file:///x/a.md"),
+        result("file:///x/a.md"),
+        result("file:///x/b.md", ("Intro",)),
+        result("file:///x/b.md", ("Guide", "Usage")),
+    ]
+    scores = score_question(question, results, k=5)
+    assert scores["hit_at_k"] == 1.0 and scores["mrr"] == 0.5 and scores["recall_at_k"] == 1.0
+    ideal = 1 + 1 / np.log2(3)
+    assert scores["ndcg_at_k"] == pytest.approx((1 / np.log2(3) + 1 / np.log2(6)) / ideal)
+    assert score_question(question, results, k=1)["hit_at_k"] == 0.0
+    assert not score_question(Question("q", ("xa.md",)), [result("file:///x/a.md")], 1)["mrr"]
