@@ -26,6 +26,9 @@ def test_demo_runs_the_lifecycle_and_cleans_up(monkeypatch, tmp_path):
         "search runs",
         "select: ticket intents",
         "select: churn (tabular)",
+        "knowledge base: ingest docs",
+        "knowledge base: re-ingest",
+        "knowledge base: evaluate",
     ]:
         assert step in text
     assert out["model"].status == "allowed" and out["model"].flavor == "sklearn"
@@ -44,5 +47,11 @@ def test_demo_runs_the_lifecycle_and_cleans_up(monkeypatch, tmp_path):
     assert out["run"].status == "finished"
     assert [r.info.id for r in out["runs"]] == [out["run"].id]
     assert [n.type for n in out["lineage"].upstream] == ["run", "dataset"]
+    assert out["kb_ingest"]["documents"]["added"] >= 9
+    assert out["kb_ingest"]["documents"]["failed"] == 0
+    assert out["kb_reingest"]["chunks"] == {"embedded": 0, "reused": 0}
+    modes = out["kb_eval"]["modes"]
+    for metric in ("mrr", "hit_at_k"):  # the quality bar, on the shipped QA set
+        assert modes["hybrid"][metric] >= max(modes["vector"][metric], modes["lexical"][metric])
     assert not (tmp_path / "must-stay-empty.db").exists()
     assert not (tmp_path / "must-stay-empty").exists()

@@ -66,6 +66,9 @@ def run_demo(console: Console, *, keep: bool = False) -> dict[str, Any]:
         step("search runs", lambda: _search_runs(client, out))
         step("select: ticket intents", lambda: _select_tickets(client, work, out, console))
         step("select: churn (tabular)", lambda: _select_churn(client, work, out, console))
+        step("knowledge base: ingest docs", lambda: _kb_ingest(client, out))
+        step("knowledge base: re-ingest", lambda: _kb_reingest(client, out))
+        step("knowledge base: evaluate", lambda: _kb_eval(client, out, console))
 
         summary = Table(title=f"Stoa demo — home {home}", title_justify="left")
         summary.add_column("step")
@@ -251,6 +254,40 @@ def _select_churn(client: LocalClient, work: Path, out: dict[str, Any], console:
     out["churn"] = result
     console.print(_leaderboard(result))
     return _recommendation(result)
+
+
+DEMO_DOCS = Path(__file__).parent / "docs"  # the project's own user guide, shipped
+DEMO_QA = Path(__file__).parent / "data" / "kb_qa.jsonl"
+
+
+def _kb_ingest(client: LocalClient, out: dict[str, Any]) -> str:
+    client.create_kb("stoa-docs", pii="redact", description="Stoa's user guide")
+    summary = client.ingest_kb("stoa-docs", [DEMO_DOCS], sync=True)
+    out["kb_ingest"] = summary
+    d, c = summary["documents"], summary["chunks"]
+    found = ", ".join(f"{n} {kind}" for kind, n in summary["pii"].items()) or "none"
+    return (f"version {summary['version']}: {d['added']} documents, {c['embedded']} chunks "
+            f"embedded, {d['failed']} failed; personal data redacted: {found}")  # fmt: skip
+
+
+def _kb_reingest(client: LocalClient, out: dict[str, Any]) -> str:
+    summary = client.ingest_kb("stoa-docs", [DEMO_DOCS], sync=True)
+    out["kb_reingest"] = summary
+    return (f"version {summary['version']}: {summary['documents']['unchanged']} unchanged, "
+            f"{summary['chunks']['embedded']} chunks embedded")  # fmt: skip
+
+
+def _kb_eval(client: LocalClient, out: dict[str, Any], console: Console) -> str:
+    from stoa.cli.kb import eval_table
+
+    report = client.eval_kb("stoa-docs", DEMO_QA.read_text(encoding="utf-8"), k=5)
+    out["kb_eval"] = report
+    console.print(eval_table(report))
+    best = max(report["modes"], key=lambda m: (report["modes"][m]["mrr"], m == "hybrid"))
+    top = report["modes"][best]
+    return (
+        f"best MRR: {best} {top['mrr']:.3f} (hit@5 {top['hit_at_k']:.3f}); run {report['run_id']}"
+    )
 
 
 def _leaderboard(result: dict[str, Any]) -> Any:
