@@ -610,6 +610,68 @@ class HttpClient(Client):
     def revoke_token(self, token_id: str) -> TokenInfo:
         return TokenInfo(**self._call("DELETE", f"/tokens/{_seg(token_id)}"))
 
+    # knowledge bases
+    def create_kb(self, name: str, **options: Any) -> dict[str, Any]:
+        return self._call("POST", "/kbs", json={"name": name, **options})
+
+    def list_kbs(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/kbs")
+
+    def show_kb(self, name: str) -> dict[str, Any]:
+        return self._call("GET", f"/kbs/{_seg(name)}")
+
+    def ingest_kb(
+        self,
+        name: str,
+        paths: Iterable[str | Path],
+        *,
+        sync: bool = False,
+        patterns: Iterable[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        progress: Any = None,
+    ) -> dict[str, Any]:
+        """Files are read here and sent as bytes: the server never reads a caller's paths."""
+        import base64
+
+        from stoa.build.rag.load import (
+            DEFAULT_PATTERNS,
+            LoadError,
+            expand_sources,
+            read_source,
+        )
+
+        paths = [str(p) for p in paths]
+        sources = expand_sources(paths, tuple(patterns or DEFAULT_PATTERNS))
+        documents = []
+        for done, (uri, opener) in enumerate(sources, 1):
+            try:
+                raw, _ = read_source(opener)
+            except (OSError, LoadError) as exc:  # counted as failed by the server, not fatal
+                documents.append({"uri": uri, "error": f"unreadable: {exc}"})
+                continue
+            documents.append({"uri": uri, "content_base64": base64.b64encode(raw).decode(),
+                              "metadata": dict(metadata or {})})  # fmt: skip
+            if progress:
+                progress(done, len(sources), uri)
+        roots = [_root_uri(p) for p in paths] if sync else None
+        body = {"documents": documents, "sync_prefixes": roots}
+        return self._call("POST", f"/kbs/{_seg(name)}/ingest", json=body)
+
+    def query_kb(self, name: str, query: str, **options: Any) -> list[dict[str, Any]]:
+        if options.get("reranker"):
+            raise errors.InvalidInputError(
+                "a reranker runs only in-process: the server does not load a caller's path",
+                field="reranker",
+            )
+        options.pop("reranker", None)
+        return self._call("POST", f"/kbs/{_seg(name)}/query", json={"query": query, **options})
+
+    def delete_kb_documents(self, name: str, uris: Iterable[str]) -> dict[str, Any]:
+        return self._call("POST", f"/kbs/{_seg(name)}/delete-docs", json={"uris": list(uris)})
+
+    def eval_kb(self, name: str, qa: str, **options: Any) -> dict[str, Any]:
+        return self._call("POST", f"/kbs/{_seg(name)}/eval", json={"qa": qa, **options})
+
 
 def _seg(value: str) -> str:
     """One URL path segment, quoted so that a reference can never add or remove levels."""

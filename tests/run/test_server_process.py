@@ -318,3 +318,29 @@ def test_http_client_tracks_runs_against_a_real_server(tmp_path):
                 client.log_batch(run.id, metrics=[{"key": "late", "value": 1.0}])
         finally:
             client.close()
+
+
+def test_http_client_builds_a_knowledge_base_on_a_real_server(tmp_path):
+    """Files are read by the client and sent as bytes; the same summary comes back."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# Deploy\n\nShip behind a canary.\n")
+    (docs / "b.md").write_text("# Billing\n\nInvoices go out monthly.\n")
+    with running_server(tmp_path, stoa_env(tmp_path / "home")) as url:
+        client = stoa.Client(url=url)
+        try:
+            client.create_kb("docs")
+            first = client.ingest_kb("docs", [docs])
+            assert first["documents"]["added"] == 2 and first["version"] == 1
+            (docs / "b.md").unlink()
+            synced = client.ingest_kb("docs", [docs], sync=True)
+            assert synced["documents"] == {"added": 0, "changed": 0, "unchanged": 1,
+                                           "removed": 1, "failed": 0}  # fmt: skip
+            hits = client.query_kb("docs", "canary", k=1, mode="lexical")
+            assert hits[0]["uri"] == (docs / "a.md").resolve().as_uri()
+            with pytest.raises(InvalidInputError, match="runs only in-process"):
+                client.query_kb("docs", "canary", reranker=str(tmp_path))
+            with pytest.raises(NotFoundError, match="no knowledge base"):
+                client.show_kb("nope")
+        finally:
+            client.close()

@@ -55,7 +55,7 @@ def load_paths(
     """Files, folders (matched against ``patterns``) and fsspec URLs, in a stable order."""
     documents: list[Document] = []
     failures: list[LoadFailure] = []
-    for uri, opener in _expand(paths, tuple(patterns)):
+    for uri, opener in expand_sources(paths, tuple(patterns)):
         try:
             documents.append(_load(uri, opener, metadata or {}))
         except LoadError as exc:
@@ -63,7 +63,8 @@ def load_paths(
     return documents, failures
 
 
-def _expand(paths: Iterable[str | Path], patterns: tuple[str, ...]) -> list[tuple[str, Any]]:
+def expand_sources(paths: Iterable[str | Path], patterns: tuple[str, ...]) -> list[tuple[str, Any]]:
+    """Every document URI with what opens it, in a stable order; read with ``read_source``."""
     found: dict[str, Any] = {}
     for item in paths:
         text = str(item)
@@ -100,7 +101,7 @@ def _expand_url(url: str, patterns: tuple[str, ...]) -> dict[str, Any]:
         raise InvalidInputError(f"cannot list {url}: {exc}", field="paths") from None
 
 
-def _read(opener: Any) -> tuple[bytes, datetime | None]:
+def read_source(opener: Any) -> tuple[bytes, datetime | None]:
     if isinstance(opener, Path):
         stat = opener.stat()
         if stat.st_size > MAX_DOCUMENT_BYTES:
@@ -116,7 +117,7 @@ def _read(opener: Any) -> tuple[bytes, datetime | None]:
 
 def _load(uri: str, opener: Any, extra: dict[str, Any]) -> Document:
     try:
-        raw, modified = _read(opener)
+        raw, modified = read_source(opener)
     except OSError as exc:
         raise LoadError(f"unreadable: {exc.strerror or exc}") from None
     return load_bytes(uri, raw, modified, extra)
@@ -257,6 +258,9 @@ def inline_documents(
         metadata = item.get("metadata") or {}
         if not isinstance(metadata, dict):
             raise InvalidInputError(f"{where}.metadata must be an object", field="documents")
+        if isinstance(item.get("error"), str):  # the client could not read it
+            failures.append(LoadFailure(item["uri"], item["error"][:500]))
+            continue
         if isinstance(item.get("text"), str):
             raw = item["text"].encode()
         elif isinstance(item.get("content_base64"), str):
