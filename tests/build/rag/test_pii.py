@@ -79,6 +79,102 @@ def test_false_positive_guards(text: str) -> None:
     assert find_pii(text) == []
 
 
+# Regressions found by benchmarks/pii_vs_presidio.py: each value must be found whole.
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        # Mastercard 2-series (2221-2720)
+        ("2221 0000 0000 0009", "credit_card"),
+        ("2720 9999 9999 9996", "credit_card"),
+        ("2425 1760 3137 2155", "credit_card"),
+        # other brands at their own lengths: Diners 14, JCB, Discover, UnionPay, Maestro, Mir
+        ("36227206271667", "credit_card"),
+        ("3530111333300000", "credit_card"),
+        ("6011111111111117", "credit_card"),
+        ("6200000000000005", "credit_card"),
+        ("6759649826438453", "credit_card"),
+        ("2200000000000004", "credit_card"),
+        # phones whose last group is long
+        ("+49 30 12345678", "phone"),
+        ("+49 151 23456789", "phone"),
+        ("0049 30 12345678", "phone"),
+        ("+49-30-12345678", "phone"),
+        ("030 12345678", "phone"),
+        ("0151 23456789", "phone"),
+        ("07700 900123", "phone"),
+        ("+49 (0)30 1234567", "phone"),
+        ("+7 495 123-45-67", "phone"),
+        # apostrophe inside the local part
+        ("jane.o'brien@fabrikam.de", "email"),
+        # lower case
+        ("ab123456c", "national_id"),
+        ("ab 12 34 56 c", "national_id"),
+        ("de89 3704 0044 0532 0130 00", "iban"),
+        ("nl91abna0417164300", "iban"),
+        # an SSN written with spaces
+        ("078 05 1120", "national_id"),
+        # private and link-local addresses name one machine in a network: still reported
+        ("10.1.2.3", "ip_address"),
+        ("172.16.0.5", "ip_address"),
+        ("192.168.1.20", "ip_address"),
+        ("169.254.10.20", "ip_address"),
+    ],
+)
+def test_finds_values_once_missed(value: str, kind: str) -> None:
+    text = f"Contact details: {value}. Thanks!"
+    assert found(text) == [(kind, value)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Luhn-valid, but no brand issues numbers of that prefix at that length
+        "IMEI 356938035643809 registered",
+        "IMEI 350308246281946 registered",
+        "fixes the crash reported in #3001131270493.",
+        "with tracking number 31125066874585.",
+        "Amex prefix at 16 digits 3782822463100052, Visa at 15 digits 411111111111116",
+        # not phones
+        "reference 0012 3456 789 attached",  # +1 needs 10 more digits
+        "The IBAN NL87 ABNA 0038 2065 75 in the template fails validation.",
+        "The IBAN CH79 5430 9440 4824 9229 5 in the template fails validation.",
+        "call +28 1234 5678",  # no country code starts with 28
+        "SSN 000 12 3456 and 12 123 45 6789 are not SSNs",
+        # addresses that identify no machine
+        "The service listens on 127.0.0.1; metrics are scraped every 15 s.",
+        "Example: psql -h 127.0.0.1:5432 -U app",
+        "Set the bind address to 0.0.0.0 for local runs.",
+        "netmask 255.255.255.0, or 255.255.0.0, broadcast 255.255.255.255",
+        # four-part versions after a version word, or glued to a "v"
+        "Upgrade to version 1.2.3.4 today.",
+        "Tagged v1.2.3.4 and v 1.2.3.5, Release: 1.2.3.6, build=1.2.3.7, rev. 1.2.3.8",
+        # mixed case is neither a NINO nor an IBAN
+        "codes Ab123456c and De89 3704 0044 0532 0130 00",
+    ],
+)
+def test_false_positives_once_reported(text: str) -> None:
+    assert find_pii(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Write to jane.o'brien@fabrikam.de today", "Write to [EMAIL] today"),
+        ("Write to 'jane@example.com' today", "Write to '[EMAIL]' today"),
+        ("Write to 'o'brien@example.com'", "Write to '[EMAIL]'"),
+        ("db 127.0.0.1:5432, via 10.0.0.7:5432", "db 127.0.0.1:5432, via [IP_ADDRESS]:5432"),
+        ("version 1.2.3.4 runs on 1.2.3.4", "version 1.2.3.4 runs on [IP_ADDRESS]"),
+    ],
+)
+def test_redaction_takes_whole_values_and_leaves_the_rest(text: str, expected: str) -> None:
+    assert redact(text, find_pii(text)) == expected
+
+
+def test_spaced_ssn_needs_its_own_digit_groups_but_a_dashed_one_does_not() -> None:
+    assert found("row 1 123-45-6789") == [("national_id", "123-45-6789")]
+    assert found("row 1 123 45 6789") == []  # part of a longer run of digit groups
+
+
 def test_findings_carry_offsets_not_values() -> None:
     text = "mail jane@example.com now"
     [finding] = find_pii(text)
