@@ -51,9 +51,7 @@ def test_demo_runs_the_lifecycle_and_cleans_up(monkeypatch, tmp_path):
     assert out["kb_ingest"]["documents"]["failed"] == 0
     assert out["kb_reingest"]["chunks"] == {"embedded": 0, "reused": 0}
     modes = out["kb_eval"]["modes"]
-    # The bar is hybrid >= the better single mode on hit@5 and MRR. hit@5 holds;
-    # on MRR hybrid beats vector but still trails lexical (docs/knowledge-bases.md).
-    assert modes["hybrid"]["hit_at_k"] >= max(m["hit_at_k"] for m in modes.values())
-    assert modes["hybrid"]["mrr"] > modes["vector"]["mrr"]
+    for metric in ("mrr", "hit_at_k"):  # the quality bar, on the shipped QA set
+        assert modes["hybrid"][metric] >= max(modes["vector"][metric], modes["lexical"][metric])
     assert not (tmp_path / "must-stay-empty.db").exists()
     assert not (tmp_path / "must-stay-empty").exists()

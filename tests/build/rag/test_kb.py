@@ -47,7 +47,7 @@ def _corpus(folder: Path) -> Path:
 def test_create_list_show_and_refusals(client):
     kb = client.create_kb("docs", description="product docs")
     assert kb["embedder"]["name"] == "all-MiniLM-L6-v2" and kb["embedder"]["dimension"] == 384
-    assert kb["chunking"] == {"target_tokens": 256, "overlap_tokens": 32}
+    assert kb["chunking"] == {"target_tokens": 192, "overlap_tokens": 32}
     assert kb["backend"] == {"kind": "local"} and kb["latest_version"] == 0
     assert [k["name"] for k in client.list_kbs()] == ["docs"]
     shown = client.show_kb("docs")
