@@ -280,3 +280,18 @@ def test_eval_metrics_count_each_relevant_entry_once():
     assert scores["ndcg_at_k"] == pytest.approx((1 / np.log2(3) + 1 / np.log2(6)) / ideal)
     assert score_question(question, results, k=1)["hit_at_k"] == 0.0
     assert not score_question(Question("q", ("xa.md",)), [result("file:///x/a.md")], 1)["mrr"]
+
+
+def test_a_knowledge_base_on_milvus_lite_ingests_and_filters(sqlite_client, tmp_path):
+    corpus = _corpus(tmp_path / "corpus")
+    kb = sqlite_client.create_kb("m", backend="milvus")
+    assert kb["backend"] == {"kind": "milvus", "uri": ""}  # Lite, in the kb's folder
+    first = sqlite_client.ingest_kb("m", [corpus])
+    assert first["documents"]["added"] == 3
+    hits = sqlite_client.query_kb("m", "refunds", k=5, mode="vector", where={"title": "Billing"})
+    assert hits and {h["uri"].rsplit("/", 1)[-1] for h in hits} == {"billing.md"}
+    (corpus / "billing.md").write_text(BILLING + "\nNew paragraph about taxes.\n")
+    again = sqlite_client.ingest_kb("m", [corpus])
+    assert again["documents"]["changed"] == 1 and again["documents"]["unchanged"] == 2
+    store, backend, _ = sqlite_client.kbs.open(sqlite_client.kbs.get("m"))
+    assert backend.count() == store.counts()["chunks"]  # old chunks left Milvus too

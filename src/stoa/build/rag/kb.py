@@ -166,6 +166,13 @@ class KnowledgeBases:
         config = check_chunking(chunking)
         backend_config = check_backend(backend, backend_uri)
         check_pii_policy(pii)
+        if backend_config["kind"] == "milvus":
+            try:
+                import pymilvus  # noqa: F401
+            except ImportError:
+                raise ConfigurationError(
+                    "the milvus backend needs pymilvus", fix="pip install 'stoa[milvus]'"
+                ) from None
         if not isinstance(description, str) or "\x00" in description:
             raise InvalidInputError("must be text without NUL bytes", field="description")
         with self.db.read() as session:
@@ -332,8 +339,8 @@ class KnowledgeBases:
     def delete_documents(self, name: str, uris: Iterable[str], *, actor: str = "") -> dict:
         kb = self.get(name)
         store, backend, _ = self.open(kb)
-        wanted = list(dict.fromkeys(uris))
-        if not wanted:
+        wanted = [uris] if isinstance(uris, str) else list(dict.fromkeys(uris))
+        if not wanted or not all(isinstance(u, str) and u for u in wanted):
             raise InvalidInputError("name at least one document URI", field="uris")
         missing = [u for u in wanted if store.document(u) is None]
         if missing:
