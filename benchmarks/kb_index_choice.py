@@ -212,14 +212,11 @@ def describe_data(base: np.ndarray, labels: np.ndarray, queries: np.ndarray) -> 
 
 def bench_exact(base: np.ndarray, queries: np.ndarray, repeats: int, usearch_mod) -> None:
     rows = []
-    for size in (5_000, 10_000, 20_000, 50_000, 100_000, 200_000):
-        if size > len(base):
-            break
+    sizes = [s for s in (5_000, 10_000, 20_000, 50_000, 100_000, 200_000) if s < len(base)]
+    for size in [*sizes, len(base)]:
         sub = np.ascontiguousarray(base[:size])
         p50, p95, _ = time_each(lambda q, sub=sub: exact_one(sub, q), queries, repeats)
         rows.append([f"{size:,}", "numpy matvec+argpartition", p50, p95])
-    if len(base) < 5_000:
-        return
     exact_search = usearch_mod.compiled.exact_search
     sub = np.ascontiguousarray(base)
     p50, p95, _ = time_each(
