@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from stoa.build.rag.chunk import ChunkConfig, chunk_text, minilm_token_counter
@@ -69,3 +71,15 @@ def test_bad_sizes_are_refused(target, overlap):
     with pytest.raises(InvalidInputError) as err:
         ChunkConfig(target_tokens=target, overlap_tokens=overlap)
     assert err.value.field == "chunking"
+
+
+@pytest.mark.parametrize(("target", "overlap"), [(64, 8), (192, 32)])
+def test_summed_token_counts_equal_counting_the_chunk(target, overlap):
+    """Counts are summed per unit and gap; on real Markdown they must equal a recount."""
+    count = minilm_token_counter()
+    docs = Path(__file__).resolve().parents[3] / "docs"
+    config = ChunkConfig(target_tokens=target, overlap_tokens=overlap)
+    chunks = [c for page in sorted(docs.glob("*.md")) for c in chunk_text(page.read_text(), config)]
+    assert len(chunks) > 50
+    assert all(c.tokens == count(c.text) for c in chunks)
+    assert all(c.tokens <= target for c in chunks if " " in c.text)  # one huge word may exceed
