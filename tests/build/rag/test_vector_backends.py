@@ -169,16 +169,48 @@ def test_a_local_index_refuses_another_dimension(tmp_path):
         open_backend("exact", tmp_path, dimension=8)
 
 
-def test_the_hnsw_graph_is_saved_with_its_generation_and_rebuilt_when_stale(tmp_path):
+def test_a_stale_hnsw_graph_is_replayed_from_the_change_log_not_rebuilt(tmp_path, monkeypatch):
+    from stoa.build.rag.vector_local import LocalVectorBackend
+
     backend, vectors = _filled("hnsw", tmp_path, 300)
-    assert backend.search(vectors[0], k=1)[0].id == 0
-    backend.flush()
+    backend.flush()  # saves the graph at this generation and empties the change log
     assert (tmp_path / "hnsw.usearch").exists()
+    assert backend._db.execute("SELECT count(*) FROM changes").fetchone()[0] == 0
     backend.upsert([0], -vectors[0:1], [{"lang": "moved"}])  # written, never flushed
+    backend.delete([5])
     backend._db.close()  # as if the process died here
+
+    replayed: list[int] = []
+    real = LocalVectorBackend._replay
+
+    def spy(self: LocalVectorBackend, since: int) -> None:
+        replayed.append(since)
+        real(self, since)
+
+    monkeypatch.setattr(LocalVectorBackend, "_replay", spy)
     reopened = open_backend("hnsw", tmp_path)
     hit = reopened.search(-vectors[0], k=1)[0]
     assert hit.id == 0 and hit.metadata == {"lang": "moved"} and hit.score > 0.99
+    assert all(h.id != 5 for h in reopened.search(vectors[5], k=20))
+    assert len(replayed) == 1  # the saved graph was loaded and brought up to date
+    assert reopened._graph.size == 299
+    reopened.flush()  # the replayed graph is saved, and the log it consumed is pruned
+    assert reopened._db.execute("SELECT count(*) FROM changes").fetchone()[0] == 0
+    reopened.close()
+    third = open_backend("hnsw", tmp_path)
+    assert third.search(-vectors[0], k=1)[0].id == 0 and len(replayed) == 1  # no replay
+
+
+def test_flush_builds_the_graph_so_no_reader_pays_for_it(tmp_path):
+    backend, _ = _filled("hnsw", tmp_path, 100)
+    assert not (tmp_path / "hnsw.usearch").exists()
+    backend.flush()
+    assert (tmp_path / "hnsw.usearch").exists()
+    backend.close()
+    small = open_backend("exact", tmp_path)  # below its threshold: no graph, no log
+    small.flush()
+    assert not (tmp_path / "hnsw.usearch").exists()
+    assert small._db.execute("SELECT count(*) FROM changes").fetchone()[0] == 0
 
 
 # -- Milvus only: filters translated into Milvus expressions match the local semantics --

@@ -86,6 +86,11 @@ class LocalVectorBackend:
             " metadata TEXT NOT NULL)"
         )
         self._db.execute("CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT)")
+        # Ids each write generation touched, kept until a saved graph reflects them, so a
+        # stale graph is brought up to date by replaying them instead of a full rebuild.
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS changes (generation INTEGER NOT NULL, id INTEGER NOT NULL)"
+        )
         stored = self._info("dimension")
         if stored is None:
             self._db.execute("INSERT OR IGNORE INTO info VALUES ('dimension', ?)", (dimension,))
@@ -109,7 +114,7 @@ class LocalVectorBackend:
         vectors = check_vectors(self.dimension, ids, vectors, metadata)
         texts = [json.dumps(dict(m), default=json_default) for m in metadata]
         rows = [(int(i), v.tobytes(), t) for i, v, t in zip(ids, vectors, texts, strict=True)]
-        self._write("INSERT OR REPLACE INTO entries VALUES (?, ?, ?)", rows)
+        self._write("INSERT OR REPLACE INTO entries VALUES (?, ?, ?)", rows, [r[0] for r in rows])
         if self._loaded_current():
             self._apply_upsert([int(i) for i in ids], vectors, texts)
 
@@ -122,16 +127,26 @@ class LocalVectorBackend:
         present = [i for i in wanted if i in self._row]
         if not present:
             return 0
-        self._write("DELETE FROM entries WHERE id = ?", [(i,) for i in present])
+        self._write("DELETE FROM entries WHERE id = ?", [(i,) for i in present], present)
         if self._loaded_current():
             self._apply_delete(present)
         return len(present)
 
     @_locked
     def flush(self) -> None:
-        """Save the graph with the generation it reflects, so the next open can trust it."""
+        """Bring the saved graph up to this generation, so no reader rebuilds or replays it.
+
+        Below the threshold there is no graph: a stale file and the change log go.
+        """
         self._refresh()
-        if self._graph is None or self._graph_generation == self._generation:
+        if len(self._row) < self.hnsw.threshold:
+            for name in (GRAPH_FILE, GRAPH_STAMP):
+                (self.folder / name).unlink(missing_ok=True)
+            self._graph, self._graph_generation = None, -1
+            self._prune_changes(self._generation)
+            return
+        self._ensure_graph()
+        if self._graph_generation == self._generation:
             return
         tmp = self.folder / (GRAPH_FILE + ".tmp")
         self._graph.save(str(tmp))
@@ -140,6 +155,10 @@ class LocalVectorBackend:
         stamp.write_text(json.dumps({"generation": self._generation}))
         os.replace(stamp, self.folder / GRAPH_STAMP)
         self._graph_generation = self._generation
+        self._prune_changes(self._generation)
+
+    def _prune_changes(self, generation: int) -> None:
+        self._db.execute("DELETE FROM changes WHERE generation <= ?", (generation,))
 
     @_locked
     def close(self) -> None:
@@ -164,19 +183,23 @@ class LocalVectorBackend:
         query = check_query(self.dimension, query, k)
         where = check_where(where)
         self._refresh()
-        alive = self._alive_view.copy()
+        alive = self._alive_view
         if where:
             alive = alive & filter_mask(where, self._metadata_all())
-        matching = int(alive.sum())
+        matching = int(alive.sum()) if where else len(self._row)
         if matching == 0:
             return []
-        use_graph = matching >= self.hnsw.threshold and self._ensure_graph()
-        if use_graph:
+        if matching >= self.hnsw.threshold:
+            self._ensure_graph()
             hits = self._graph_search(query, k, alive, matching)
             if hits is not None:
                 return hits
-        rows = np.flatnonzero(alive)
-        scores = self._matrix[rows] @ query
+        if matching == self._size:  # every row: one contiguous product, no gathered copy
+            rows = np.arange(self._size)
+            scores = self._matrix[: self._size] @ query
+        else:
+            rows = np.flatnonzero(alive)
+            scores = self._matrix[rows] @ query
         take = min(k, rows.size)
         best = np.argpartition(-scores, take - 1)[:take]
         best = best[np.lexsort((rows[best], -scores[best]))]  # score, then insertion order
@@ -212,13 +235,17 @@ class LocalVectorBackend:
     def _stored_generation(self) -> int:
         return int(self._info("generation") or 0)
 
-    def _write(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    def _write(self, sql: str, rows: list[tuple[Any, ...]], ids: list[int]) -> None:
         self._db.execute("BEGIN IMMEDIATE")
         try:
             self._db.executemany(sql, rows)
             self._db.execute(
                 "INSERT INTO info VALUES ('generation', '1') ON CONFLICT(key) DO UPDATE"
                 " SET value = CAST(value AS INTEGER) + 1"
+            )
+            generation = self._stored_generation()
+            self._db.executemany(
+                "INSERT INTO changes VALUES (?, ?)", [(generation, i) for i in ids]
             )
             self._db.execute("COMMIT")
         except BaseException:
@@ -322,16 +349,29 @@ class LocalVectorBackend:
         alive = self._alive_view
         return [self._metadata_at(r) if alive[r] else {} for r in range(self._size)]
 
+    def _replay(self, since: int) -> None:
+        """Apply the ids written after ``since`` to the loaded graph: remove, then re-add
+        those still present with their current vectors."""
+        touched = [row[0] for row in self._db.execute(
+            "SELECT DISTINCT id FROM changes WHERE generation > ?", (since,))]  # fmt: skip
+        if touched:
+            self._graph.remove(np.array(touched, dtype=np.uint64))
+            alive = [i for i in touched if i in self._row]
+            if alive:
+                rows = np.array([self._row[i] for i in alive])
+                self._graph.add(np.array(alive, dtype=np.uint64), self._matrix[rows], threads=1)
+        self._graph_generation = -1  # differs from the file: flush saves it
+
     @property
     def _alive_view(self) -> np.ndarray:
         return self._alive[: self._size]
 
     # -- the graph -----------------------------------------------------------------
 
-    def _ensure_graph(self) -> bool:
-        """Open the saved graph when it reflects this generation; otherwise build it."""
+    def _ensure_graph(self) -> None:
+        """Open the saved graph, replaying the writes since it was saved; else build it."""
         if self._graph is not None:
-            return True
+            return
         from usearch.index import Index
 
         graph = Index(
@@ -349,13 +389,15 @@ class LocalVectorBackend:
                 generation = int(json.loads(stamp.read_text())["generation"])
             except (ValueError, KeyError, TypeError):
                 generation = -2
-            if generation == self._generation:
+            if 0 <= generation <= self._generation:
                 graph.load(str(saved))
                 graph.expansion_search = self.hnsw.expansion_search  # not saved in the file
                 self._graph, self._graph_generation = graph, generation
-                return True
+                if generation < self._generation:
+                    self._replay(generation)
+                return
         rows = np.flatnonzero(self._alive_view)
         graph.add(self._ids[rows].astype(np.uint64), self._matrix[rows], threads=os.cpu_count())
         self._graph = graph
         self._graph_generation = -1
-        return True
+        return
