@@ -57,19 +57,20 @@ def test_create_list_show_and_refusals(client):
     with pytest.raises(NotFoundError, match="no knowledge base named 'nope'"):
         client.show_kb("nope")
     refusals = [
-        ({"name": "bad name!"}, "name"),
-        ({"name": "x", "pii": "mask"}, "pii"),
-        ({"name": "x", "backend": "pinecone"}, "backend"),
-        ({"name": "x", "chunking": {"target_tokens": 4}}, "chunking"),
-        ({"name": "x", "chunking": {"size": 100}}, "chunking"),
-        ({"name": "x", "embedder": "/nowhere/model"}, "embedder"),
-        ({"name": "x", "embedder": "openai:text-embedding-3-small"}, "embedder_url"),
-        ({"name": "x", "backend": "local", "backend_uri": "http://h"}, "backend_uri"),
+        ({"name": "bad name!"}, "name", "name"),
+        ({"name": "x", "pii": "mask"}, "pii", "unknown PII policy 'mask'"),
+        ({"name": "x", "backend": "pinecone"}, "backend", "unknown backend 'pinecone'"),
+        ({"name": "x", "chunking": {"target_tokens": 4}}, "chunking", "16..8192"),
+        ({"name": "x", "chunking": {"size": 100}}, "chunking", "unknown chunking setting"),
+        ({"name": "x", "embedder": "/nowhere/model"}, "embedder", "not a sentence-transformers"),
+        ({"name": "x", "embedder": "openai:m"}, "embedder_url", "needs its base URL"),
+        ({"name": "x", "backend_uri": "http://h"}, "backend_uri", "takes no URI"),
+        ({"name": "x", "description": "a\x00b"}, "description", "NUL"),
     ]
-    for options, field in refusals:
+    for options, field, message in refusals:
         with pytest.raises(InvalidInputError) as err:
             client.create_kb(**options)
-        assert err.value.field == field, options
+        assert err.value.field == field and message in str(err.value), options
     assert [k["name"] for k in client.list_kbs()] == ["docs"]  # nothing half-created
 
 
@@ -113,6 +114,13 @@ def test_ingest_is_incremental_versioned_and_synced(sqlite_client, tmp_path):
     assert client.query_kb("docs", "install from source", k=5, mode="lexical") == []
     with pytest.raises(NotFoundError, match="nothing was deleted"):
         client.delete_kb_documents("docs", ["file:///not/there.md"])
+    with pytest.raises(InvalidInputError, match="at least one document URI"):
+        client.delete_kb_documents("docs", [])
+    with pytest.raises(InvalidInputError, match="at least one file, folder or URL"):
+        client.ingest_kb("docs", [])
+    with pytest.raises(InvalidInputError, match="does not exist"):
+        client.ingest_kb("docs", [tmp_path / "missing"])
+    assert client.show_kb("docs")["latest_version"] == 4  # refusals changed nothing
 
 
 def test_identical_chunks_are_embedded_once(sqlite_client, tmp_path):
@@ -211,7 +219,10 @@ def test_retrieval_modes_filters_offsets_and_mmr(sqlite_client, tmp_path):
     billing = sqlite_client.query_kb("docs", "install", k=5, mode="vector",
                                      where={"title": "Billing"})  # fmt: skip
     assert {r["uri"].rsplit("/", 1)[-1] for r in billing} == {"billing.md"}
-    assert len(billing) == sum(1 for _ in billing)
+    store, _, _ = sqlite_client.kbs.open(sqlite_client.kbs.get("docs"))
+    billing_uri = (corpus / "billing.md").resolve().as_uri()
+    stored = store.document(billing_uri)
+    assert stored is not None and len(billing) == min(5, len(stored.chunk_ids)) >= 1
     diverse = sqlite_client.query_kb("docs", "install", k=3, mmr=0.3)
     assert len({r["id"] for r in diverse}) == 3
     refusals = [({"mode": "semantic"}, "mode"), ({"k": 0}, "k"), ({"mmr": 2}, "mmr"),
