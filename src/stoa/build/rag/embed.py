@@ -11,7 +11,6 @@ float32, so cosine similarity is a dot product everywhere downstream.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -282,7 +281,3 @@ class OpenAIEmbedder:
 
 def describe(embedder: Embedder) -> dict[str, Any]:
     return {"name": embedder.name, "version": embedder.version, "dimension": embedder.dimension}
-
-
-def spec_from_json(text: str) -> EmbedderSpec:
-    return EmbedderSpec(**json.loads(text))

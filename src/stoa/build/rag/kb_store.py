@@ -190,11 +190,11 @@ class KbStore:
 
     def _drop_chunks(self, db: sqlite3.Connection, uri: str) -> bool:
         """Old chunks leave the index and their ids wait in tombstones for the backend."""
-        found = db.execute("SELECT chunk_ids FROM documents WHERE uri = ?", (uri,)).fetchone()
+        found = db.execute("SELECT title FROM documents WHERE uri = ?", (uri,)).fetchone()
         if found is None:
             return False
+        title = found[0]
         rows = db.execute("SELECT id, text, heading_path FROM chunks WHERE uri = ?", (uri,))
-        title = db.execute("SELECT title FROM documents WHERE uri = ?", (uri,)).fetchone()[0]
         for chunk_id, text, heading in rows.fetchall():
             db.execute(
                 "INSERT INTO chunks_fts (chunks_fts, rowid, title, text)"
