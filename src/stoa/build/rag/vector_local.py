@@ -4,11 +4,14 @@ below a size threshold and through a usearch HNSW graph above it.
 SQLite (one file per knowledge base) is the durable copy: every upsert and delete is a
 transaction, so a call that returned survives a crash. Searching uses an in-memory
 matrix loaded from it, and, at or above ``hnsw_threshold`` entries, a usearch graph
-saved beside it with the write generation it reflects. A graph whose generation is not
-the database's (a crash between a write and ``flush``) is rebuilt, never trusted.
-Another process's writes are noticed through SQLite's ``data_version`` and reloaded.
+saved beside it with the write generation it reflects. A graph older than the database
+(writes since the last ``flush``, or a crash before it) is brought up to date by
+replaying the ids logged since its generation, never trusted as it is, and never rebuilt
+when a saved graph exists. Another process's writes are noticed through SQLite's
+``data_version`` and reloaded.
 
-Filters select rows exactly. When few rows match, those rows are searched exactly; when
+Filters select rows exactly, through per-field column indexes (``metadata_columns``)
+kept up to date with the in-memory copy. When few rows match, those rows are searched exactly; when
 many do, the graph is searched with oversampling that grows until k matches are found,
 and the exact search is the fallback, so a filter never returns fewer than k results
 when k entries match. usearch was chosen over FAISS by ``benchmarks/kb_index_choice.py``
@@ -30,12 +33,12 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from stoa.build.rag.metadata_columns import MetadataColumns
 from stoa.build.rag.vectors import (
     Hit,
     check_query,
     check_vectors,
     check_where,
-    filter_mask,
     json_default,
 )
 from stoa.core.errors import InvalidInputError
@@ -103,6 +106,7 @@ class LocalVectorBackend:
         self._generation = -1
         self._graph: Any = None
         self._graph_generation = -1
+        self._columns = MetadataColumns(self._metadata_at)
 
     # -- writing -------------------------------------------------------------------
 
@@ -185,7 +189,7 @@ class LocalVectorBackend:
         self._refresh()
         alive = self._alive_view
         if where:
-            alive = alive & filter_mask(where, self._metadata_all())
+            alive = self._columns.mask(where, alive)
         matching = int(alive.sum()) if where else len(self._row)
         if matching == 0:
             return []
@@ -292,6 +296,7 @@ class LocalVectorBackend:
         self._seen_version = self._data_version()
         self._graph = None
         self._graph_generation = -1
+        self._columns.reset(n)
 
     def _apply_upsert(self, ids: list[int], vectors: np.ndarray, texts: list[str]) -> None:
         self._apply_delete([i for i in ids if i in self._row])
@@ -313,6 +318,7 @@ class LocalVectorBackend:
         for offset, entry_id in enumerate(ids):
             self._row[entry_id] = start + offset
         self._size = needed
+        self._columns.append(len(ids))
         if self._graph is not None:
             self._graph.add(np.array(ids, dtype=np.uint64), vectors, threads=1)
             self._graph_generation = -1
@@ -338,16 +344,13 @@ class LocalVectorBackend:
         self._alive = np.ones(len(keep), dtype=bool)
         self._row = {int(entry_id): r for r, entry_id in enumerate(self._ids)}
         self._size = len(keep)
+        self._columns.reset(self._size)
 
     def _metadata_at(self, row: int) -> dict[str, Any]:
         parsed = self._parsed[row]
         if parsed is None:
             parsed = self._parsed[row] = json.loads(self._texts[row])
         return parsed
-
-    def _metadata_all(self) -> list[dict[str, Any]]:
-        alive = self._alive_view
-        return [self._metadata_at(r) if alive[r] else {} for r in range(self._size)]
 
     def _replay(self, since: int) -> None:
         """Apply the ids written after ``since`` to the loaded graph: remove, then re-add

@@ -93,6 +93,7 @@ def check_where(where: Any) -> dict[str, Any]:
         return {}
     if not isinstance(where, Mapping):
         raise InvalidInputError("must be a JSON object of field conditions", field="where")
+    where = {field: _plain(condition) for field, condition in where.items()}
     for field, condition in where.items():
         if not isinstance(field, str) or not field:
             raise InvalidInputError("field names must be non-empty text", field="where")
@@ -121,6 +122,17 @@ def check_where(where: Any) -> dict[str, Any]:
                 f"filter on {field!r}: equality takes a single value", field="where"
             )
     return dict(where)
+
+
+def _plain(condition: Any) -> Any:
+    """NumPy scalars become the Python values they hold, so ``np.int64(1)`` filters as 1."""
+    if isinstance(condition, np.generic):
+        return condition.item()
+    if isinstance(condition, Mapping):
+        return {op: _plain(value) for op, value in condition.items()}
+    if isinstance(condition, list | tuple) and not isinstance(condition, str):
+        return type(condition)(_plain(value) for value in condition)
+    return condition
 
 
 def filter_mask(where: Mapping[str, Any], metadata: Sequence[Mapping[str, Any]]) -> np.ndarray:
