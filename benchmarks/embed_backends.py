@@ -29,6 +29,7 @@ optimum-onnx) are looked up in benchmarks/.embed-peers, installed there with
 ``.venv/bin/pip install --target benchmarks/.embed-peers onnxruntime``.
 
 Usage: .venv/bin/python benchmarks/embed_backends.py [--chunks N] [--repeats R]
+       .venv/bin/python benchmarks/embed_backends.py --profile   # bf16 time per operator
 """
 
 from __future__ import annotations
@@ -513,11 +514,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-sweep", action="store_true", help="skip the batch-size/sort sweep")
     ap.add_argument("--all", action="store_true", help="every variant, not just the default set")
     ap.add_argument("--only", default="", help="comma-separated name prefixes to keep")
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="only profile one bf16 batch: time per operator, SDPA vs eager",
+    )
     args = ap.parse_args(argv)
 
     torch.set_num_threads(THREADS)
     print(f"versions: {versions()}")
     print(f"cpu: {cpu_flags()}; torch threads={torch.get_num_threads()}, ORT intra-op={THREADS}")
+    if args.profile:
+        profile_bf16(args.batch_size)
+        return 0
     try:
         import onnxruntime  # noqa: F401
     except ImportError:
@@ -597,6 +606,36 @@ def main(argv: list[str] | None = None) -> int:
         chosen = [b for b in backends if b.name in keep or b.name.startswith("torch bf16")]
         sweep(chosen, corpus, args, base.name)
     return 0
+
+
+def profile_bf16(batch_size: int, seq_len: int = 256) -> None:
+    """Where a bf16 forward pass spends its time: which operators bf16 speeds up less than
+    the matrix products bounds its gain over fp32 on CPUs without AMX."""
+    from torch.profiler import ProfilerActivity, profile
+
+    fp32, bf16 = load_st(), load_st(dtype=torch.bfloat16)
+    features = dict(fp32.tokenize(["word " * (seq_len + 10)] * batch_size))
+
+    def tokens_per_s(model) -> float:
+        times = []
+        for _ in range(4):
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                model.forward(dict(features))
+            times.append(time.perf_counter() - t0)
+        return batch_size * seq_len / statistics.median(times[1:])
+
+    print(f"batch {batch_size} x {seq_len} tokens, tokens/s (median of 3 after a warm-up):")
+    print(f"  fp32 sdpa {tokens_per_s(fp32):,.0f}; bf16 sdpa {tokens_per_s(bf16):,.0f}")
+    with torch.inference_mode(), profile(activities=[ProfilerActivity.CPU]) as prof:
+        bf16.forward(dict(features))
+    events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
+    total = sum(e.self_cpu_time_total for e in events)
+    print("bf16 self CPU time by operator:")
+    for event in sorted(events, key=lambda e: -e.self_cpu_time_total)[:8]:
+        print(f"  {event.key:<52} {100 * event.self_cpu_time_total / total:5.1f} %")
+    bf16[0].auto_model.set_attn_implementation("eager")
+    print(f"  bf16 eager attention {tokens_per_s(bf16):,.0f} tokens/s")
 
 
 def sweep(chosen: list[Backend], corpus: Corpus, args, base_name: str) -> None:

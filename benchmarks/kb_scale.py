@@ -48,8 +48,8 @@ Progress goes to stderr, the tables to stdout. What it measures:
 5. PII detection (``find_pii``) throughput in MB/s of UTF-8 over the generated corpus.
 
 ``--also int8`` (or torch, bf16) adds a Stoa backend to part 1's table without a target;
-``--embed-only`` runs part 1 alone. A full run took 14.7 min on 2 idle Xeon cores (AMX) and
-44 min while other jobs loaded them.
+``--embed-only`` runs part 1 alone. A full run took 14.7 min on 2 idle Xeon cores (AMX),
+22.2 min on 2 idle AMD EPYC cores, and 44 min while other jobs loaded them.
 
 Latencies: p50/p95 per pass over the queries, median over ``--repeats`` passes; rates are
 medians over repeats and ratios are taken within a repeat, since the machine may be shared.

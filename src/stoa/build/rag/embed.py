@@ -176,10 +176,11 @@ class SentenceTransformerEmbedder:
 def _resolve_backend(backend: str) -> str:
     """``auto`` is the fastest backend that keeps cosine >= 0.99 to fp32.
 
-    That is bf16 on a CPU with native bf16 (AMX or AVX512-BF16): about 2x fp32 at a
-    cosine of 0.9999 (benchmarks/embed_backends.py). Elsewhere bf16 is emulated and
-    slower, so fp32. Dynamic int8 is faster than fp32 but fell to a cosine of 0.85, and
-    ONNX Runtime int8 to 0.98, so neither is ever the default.
+    That is bf16 on a CPU with native bf16, at a cosine of 0.9999: 2.7x fp32 with AMX,
+    1.7-2.0x with AVX512-BF16 alone (Zen 4), where the matrix products gain 2x and
+    attention less. Elsewhere bf16 is emulated and slower, so fp32. Every int8 variant
+    measured was either below a cosine of 0.99 or slower than bf16
+    (benchmarks/embed_backends.py; docs/benchmarks.md has the tables).
     """
     if backend != "auto":
         return backend
