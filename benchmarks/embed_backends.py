@@ -416,13 +416,16 @@ def build_backends(work: Path, msl: int, everything: bool) -> list[Backend]:
         out.append(ort_backend("ort fp32", raw, export_s, msl))
     out.append(ort_backend("ort fp32 +opt", opt, opt_s, msl))
 
-    def int8(graph: str, wt: str, pc: bool, exclude: list[str] | None = None, tag: str = ""):
+    def int8(
+        graph: str, wt: str, pc: bool, exclude: list[str] | None = None, tag: str = ""
+    ) -> tuple[Path, float]:
         src, pre = (raw, export_s) if graph == "raw" else (opt, opt_s)
         dst = work / f"{graph}-{wt}-{int(pc)}{tag}.onnx"
         q_s = quantize_onnx(src, dst, wt, pc, exclude)
         name = f"ort int8 {wt} {'per-chan' if pc else 'per-tensor'}"
         name += (" +opt" if graph == "opt" else "") + tag
         out.append(ort_backend(name, dst, pre + q_s, msl))
+        return dst, pre + q_s
 
     int8("opt", "QInt8", True)
     if everything:
@@ -432,7 +435,11 @@ def build_backends(work: Path, msl: int, everything: bool) -> list[Backend]:
                     if (graph, wt, pc) != ("opt", "QInt8", True):
                         int8(graph, wt, pc)
         ffn_out = [f"/hf/encoder/layer.{i}/output/dense/MatMul" for i in range(6)]
-        int8("opt", "QInt8", True, ffn_out, ", FFN-out fp32")
+        kept, kept_s = int8("opt", "QInt8", True, ffn_out, ", FFN-out fp32")
+        # The FFN output layers, the ones int8 hurts most, as blockwise MatMulNBits instead.
+        mixed = work / "mixed-nbits8.onnx"
+        setup = kept_s + nbits_onnx(kept, mixed, 8, 32)
+        out.append(ort_backend("ort int8 per-chan +opt, FFN-out nbits8", mixed, setup, msl))
 
     for bits, block in ((8, 32), (8, 128)) if everything else ((8, 32),):
         dst = work / f"nbits{bits}-{block}.onnx"
