@@ -11,11 +11,12 @@ when a saved graph exists. Another process's writes are noticed through SQLite's
 ``data_version`` and reloaded.
 
 Filters select rows exactly, through per-field column indexes (``metadata_columns``)
-kept up to date with the in-memory copy. When few rows match, those rows are searched exactly; when
-many do, the graph is searched with oversampling that grows until k matches are found,
-and the exact search is the fallback, so a filter never returns fewer than k results
-when k entries match. usearch was chosen over FAISS by ``benchmarks/kb_index_choice.py``
-(see docs/benchmarks.md); FAISS's HNSW cannot remove entries.
+kept up to date with the in-memory copy. When few rows match, those rows are searched
+exactly; when many do, the graph is searched with oversampling that grows until k
+matches are found, and the exact search is the fallback, so a filter never returns fewer
+than k results when k entries match. usearch was chosen over FAISS by
+``benchmarks/kb_index_choice.py`` (see docs/benchmarks.md); FAISS's HNSW cannot remove
+entries.
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ class LocalVectorBackend:
         self._generation = -1
         self._graph: Any = None
         self._graph_generation = -1
-        self._columns = MetadataColumns(self._metadata_at)
+        self._columns = MetadataColumns(self._metadata_unkept)
 
     # -- writing -------------------------------------------------------------------
 
@@ -351,6 +352,12 @@ class LocalVectorBackend:
         if parsed is None:
             parsed = self._parsed[row] = json.loads(self._texts[row])
         return parsed
+
+    def _metadata_unkept(self, row: int) -> dict[str, Any]:
+        """A row's metadata for building a column: parsed, but not kept, so a column over
+        100k rows holds one field's values rather than every row's whole metadata."""
+        parsed = self._parsed[row]
+        return parsed if parsed is not None else json.loads(self._texts[row])
 
     def _replay(self, since: int) -> None:
         """Apply the ids written after ``since`` to the loaded graph: remove, then re-add

@@ -130,7 +130,7 @@ def _plain(condition: Any) -> Any:
         return condition.item()
     if isinstance(condition, Mapping):
         return {op: _plain(value) for op, value in condition.items()}
-    if isinstance(condition, list | tuple) and not isinstance(condition, str):
+    if isinstance(condition, list | tuple):
         return type(condition)(_plain(value) for value in condition)
     return condition
 
