@@ -43,8 +43,9 @@ Progress goes to stderr, the tables to stdout. What it measures:
    thread, since a single short text gains nothing from more and loses much on a busy CPU.
 4. HNSW recall@10 against exact search (NumPy dot over every stored vector) on
    max(--queries, 200) queries (target >= 0.95), and filtered search on metadata matching
-   ~10 % and ~1 % of chunks: p50, whether k results came back, recall against exact. A
-   diagnostic then sweeps the graph's expansion_search (recall and latency at each).
+   ~10 % and ~1 % of chunks: p50, whether k results came back, recall against exact; BM25
+   with the same filters and one that matches nothing. A diagnostic then sweeps the graph's
+   expansion_search (recall and latency at each).
 5. PII detection (``find_pii``) throughput in MB/s of UTF-8 over the generated corpus.
 
 ``--also int8`` (or torch, bf16) adds a Stoa backend to part 1's table without a target;
@@ -899,6 +900,13 @@ def run_kb(args: argparse.Namespace, english: list[str], embed_rate: float | Non
         "filtered search p50 (no target): "
         + ", ".join(f"{f[0]} {p:.1f} ms" for f, p in zip(filters, filtered_p50, strict=True))
     )
+    lexical_rows = []
+    for label, where in [("none", None), *((f[0], f[1]) for f in filters),
+                         ("team = nobody (0 %)", {"team": "nobody"})]:  # fmt: skip
+        lat = latency(lambda s, w=where: store.lexical(s, K, w), strings, args.repeats)
+        lexical_rows.append([label, lat.p50, lat.p95, statistics.fmean(map(len, lat.results))])
+    table(f"4. Filtered BM25 (store.lexical, k={K}), {len(strings)} queries",
+          ["filter", "p50 ms", "p95 ms", "mean hits"], lexical_rows)  # fmt: skip
     print(f"exact NumPy dot over all {len(ids):,} vectors (the ground truth): p50 "
           f"{percentiles(exact_ms)[0]:.1f} ms, p95 {percentiles(exact_ms)[1]:.1f} ms")  # fmt: skip
     graph = getattr(backend, "_graph", None)  # private: a diagnostic sweep, not the product path

@@ -242,6 +242,37 @@ def test_lexical_queries_never_run_fts_syntax(sqlite_client, tmp_path):
         sqlite_client.query_kb("docs", text, mode="lexical")  # no FTS5 syntax error escapes
 
 
+def test_lexical_filters_give_exactly_the_reference_results(tmp_path):
+    """Equality and ``in`` run inside SQLite where it can decide them exactly, the rest in
+    Python; together they must admit exactly what the shared filter semantics admit."""
+    from stoa.build.rag.kb_store import KbStore, NewChunk, StoredDocument, sqlite_filter
+    from stoa.build.rag.vectors import check_where, filter_mask
+    from tests.build.rag.test_vector_backends import (
+        LOCAL_ONLY_FILTERS,
+        TRICKY_FILTERS,
+        TRICKY_VALUES,
+    )
+
+    metadata = [{"v": value, "w": i % 2} for i, value in enumerate(TRICKY_VALUES)]
+    metadata += [{"w": 0}, {'q"k': 1, "a\\b": "x", "q": {'k"': 1}, "w": 1}]
+    store = KbStore(tmp_path)
+    ids = []
+    for i, meta in enumerate(metadata):
+        doc = StoredDocument(f"d{i}", "sha", "t", "md", meta, [], {}, "pending", "")
+        chunk = NewChunk("alpha beta", f"sha{i}", 0, 10, (), meta)
+        ids += store.replace_document(doc, [chunk], {}, "added")
+    pushed_somewhere = 0
+    for where in TRICKY_FILTERS + LOCAL_ONLY_FILTERS:
+        checked = check_where(where)
+        want = {ids[i] for i in np.flatnonzero(filter_mask(checked, metadata))}
+        assert {i for i, _ in store.lexical("alpha", len(ids), checked)} == want, where
+        pushed_somewhere += bool(sqlite_filter(checked, "metadata")[0])
+    assert pushed_somewhere >= 20  # most equality filters really ran inside SQLite
+    assert sqlite_filter({"v": "1", "w": {"in": [0, True]}}, "metadata")[2] is True
+    assert sqlite_filter({"v": {"gte": 1}}, "metadata")[2] is False  # ranges stay in Python
+    store.close()
+
+
 def test_eval_reports_every_mode_and_logs_a_run(sqlite_client, tmp_path):
     corpus = _corpus(tmp_path / "corpus")
     sqlite_client.create_kb("docs")

@@ -264,22 +264,28 @@ class KbStore:
     def lexical(
         self, query: str, k: int, where: Mapping[str, Any] | None = None
     ) -> list[tuple[int, float]]:
-        """BM25 over chunk text and headings; a filter is checked while reading the ranking."""
+        """BM25 over chunk text and headings, filtered while the ranking is read.
+
+        The conditions SQLite can decide exactly (equality and ``in`` on text, booleans
+        and integers) run inside the query; the rest are checked in Python per ranked row.
+        """
         expression = fts_query(query)
         if not expression:
             return []
+        pushed, params, exact = sqlite_filter(where or {}, "c.metadata")
         sql = (
             "SELECT c.id, -bm25(chunks_fts, 2.0, 1.0), c.metadata FROM chunks_fts"
             " JOIN chunks c ON c.id = chunks_fts.rowid WHERE chunks_fts MATCH ?"
-            " ORDER BY bm25(chunks_fts, 2.0, 1.0)"
+            + "".join(f" AND {condition}" for condition in pushed)
+            + " ORDER BY bm25(chunks_fts, 2.0, 1.0)"
         )
         out: list[tuple[int, float]] = []
         with self._lock:
-            if not where:
-                rows = self._db.execute(sql + " LIMIT ?", (expression, k)).fetchall()
+            if exact:
+                rows = self._db.execute(sql + " LIMIT ?", (expression, *params, k)).fetchall()
                 return [(int(r[0]), float(r[1])) for r in rows]
-            for chunk_id, score, metadata in self._db.execute(sql, (expression,)):
-                if matches(where, json.loads(metadata)):
+            for chunk_id, score, metadata in self._db.execute(sql, (expression, *params)):
+                if matches(where or {}, json.loads(metadata)):
                     out.append((int(chunk_id), float(score)))
                     if len(out) == k:
                         break
@@ -320,6 +326,60 @@ def _document(row: Sequence[Any]) -> StoredDocument:
         row[0], row[1], row[2], row[3], json.loads(row[4]), json.loads(row[5]),
         json.loads(row[6]), row[7], row[8],
     )  # fmt: skip
+
+
+_EXACT_INT = 2**53  # integers SQLite and Python both hold exactly
+
+
+def sqlite_filter(where: Mapping[str, Any], column: str) -> tuple[list[str], list[Any], bool]:
+    """SQL conditions over a JSON ``column`` that admit exactly what ``vectors.matches``
+    admits, for the conditions that can be said exactly; ``exact`` is whether every
+    condition could. ``json_type`` keeps ``true`` from meeting 1 and "1" from meeting 1.
+    """
+    pushed: list[str] = []
+    params: list[Any] = []
+    exact = True
+    for field, condition in where.items():
+        tests = _sqlite_condition(column, field, condition)
+        if tests is None:
+            exact = False
+            continue
+        pushed.append("(" + " OR ".join(sql for sql, _ in tests) + ")" if tests else "0")
+        params.extend(value for _, values in tests for value in values)
+    return pushed, params, exact
+
+
+def _sqlite_condition(
+    column: str, field: str, condition: Any
+) -> list[tuple[str, list[Any]]] | None:
+    """One test per allowed value, or None where SQLite cannot decide it exactly (ranges,
+    which compare dates as instants, null, floats, lists, names a JSON path cannot quote)."""
+    if '"' in field or "\\" in field:
+        return None
+    if isinstance(condition, Mapping):
+        if set(condition) != {"in"}:
+            return None
+        wanted = list(condition["in"])
+    else:
+        wanted = [condition]
+    tests = []
+    for value in wanted:
+        test = _sqlite_equal(column, f'$."{field}"', value)
+        if test is None:
+            return None
+        tests.append(test)
+    return tests
+
+
+def _sqlite_equal(column: str, path: str, value: Any) -> tuple[str, list[Any]] | None:
+    kind, extract = f"json_type({column}, ?)", f"json_extract({column}, ?)"
+    if isinstance(value, bool):
+        return f"{kind} = ?", [path, "true" if value else "false"]
+    if isinstance(value, int) and -_EXACT_INT < value < _EXACT_INT:
+        return f"({kind} IN ('integer', 'real') AND {extract} = ?)", [path, path, value]
+    if isinstance(value, str):
+        return f"({kind} = 'text' AND {extract} = ?)", [path, path, value]
+    return None
 
 
 def _title_field(title: str, heading_path: tuple[str, ...]) -> str:
