@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -65,7 +67,7 @@ def _make_engine(url: str) -> Engine:
             # The busy timeout first: switching to WAL needs a lock, and without it a
             # process that opens the file while another migrates fails at once.
             cur.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_MS}")
-            cur.execute("PRAGMA journal_mode=WAL")
+            _switch_to_wal(cur)
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
@@ -83,6 +85,24 @@ def _make_engine(url: str) -> Engine:
         field="database_url",
         fix="use sqlite:///PATH or postgresql://USER@HOST/DB",
     )
+
+
+def _switch_to_wal(cursor: sqlite3.Cursor) -> None:
+    """Switching a new file to WAL can answer "database is locked" at once, without the
+    busy timeout, while another process is creating or switching the same file; it
+    failed about one start in 40 when four began together on a loaded machine. Retry
+    until the busy timeout would have expired."""
+    deadline = time.monotonic() + _SQLITE_BUSY_MS / 1000
+    pause = 0.01
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.5)
 
 
 class Database:
