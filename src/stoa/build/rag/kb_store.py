@@ -272,7 +272,8 @@ class KbStore:
         expression = fts_query(query)
         if not expression:
             return []
-        pushed, params, exact = sqlite_filter(where or {}, "c.metadata")
+        where = where or {}
+        pushed, params, exact = sqlite_filter(where, "c.metadata")
         sql = (
             "SELECT c.id, -bm25(chunks_fts, 2.0, 1.0), c.metadata FROM chunks_fts"
             " JOIN chunks c ON c.id = chunks_fts.rowid WHERE chunks_fts MATCH ?"
@@ -285,7 +286,7 @@ class KbStore:
                 rows = self._db.execute(sql + " LIMIT ?", (expression, *params, k)).fetchall()
                 return [(int(r[0]), float(r[1])) for r in rows]
             for chunk_id, score, metadata in self._db.execute(sql, (expression, *params)):
-                if matches(where or {}, json.loads(metadata)):
+                if matches(where, json.loads(metadata)):
                     out.append((int(chunk_id), float(score)))
                     if len(out) == k:
                         break

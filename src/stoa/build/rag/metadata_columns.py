@@ -118,8 +118,10 @@ class MetadataColumns:
     def append(self, count: int) -> None:
         """``count`` live rows were appended to the copy."""
         start, self._size = self._size, self._size + count
-        for name, field in self._fields.items():
-            field.extend(self._metadata_at(row).get(name) for row in range(start, self._size))
+        if self._fields:  # each new row parsed once, however many fields are indexed
+            added = [self._metadata_at(row) for row in range(start, self._size)]
+            for name, field in self._fields.items():
+                field.extend(metadata.get(name) for metadata in added)
 
     def mask(self, where: Mapping[str, Any], alive: np.ndarray) -> np.ndarray:
         """Which live rows a checked filter admits."""
