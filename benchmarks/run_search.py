@@ -35,7 +35,7 @@ QUERIES: list[tuple[str, dict]] = [
 def populate(client, runs: int) -> None:
     models = ["xgb", "lr", "rf", "mlp"]
     for i in range(runs):
-        info = client.create_run(
+        info = client.runs.create(
             f"run-{i}",
             status="running",
             params={"lr": f"{(i % 17) / 100:.2f}", "depth": str(i % 9), "model": models[i % 4],
@@ -48,8 +48,8 @@ def populate(client, runs: int) -> None:
             for step in range(10)
             for key, value in (("acc", acc), ("loss", 1 - acc), ("f1", acc * 0.9))
         ]
-        client.log_batch(info.id, metrics=points)
-        client.finish_run(info.id)
+        client.runs.log_batch(info.id, metrics=points)
+        client.runs.finish(info.id)
 
 
 def main() -> None:
@@ -65,14 +65,14 @@ def main() -> None:
         populate(client, args.runs)
         print(f"created {args.runs:,} runs (30 metric points each) in "
               f"{time.perf_counter() - started:.1f} s")  # fmt: skip
-        client.search_runs(limit=1)  # warm the connection and statement caches
+        client.runs.search(limit=1)  # warm the connection and statement caches
         print(f"{'query':40} {'median ms':>10} {'max ms':>8} {'rows':>5}")
         worst = 0.0
         for label, query in QUERIES:
             times, rows = [], 0
             for _ in range(args.repeats):
                 t = time.perf_counter()
-                rows = len(client.search_runs(**query))
+                rows = len(client.runs.search(**query))
                 times.append((time.perf_counter() - t) * 1000)
             worst = max(worst, statistics.median(times))
             print(f"{label:40} {statistics.median(times):10.1f} {max(times):8.1f} {rows:5d}")

@@ -180,13 +180,13 @@ class StoaSide(Side):
         self.client = LocalClient(home=folder, actor="bench")
 
     def log_run(self, spec: RunSpec, steps: list[dict[str, float]]) -> None:
-        with self.client.start_run(spec.name, params=spec.params, tags=spec.tags) as run:
+        with self.client.runs.start(spec.name, params=spec.params, tags=spec.tags) as run:
             for step, values in enumerate(steps):
                 run.log_metrics(values, step=step)
         self.idx_of[run.id] = spec.tags["idx"]
 
     def search(self, query: Query) -> list[str]:
-        found = self.client.search_runs(
+        found = self.client.runs.search(
             params={"model": query.model} if query.model else None,
             metrics=[f"acc>{query.threshold!r}"],
             order_by="-metrics.acc",

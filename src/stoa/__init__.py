@@ -1,4 +1,4 @@
-"""Stoa: govern, build, run and measure AI solutions.
+"""Stoa: govern, develop, serve and measure AI solutions.
 
 The Python API users import lives here; everything else is an implementation detail.
 """
@@ -19,9 +19,9 @@ from stoa.core.errors import (
 )
 
 if TYPE_CHECKING:
-    from stoa.client import Client, HttpClient, LocalClient
+    from stoa.client import Client, HttpClient, LocalClient, start_run
     from stoa.core.settings import Settings
-    from stoa.govern.active_run import active_run, start_run
+    from stoa.develop.active_run import active_run
 
 # Imported on first use: the clients pull in SQLAlchemy, httpx and pydantic-settings, which
 # code that only scans files (stoa.govern.scan) or prints --help should not pay for.
@@ -30,8 +30,8 @@ _LAZY = {
     "HttpClient": "stoa.client",
     "LocalClient": "stoa.client",
     "Settings": "stoa.core.settings",
-    "start_run": "stoa.govern.active_run",
-    "active_run": "stoa.govern.active_run",
+    "start_run": "stoa.client",
+    "active_run": "stoa.develop.active_run",
 }
 
 

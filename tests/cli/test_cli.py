@@ -187,8 +187,8 @@ def test_bad_input_exits_2_with_one_line(stoa, tmp_path, skops_file):
     home = tmp_path / "home"
     local = LocalClient(settings=Settings(home=home, database_url=None, blob_url=None))
     try:  # none of it stored anything
-        assert local.list("model") == [] and local.list("dataset") == []
-        assert local.list_tokens() == []
+        assert local.models.list() == [] and local.datasets.list() == []
+        assert local.tokens.list() == []
     finally:
         local.close()
 

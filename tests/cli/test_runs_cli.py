@@ -13,7 +13,7 @@ def _seed(tmp_path) -> list[str]:
     client = LocalClient(home=tmp_path / "home", actor="tester")
     ids = []
     for i, acc in enumerate([0.6, 0.9]):
-        with client.start_run("exp", params={"lr": i}, capture_environment=False) as run:
+        with client.runs.start("exp", params={"lr": i}, capture_environment=False) as run:
             run.log_metrics({"acc": acc}, step=0)
             run.log_metrics({"acc": acc + 0.01}, step=1)
         ids.append(run.id)

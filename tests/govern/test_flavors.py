@@ -62,14 +62,14 @@ def test_every_flavor_has_a_case():
 def test_flavor_round_trip(flavor, sqlite_client, tmp_path):
     model, data, predict = CASES[flavor]()
     assert detect_flavor(model).name == flavor
-    info = sqlite_client.log_model(f"{flavor}-model", model, license="MIT")
+    info = sqlite_client.models.log(f"{flavor}-model", model, license="MIT")
     assert (info.flavor, info.status) == (flavor, "allowed"), info.findings
-    loaded = sqlite_client.load_model(info.ref)
+    loaded = sqlite_client.models.load(info.ref)
     np.testing.assert_allclose(predict(loaded, data), predict(model, data), rtol=1e-5, atol=1e-6)
 
     # the same artifact registered from disk is recognised as this flavor again
-    path = sqlite_client.download("model", info.ref, tmp_path / "copy")
-    again = sqlite_client.register_model(f"{flavor}-model", path)
+    path = sqlite_client.models.download(info.ref, tmp_path / "copy")
+    again = sqlite_client.models.register(f"{flavor}-model", path)
     assert (again.flavor, again.sha256, again.status) == (flavor, info.sha256, "allowed")
 
 

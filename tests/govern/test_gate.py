@@ -125,7 +125,7 @@ def test_a_custom_gate_plugs_into_the_registry(tmp_path, files):
 
     assert isinstance(_AllowEverything(), Gate)
     client = LocalClient(settings=Settings(home=tmp_path / "h"), gate=_AllowEverything())
-    info = client.register_model("m", files["p2.bin"])
+    info = client.models.register("m", files["p2.bin"])
     assert (info.status, info.gate, info.findings[0]["code"]) == ("allowed", "allow-all/1", "note")
     strict = LocalClient(settings=Settings(home=tmp_path / "h"), gate=_Exploding())
     assert strict.register_model("m", files["skops"]).status == "blocked"
@@ -138,14 +138,14 @@ def test_registry_records_gate_verdict_and_refuses_to_load(sqlite_client, files)
 
     evil = files["p2.bin"].parent / "evil.bin"
     evil.write_bytes(malicious_pickle())
-    info = sqlite_client.register_model("m", evil)
+    info = sqlite_client.models.register("m", evil)
     assert info.status == "blocked" and info.gate == ScanGate.name
     assert info.findings[0]["code"] == "pickle-global"
     with pytest.raises(RefusedError, match="blocked and will not be loaded: GLOBAL at offset 2"):
-        sqlite_client.load_model("m@1")
+        sqlite_client.models.load("m@1")
     with pytest.raises(RefusedError):
-        sqlite_client.download("model", "m@1", files["p2.bin"].parent / "out")
-    report = sqlite_client.show("model", "m@1").scan
+        sqlite_client.models.download("m@1", files["p2.bin"].parent / "out")
+    report = sqlite_client.models.show("m@1").scan
     assert report["policy_version"].startswith("stoa-default/")
     assert report["files"][0]["reason"] == "malicious"
 
@@ -176,6 +176,6 @@ def test_explicit_flavor_must_match_the_artifact(sqlite_client, files):
     from stoa.core.errors import InvalidInputError
 
     with pytest.raises(InvalidInputError, match="onnx artifact no flavor loads") as info:
-        sqlite_client.register_model("m", files["m.onnx"], flavor="sklearn")
+        sqlite_client.models.register("m", files["m.onnx"], flavor="sklearn")
     assert info.value.field == "flavor"
-    assert sqlite_client.list("model") == []
+    assert sqlite_client.models.list() == []

@@ -49,7 +49,7 @@ def create(
     json_out: JsonOpt = False,
 ) -> None:
     """Define a knowledge base: its embedder, chunking, vector backend and PII policy."""
-    kb = state(ctx).client.create_kb(
+    kb = state(ctx).client.kbs.create(
         name,
         embedder=embedder,
         embedder_url=embedder_url,
@@ -66,7 +66,7 @@ def create(
 @app.command("list")
 def list_kbs(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     """Every knowledge base with its latest version."""
-    kbs = state(ctx).client.list_kbs()
+    kbs = state(ctx).client.kbs.list()
     emit(kbs, json_out, lambda rows: table(
         "knowledge bases", ["name", "version", "embedder", "backend", "pii", "created (UTC)"],
         [(k["name"], k["latest_version"], k["embedder"]["name"], k["backend"]["kind"],
@@ -77,7 +77,7 @@ def list_kbs(ctx: typer.Context, json_out: JsonOpt = False) -> None:
 @app.command()
 def show(ctx: typer.Context, name: str, json_out: JsonOpt = False) -> None:
     """Definition, totals, versions with their document diffs, and PII found per document."""
-    emit(state(ctx).client.show_kb(name), json_out, _detail)
+    emit(state(ctx).client.kbs.show(name), json_out, _detail)
 
 
 def _detail(kb: dict[str, Any]) -> Group:
@@ -141,7 +141,7 @@ def ingest(
     """Add new and changed documents; unchanged ones cost a hash, and nothing is re-embedded."""
     client = state(ctx).client
     with _progress(notes.is_terminal) as progress:
-        summary = client.ingest_kb(
+        summary = client.kbs.ingest(
             name, paths, sync=sync, patterns=pattern, metadata=parse_pairs(meta, "meta"),
             progress=progress,
         )  # fmt: skip
@@ -182,7 +182,7 @@ def query(
     json_out: JsonOpt = False,
 ) -> None:
     """The chunks that answer TEXT, each with its source, heading path and offsets."""
-    results = state(ctx).client.query_kb(
+    results = state(ctx).client.kbs.query(
         name, text, k=k, mode=mode, where=parse_json_object(where, "where"), mmr=mmr,
         reranker=rerank,
     )  # fmt: skip
@@ -206,7 +206,7 @@ def delete_docs(
     json_out: JsonOpt = False,
 ) -> None:
     """Remove documents and their chunks; the removal is a new version."""
-    result = state(ctx).client.delete_kb_documents(name, uris)
+    result = state(ctx).client.kbs.delete_documents(name, uris)
     emit(result, json_out, lambda r: f"removed {len(r['removed'])} -> version {r['version']}")
 
 
@@ -231,7 +231,7 @@ def eval_kb(
     options: dict[str, Any] = {"k": k}
     if mode:
         options["modes"] = mode
-    report = state(ctx).client.eval_kb(name, text, **options)
+    report = state(ctx).client.kbs.eval(name, text, **options)
     emit(report, json_out, eval_table)
 
 

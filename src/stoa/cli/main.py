@@ -27,7 +27,7 @@ _ABORTS = tuple({typer.Abort, getattr(click_exceptions, "Abort", typer.Abort)})
 
 app = typer.Typer(
     name="stoa",
-    help="Stoa: govern, build, run and measure AI solutions.",
+    help="Stoa: govern, develop, serve and measure AI solutions.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -84,8 +84,10 @@ def init(ctx: typer.Context) -> None:
     settings = state(ctx).settings
     client = LocalClient(settings=settings)
     console.print(f"Stoa home: {settings.resolved_home}")
-    console.print(f"database:  {masked(client.db.url)} (schema {client.db.current_revision()})")
-    console.print(f"blobs:     {client.blobs.url}")
+    console.print(
+        f"database:  {masked(client.stores.db.url)} (schema {client.stores.db.current_revision()})"
+    )
+    console.print(f"blobs:     {client.stores.blobs.url}")
 
 
 @app.command()
@@ -99,7 +101,7 @@ def server(
     """Serve the REST API (OpenAPI at /docs) with uvicorn."""
     import uvicorn
 
-    from stoa.run.server import create_app
+    from stoa.serve.server import create_app
 
     api = create_app(state(ctx).settings, host=host)
     uvicorn.run(api, host=host, port=port, log_level="info")

@@ -39,7 +39,7 @@ def kind_app(kind: str) -> typer.Typer:
     @app.command("list")
     def list_(ctx: typer.Context, json_out: JsonOpt = False) -> None:
         """List every named series with its latest version and aliases."""
-        rows = state(ctx).client.list(kind)
+        rows = state(ctx).client.of_kind(kind).list()
         emit(
             rows,
             json_out,
@@ -60,7 +60,7 @@ def kind_app(kind: str) -> typer.Typer:
         json_out: JsonOpt = False,
     ) -> None:
         """Show one version, with its status, findings, tags and aliases."""
-        emit(state(ctx).client.show(kind, ref), json_out, version_detail)
+        emit(state(ctx).client.of_kind(kind).show(ref), json_out, version_detail)
 
     @app.command()
     def versions(
@@ -70,7 +70,7 @@ def kind_app(kind: str) -> typer.Typer:
         json_out: JsonOpt = False,
     ) -> None:
         """List every version of NAME in order."""
-        emit(state(ctx).client.versions(kind, name, status), json_out, version_table)
+        emit(state(ctx).client.of_kind(kind).versions(name, status), json_out, version_table)
 
     @app.command()
     def search(
@@ -82,8 +82,10 @@ def kind_app(kind: str) -> typer.Typer:
         json_out: JsonOpt = False,
     ) -> None:
         """Find versions whose tags all match KEY=VALUE exactly."""
-        rows = state(ctx).client.search(
-            kind, parse_pairs(tag, "tag"), name=name, status=status, limit=limit
+        rows = (
+            state(ctx)
+            .client.of_kind(kind)
+            .search(parse_pairs(tag, "tag"), name=name, status=status, limit=limit)
         )
         emit(rows, json_out, version_table)
         if len(rows) == limit:
@@ -97,7 +99,7 @@ def kind_app(kind: str) -> typer.Typer:
         json_out: JsonOpt = False,
     ) -> None:
         """Release a version held for licence review (status pending)."""
-        emit(state(ctx).client.review(kind, ref, approve=True, note=note), json_out, version_detail)
+        emit(state(ctx).client.of_kind(kind).approve(ref, note=note), json_out, version_detail)
 
     @app.command()
     def reject(
@@ -107,33 +109,31 @@ def kind_app(kind: str) -> typer.Typer:
         json_out: JsonOpt = False,
     ) -> None:
         """Block a version held for licence review for good."""
-        emit(
-            state(ctx).client.review(kind, ref, approve=False, note=note), json_out, version_detail
-        )
+        emit(state(ctx).client.of_kind(kind).reject(ref, note=note), json_out, version_detail)
 
     @app.command()
     def archive(ctx: typer.Context, ref: str, json_out: JsonOpt = False) -> None:
         """Archive a version: it stays readable but can no longer be loaded or aliased."""
-        emit(state(ctx).client.archive(kind, ref), json_out, version_detail)
+        emit(state(ctx).client.of_kind(kind).archive(ref), json_out, version_detail)
 
     @app.command()
     def alias(
         ctx: typer.Context, name: str, version: int, alias: str, json_out: JsonOpt = False
     ) -> None:
         """Point ALIAS (e.g. champion) at VERSION of NAME; the move is recorded."""
-        info = state(ctx).client.set_alias(kind, name, version, alias)
+        info = state(ctx).client.of_kind(kind).set_alias(name, version, alias)
         emit(info, json_out, lambda a: f"{a.name}@{a.alias} → version {a.version}")
 
     @app.command()
     def unalias(ctx: typer.Context, name: str, alias: str) -> None:
         """Remove ALIAS from NAME; the removal is recorded."""
-        state(ctx).client.delete_alias(kind, name, alias)
+        state(ctx).client.of_kind(kind).delete_alias(name, alias)
         console.print(f"removed {name}@{alias}")
 
     @app.command()
     def aliases(ctx: typer.Context, name: str, json_out: JsonOpt = False) -> None:
         """The history of alias moves on NAME: who moved which alias, and when."""
-        rows = state(ctx).client.alias_history(kind, name)
+        rows = state(ctx).client.of_kind(kind).alias_history(name)
         emit(
             rows,
             json_out,
@@ -156,7 +156,7 @@ def kind_app(kind: str) -> typer.Typer:
     @app.command()
     def lineage(ctx: typer.Context, ref: str, json_out: JsonOpt = False) -> None:
         """Walk lineage up (what it came from) and down (what came from it)."""
-        emit(state(ctx).client.lineage(kind, ref), json_out, lineage_table)
+        emit(state(ctx).client.of_kind(kind).lineage(ref), json_out, lineage_table)
 
     @app.command()
     def download(
@@ -165,7 +165,7 @@ def kind_app(kind: str) -> typer.Typer:
         dest: Annotated[Path, typer.Argument(help="File or folder to write.")],
     ) -> None:
         """Write a verified copy of the artifact to DEST."""
-        path = state(ctx).client.download(kind, ref, dest)
+        path = state(ctx).client.of_kind(kind).download(ref, dest)
         console.print(f"wrote {path}")
 
     return app
@@ -201,7 +201,7 @@ def register_model(
 ) -> None:
     """Register a model file or folder; the gate decides whether it may be loaded."""
     with storing_progress(existing_path(path)) as progress:
-        info = state(ctx).client.register_model(
+        info = state(ctx).client.models.register(
             name,
             path,
             flavor=flavor,
@@ -231,7 +231,7 @@ def pull_model(
     json_out: JsonOpt = False,
 ) -> None:
     """Import a third-party model: licence and hash policy, download, scan, register."""
-    info = state(ctx).client.pull_model(source, name, license=license, description=description)
+    info = state(ctx).client.models.pull(source, name, license=license, description=description)
     emit(info, json_out, version_detail)
     refused_if_blocked(info.status)
 
@@ -248,7 +248,7 @@ def register_dataset(
 ) -> None:
     """Register a dataset file; its format, schema and row count are recorded."""
     with storing_progress(existing_path(path)) as progress:
-        info = state(ctx).client.register_dataset(
+        info = state(ctx).client.datasets.register(
             name,
             path,
             description=description,
@@ -285,7 +285,7 @@ def register_prompt(
         text = template if template is not None else existing_path(path).read_text("utf-8")
     except UnicodeDecodeError:
         raise InvalidInputError(f"{path} is not UTF-8 text", field="template") from None
-    info = state(ctx).client.register_prompt(
+    info = state(ctx).client.prompts.register(
         name,
         text,
         variables=var,
@@ -305,4 +305,4 @@ def render_prompt(
     ] = None,
 ) -> None:
     """Render a prompt version with the given values."""
-    print(state(ctx).client.render_prompt(ref, parse_pairs(set_, "set")))
+    print(state(ctx).client.prompts.render(ref, parse_pairs(set_, "set")))

@@ -24,14 +24,14 @@ def create(
     json_out: JsonOpt = False,
 ) -> None:
     """Record a run; pass its id to `stoa models register --run-id`."""
-    run = state(ctx).client.create_run(name, input_ or [])
+    run = state(ctx).client.runs.create(name, input_ or [])
     emit(run, json_out, lambda r: f"run {r.id} ({r.name})")
 
 
 @app.command()
 def lineage(ctx: typer.Context, run_id: str, json_out: JsonOpt = False) -> None:
     """What the run read (up) and what it produced (down)."""
-    emit(state(ctx).client.lineage("run", run_id), json_out, lineage_table)
+    emit(state(ctx).client.runs.lineage(run_id), json_out, lineage_table)
 
 
 @app.command("list")
@@ -51,7 +51,7 @@ def list_runs(
     json_out: JsonOpt = False,
 ) -> None:
     """Search runs by params, tags and metric conditions; newest first by default."""
-    runs = state(ctx).client.search_runs(
+    runs = state(ctx).client.runs.search(
         params=parse_pairs(param, "param"),
         tags=parse_pairs(tag, "tag"),
         metrics=metric or [],
@@ -68,7 +68,7 @@ def list_runs(
 @app.command()
 def show(ctx: typer.Context, run_id: str, json_out: JsonOpt = False) -> None:
     """One run: status, code version, params, tags, latest metrics and artifacts."""
-    emit(state(ctx).client.get_run(run_id), json_out, run_detail)
+    emit(state(ctx).client.runs.get(run_id), json_out, run_detail)
 
 
 @app.command()
@@ -78,13 +78,13 @@ def compare(
     json_out: JsonOpt = False,
 ) -> None:
     """Runs side by side: their params and latest metrics as columns."""
-    emit(state(ctx).client.compare_runs(run_ids), json_out, runs_table)
+    emit(state(ctx).client.runs.compare(run_ids), json_out, runs_table)
 
 
 @app.command()
 def history(ctx: typer.Context, run_id: str, key: str, json_out: JsonOpt = False) -> None:
     """Every logged point of one metric, in step order."""
-    points = state(ctx).client.metric_history(run_id, key)
+    points = state(ctx).client.runs.metric_history(run_id, key)
     rows = [(p.step, p.value, p.timestamp) for p in points]
     columns = ["step", "value", "timestamp (ms)"]
     emit(points, json_out, lambda _: table(f"{key} of {run_id}", columns, rows))

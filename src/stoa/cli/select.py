@@ -26,7 +26,7 @@ def select(
     """Train every candidate, measure quality, latency and cost, and recommend one."""
     import yaml
 
-    from stoa.build.ml.select import numpy_safe, parse_config, run_selection
+    from stoa.develop.ml.select import numpy_safe, parse_config, run_selection
 
     try:
         doc = yaml.safe_load(config.read_text())

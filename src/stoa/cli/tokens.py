@@ -22,7 +22,7 @@ def create(
     json_out: JsonOpt = False,
 ) -> None:
     """Create a token. Its secret is printed once and never stored."""
-    token = state(ctx).client.create_token(name, scope or ["read"])
+    token = state(ctx).client.tokens.create(name, scope or ["read"])
     emit(
         token,
         json_out,
@@ -36,7 +36,7 @@ def create(
 @app.command("list")
 def list_(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     """List tokens (never their secrets)."""
-    rows = state(ctx).client.list_tokens()
+    rows = state(ctx).client.tokens.list()
     emit(
         rows,
         json_out,
@@ -54,4 +54,6 @@ def list_(ctx: typer.Context, json_out: JsonOpt = False) -> None:
 @app.command()
 def revoke(ctx: typer.Context, token_id: str, json_out: JsonOpt = False) -> None:
     """Revoke a token; requests carrying it are refused from now on."""
-    emit(state(ctx).client.revoke_token(token_id), json_out, lambda t: f"revoked {t.id} ({t.name})")
+    emit(
+        state(ctx).client.tokens.revoke(token_id), json_out, lambda t: f"revoked {t.id} ({t.name})"
+    )

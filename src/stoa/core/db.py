@@ -11,11 +11,13 @@ import contextlib
 import fcntl
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -42,6 +44,21 @@ def masked(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
         return "<unparseable URL>"
+
+
+_BY_DIALECT: dict[tuple[str, str], Any] = {}
+
+
+def for_dialect(conn: Connection, name: str, build: Callable[[str, Any], Any]) -> Any:
+    """A statement that differs between SQLite and PostgreSQL, built once per dialect.
+
+    ``build`` gets the dialect's name and its ``insert`` (the one with ON CONFLICT).
+    """
+    dialect = conn.dialect.name
+    key = (name, dialect)
+    if key not in _BY_DIALECT:
+        _BY_DIALECT[key] = build(dialect, pg_insert if dialect == "postgresql" else sqlite_insert)
+    return _BY_DIALECT[key]
 
 
 def _make_engine(url: str) -> Engine:

@@ -53,7 +53,10 @@ def run_demo(console: Console, *, keep: bool = False) -> dict[str, Any]:
         csv = _iris_csv(work)
         out: dict[str, Any] = {}
 
-        step("initialise home", lambda: f"SQLite schema {client.db.current_revision()} in {home}")
+        step(
+            "initialise home",
+            lambda: f"SQLite schema {client.stores.db.current_revision()} in {home}",
+        )
         step("register dataset", lambda: _register_dataset(client, csv, out))
         step("train and log model", lambda: _train_and_log(client, csv, out))
         step("set alias", lambda: _alias(client, out))
@@ -87,7 +90,7 @@ def run_demo(console: Console, *, keep: bool = False) -> dict[str, Any]:
 
 
 def _register_dataset(client: LocalClient, csv: Path, out: dict[str, Any]) -> str:
-    info = client.register_dataset(
+    info = client.datasets.register(
         "iris", csv, description="Fisher's iris", tags={"source": "sklearn"}
     )
     out["dataset"] = info
@@ -102,10 +105,10 @@ def _train_and_log(client: LocalClient, csv: Path, out: dict[str, Any]) -> str:
     frame = pd.read_csv(csv)
     x, y = frame.drop(columns="target"), frame["target"]
     params = {"max_iter": 500, "C": 1.0}
-    with client.start_run("iris-logreg", inputs=[out["dataset"].ref], params=params) as run:
+    with client.runs.start("iris-logreg", inputs=[out["dataset"].ref], params=params) as run:
         model = LogisticRegression(**params).fit(x, y)
         run.log_metric("train_accuracy", float((model.predict(x) == y).mean()))
-        info = client.log_model(
+        info = client.models.log(
             "iris-classifier",
             model,
             license="MIT",
@@ -113,20 +116,20 @@ def _train_and_log(client: LocalClient, csv: Path, out: dict[str, Any]) -> str:
             tags={"task": "classification"},
             metadata={"train_rows": len(frame)},
         )
-    out["model"], out["run"] = info, client.get_run(run.id).info
+    out["model"], out["run"] = info, client.runs.get(run.id).info
     return f"{info.ref} flavor={info.flavor} format={info.format} status={info.status}"
 
 
 def _alias(client: LocalClient, out: dict[str, Any]) -> str:
-    alias = client.set_alias("model", "iris-classifier", out["model"].version, "champion")
+    alias = client.models.set_alias("iris-classifier", out["model"].version, "champion")
     return f"iris-classifier@champion → version {alias.version} (by {alias.updated_by})"
 
 
 def _prompt(client: LocalClient, out: dict[str, Any]) -> str:
-    info = client.register_prompt(
+    info = client.prompts.register(
         "explain-species", PROMPT, variables=["sepal_length", "petal_length"]
     )
-    text = client.render_prompt(info.ref, {"sepal_length": 5.1, "petal_length": 1.4})
+    text = client.prompts.render(info.ref, {"sepal_length": 5.1, "petal_length": 1.4})
     out["prompt"] = info
     return (
         f"{info.ref} with variables {', '.join(info.spec['variables'])}; renders {len(text)} chars"
@@ -149,7 +152,7 @@ def _clean_pickle(client: LocalClient, work: Path, out: dict[str, Any]) -> str:
     model = LogisticRegression(max_iter=500).fit(frame.drop(columns="target"), frame["target"])
     path = work / "team-model.pkl"
     path.write_bytes(pickle.dumps(model))
-    info = client.register_model("team-pickle", path, license="MIT")
+    info = client.models.register("team-pickle", path, license="MIT")
     out["clean"] = info
     return f"{info.ref} status={info.status}: {info.format}, every import on the allowlist"
 
@@ -157,7 +160,7 @@ def _clean_pickle(client: LocalClient, work: Path, out: dict[str, Any]) -> str:
 def _blocked_pickle(client: LocalClient, work: Path, out: dict[str, Any]) -> str:
     path = work / "pytorch_model.bin"
     path.write_bytes(_MALICIOUS)
-    info = client.register_model("downloaded-model", path)
+    info = client.models.register("downloaded-model", path)
     out["blocked"] = info
     finding = info.findings[0]
     return f"{info.ref} status={info.status}: {finding['message']}"
@@ -172,8 +175,8 @@ def _pull_for_review(client: LocalClient, work: Path, out: dict[str, Any]) -> st
     source.mkdir()
     save_file({"weight": np.ones((4, 4), dtype=np.float32)}, source / "model.safetensors")
     (source / "README.md").write_text("---\nlicense: cc-by-nc-4.0\n---\n# A hub model\n")
-    held = client.pull_model(str(source), "hub-model")
-    approved = client.review("model", held.ref, approve=True, note="research use only")
+    held = client.models.pull(str(source), "hub-model")
+    approved = client.models.approve(held.ref, note="research use only")
     out["held"], out["approved"] = held, approved
     return f"{held.ref} {held.license} → {held.status}; approved by an admin → {approved.status}"
 
@@ -187,7 +190,7 @@ def _frame(csv: Path) -> Any:
 def _load_champion(client: LocalClient, csv: Path, out: dict[str, Any]) -> str:
     import pandas as pd
 
-    model = client.load_model("iris-classifier@champion")
+    model = client.models.load("iris-classifier@champion")
     frame = pd.read_csv(csv)
     accuracy = float((model.predict(frame.drop(columns="target")) == frame["target"]).mean())
     out["accuracy"] = accuracy
@@ -210,8 +213,8 @@ _INTENT_DESCRIPTIONS = {
 
 def _select_tickets(client: LocalClient, work: Path, out: dict[str, Any], console: Console) -> str:
     """Does the team need a general model? TF-IDF vs MiniLM + head vs zero-shot, measured."""
-    from stoa.build.ml.demo_data import write_demo_data
-    from stoa.build.ml.select import numpy_safe, parse_config, run_selection
+    from stoa.demo.synthetic_data import write_demo_data
+    from stoa.develop.ml.select import numpy_safe, parse_config, run_selection
 
     files = write_demo_data(work)
     config = parse_config({
@@ -235,7 +238,7 @@ def _select_tickets(client: LocalClient, work: Path, out: dict[str, Any], consol
 
 
 def _select_churn(client: LocalClient, work: Path, out: dict[str, Any], console: Console) -> str:
-    from stoa.build.ml.select import numpy_safe, parse_config, run_selection
+    from stoa.develop.ml.select import numpy_safe, parse_config, run_selection
 
     config = parse_config({
         "name": "churn",
@@ -261,8 +264,8 @@ DEMO_QA = Path(__file__).parent / "data" / "kb_qa.jsonl"
 
 
 def _kb_ingest(client: LocalClient, out: dict[str, Any]) -> str:
-    client.create_kb("stoa-docs", pii="redact", description="Stoa's user guide")
-    summary = client.ingest_kb("stoa-docs", [DEMO_DOCS], sync=True)
+    client.kbs.create("stoa-docs", pii="redact", description="Stoa's user guide")
+    summary = client.kbs.ingest("stoa-docs", [DEMO_DOCS], sync=True)
     out["kb_ingest"] = summary
     d, c = summary["documents"], summary["chunks"]
     found = ", ".join(f"{n} {kind}" for kind, n in summary["pii"].items()) or "none"
@@ -271,7 +274,7 @@ def _kb_ingest(client: LocalClient, out: dict[str, Any]) -> str:
 
 
 def _kb_reingest(client: LocalClient, out: dict[str, Any]) -> str:
-    summary = client.ingest_kb("stoa-docs", [DEMO_DOCS], sync=True)
+    summary = client.kbs.ingest("stoa-docs", [DEMO_DOCS], sync=True)
     out["kb_reingest"] = summary
     return (f"version {summary['version']}: {summary['documents']['unchanged']} unchanged, "
             f"{summary['chunks']['embedded']} chunks embedded")  # fmt: skip
@@ -280,7 +283,7 @@ def _kb_reingest(client: LocalClient, out: dict[str, Any]) -> str:
 def _kb_eval(client: LocalClient, out: dict[str, Any], console: Console) -> str:
     from stoa.cli.kb import eval_table
 
-    report = client.eval_kb("stoa-docs", DEMO_QA.read_text(encoding="utf-8"), k=5)
+    report = client.kbs.eval("stoa-docs", DEMO_QA.read_text(encoding="utf-8"), k=5)
     out["kb_eval"] = report
     console.print(eval_table(report))
     best = max(report["modes"], key=lambda m: (report["modes"][m]["mrr"], m == "hybrid"))
@@ -311,7 +314,7 @@ def _recommendation(result: dict[str, Any]) -> str:
 
 
 def _search_runs(client: LocalClient, out: dict[str, Any]) -> str:
-    found = client.search_runs(metrics=["train_accuracy>0.9"], order_by="-metrics.train_accuracy")
+    found = client.runs.search(metrics=["train_accuracy>0.9"], order_by="-metrics.train_accuracy")
     out["runs"] = found
     best = found[0]
     commit = best.environment.get("git_commit", "no git")[:12]
@@ -320,7 +323,7 @@ def _search_runs(client: LocalClient, out: dict[str, Any]) -> str:
 
 
 def _lineage(client: LocalClient, out: dict[str, Any]) -> str:
-    lineage = client.lineage("model", "iris-classifier@champion")
+    lineage = client.models.lineage("iris-classifier@champion")
     nodes = [lineage.start, *lineage.upstream]
     chain = " ← ".join(f"{n.type} {n.ref[:12] if n.type == 'run' else n.ref}" for n in nodes)
     out["lineage"] = lineage

@@ -9,7 +9,7 @@ cached by SQLAlchemy) and build the records without revalidating stored data.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -24,9 +24,8 @@ from sqlalchemy import (
     func,
     select,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from stoa.core.db import for_dialect
 from stoa.core.errors import InvalidInputError
 from stoa.core.schema import (
     Alias,
@@ -126,19 +125,6 @@ _CURRENT_ALIAS = (
 _INSERT_AUDIT = AuditEvent.__table__.insert()
 L = LineageLink.__table__
 _INSERT_TAG = T.insert()
-_BY_DIALECT: dict[tuple[str, str], Any] = {}
-
-
-def _for_dialect(conn: Connection, name: str, build: Callable[[str, Any], Any]) -> Any:
-    """A statement that differs between SQLite and PostgreSQL, built once per dialect.
-
-    ``build`` gets the dialect's name and its ``insert`` (the one with ON CONFLICT).
-    """
-    dialect = conn.dialect.name
-    key = (name, dialect)
-    if key not in _BY_DIALECT:
-        _BY_DIALECT[key] = build(dialect, pg_insert if dialect == "postgresql" else sqlite_insert)
-    return _BY_DIALECT[key]
 
 
 def _next_number_statement(_: str, insert: Any) -> Any:
@@ -172,7 +158,7 @@ def _insert_edge_statement(_: str, insert: Any) -> Any:
 
 def next_number(conn: Connection, kind: str, name: str) -> tuple[int, int]:
     """The series id and the version number this transaction may use, with the series locked."""
-    statement = _for_dialect(conn, "next_number", _next_number_statement)
+    statement = for_dialect(conn, "next_number", _next_number_statement)
     row = conn.execute(statement, {"b_kind": kind, "b_name": name, "b_now": utcnow()}).one()
     return row[0], row[1]
 
@@ -231,7 +217,7 @@ def point_alias(
     previous = conn.execute(_CURRENT_ALIAS, {"b_series": series_id, "b_alias": alias}).scalar()
     now = utcnow()
     conn.execute(
-        _for_dialect(conn, "point_alias", _point_alias_statement),
+        for_dialect(conn, "point_alias", _point_alias_statement),
         {"series_id": series_id, "alias": alias, "version_id": version_id, "updated_at": now,
          "updated_by": actor},
     )  # fmt: skip
@@ -250,7 +236,7 @@ def link(
     ]  # fmt: skip
     if not rows:
         return
-    conn.execute(_for_dialect(conn, "insert_edge", _insert_edge_statement), rows)
+    conn.execute(for_dialect(conn, "insert_edge", _insert_edge_statement), rows)
 
 
 _INSERT_SCAN = Scan.__table__.insert()
@@ -301,7 +287,7 @@ def fetch_versions(
     joins: Iterable[tuple[Any, ColumnElement[bool]]] = (),
 ) -> list[VersionInfo]:
     """Read versions with their tags and aliases in one query, whatever the row count."""
-    statement = _for_dialect(conn, "select_versions", _select_versions_statement)
+    statement = for_dialect(conn, "select_versions", _select_versions_statement)
     for table, on in joins:
         statement = statement.join(table, on)
     statement = statement.where(*where).order_by(*order_by)

@@ -1,7 +1,11 @@
-"""Recognise model file formats from their bytes, never from their names.
+"""Name a file's format from its bytes. Extensions are never consulted.
 
-The model scanner extends this; until then the gate uses it to tell formats that
-cannot run code when loaded from everything else.
+The one detector behind both gates: ``detect`` is what the scanner dispatches on (a zip
+is a zip until its members are read), and ``detect_format`` is what the format-allowlist
+gate needs of a whole file (a zip refined to skops, PyTorch or Keras, and "pickle" for
+anything a pickle parser accepts). Order matters in ``detect``: container magics first,
+then formats whose loaders only parse data, then pickle. Anything left is tried as a
+pickle by the scanner, because a loader such as ``torch.load`` would try exactly that.
 """
 
 from __future__ import annotations
@@ -13,43 +17,156 @@ import zipfile
 from pathlib import Path
 from typing import BinaryIO
 
-# Formats whose loaders only parse data; loading them never executes code.
+# Formats whose loaders only parse data; loading them never executes code. The
+# format-allowlist gate allows these alone when no scanner stands behind it.
 SAFE_FORMATS = frozenset(
     {"skops", "xgboost-json", "xgboost-ubj", "lightgbm-text", "safetensors", "onnx"}
 )
-# Files that ride along in a model folder and are read as plain data.
-DATA_FORMATS = frozenset({"json", "text"})
-
-_HEAD = 4096
-_WHOLE_FILE = 64 * 1024 * 1024
 _SAFETENSORS_MAX_HEADER = 100 * 1024 * 1024
+_WHOLE_FILE = 64 * 1024 * 1024
 # ONNX ModelProto field numbers and their protobuf wire types.
 _ONNX_MAX_FIELDS = 100_000
 _ONNX_FIELDS = {1: 0, 2: 2, 3: 2, 4: 2, 5: 0, 6: 2, 7: 2, 8: 2, 14: 2, 20: 2, 25: 2}
 
 
-def detect_format(path: Path) -> str:
-    """Name the format of one file: a SAFE_FORMATS member, 'pickle', 'json', 'text' or 'unknown'."""
-    with open(path, "rb") as handle:
-        head = handle.read(_HEAD)
-    size = path.stat().st_size
-    if head.startswith(b"PK\x03\x04"):
-        return _zip_format(path)
-    if _is_safetensors(path, head, size):
+NPY_MAGIC = b"\x93NUMPY"
+GGUF_MAGIC = b"GGUF"
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+SEVENZ_MAGIC = b"7z\xbc\xaf\x27\x1c"
+# torch.save's legacy format starts with a pickled magic number (LONG1 of 10 bytes).
+TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19."
+_DATA_MAGICS = {
+    b"\x89PNG\r\n\x1a\n": "png",
+    b"\xff\xd8\xff": "jpeg",
+    b"GIF87a": "gif",
+    b"GIF89a": "gif",
+}
+_COMPRESSIONS = (
+    (b"\x1f\x8b", "gzip"),
+    (b"BZh", "bz2"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"\x04\x22\x4d\x18", "lz4"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+    (b"\x5d\x00\x00", "lzma"),
+)
+# Formats whose loaders read data only: nothing in them can run code.
+DATA_ONLY = frozenset(
+    {"xgboost-json", "xgboost-ubj", "lightgbm-text", "json", "text", "sentencepiece", "empty"}
+    | set(_DATA_MAGICS.values())
+)
+_SENTENCEPIECE_FIELDS = {field: 2 for field in range(1, 6)}  # all length-delimited
+
+
+def detect(stream: BinaryIO, size: int) -> str:
+    """The format of one file; 'maybe-pickle' when only a pickle parse can tell."""
+    stream.seek(0)
+    head = stream.read(4096)
+    if size == 0:
+        return "empty"
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")):
+        return "zip"
+    if head.startswith(NPY_MAGIC):
+        return "npy"
+    if head.startswith(GGUF_MAGIC):
+        return "gguf"
+    if head.startswith(HDF5_MAGIC):
+        return "hdf5"
+    if head.startswith(SEVENZ_MAGIC):
+        return "7z"
+    if head.startswith(TORCH_LEGACY_MAGIC):
+        return "torch-legacy"
+    for magic, name in _DATA_MAGICS.items():
+        if head.startswith(magic):
+            return name
+    if _is_safetensors(stream, head, size):
         return "safetensors"
+    if head.startswith(b"\x80") and len(head) > 1 and head[1] <= 5:
+        return "pickle"
+    for magic, name in _COMPRESSIONS:
+        if head.startswith(magic):
+            return name
+    if _is_zlib(head):
+        return "zlib"
+    if _is_tar(head):
+        return "tar"
+    if _has_zip_tail(stream, size):
+        return "zip"  # junk prepended to a zip: loaders find the central directory at the end
     if head.startswith(b"tree\nversion=v"):
         return "lightgbm-text"
     if head[:1] == b"{" and b"learner" in head[:64] and not head.lstrip().startswith(b'{"'):
         return "xgboost-ubj"
-    # Files up to _WHOLE_FILE are read once and parsed in memory; larger ones are only
-    # sniffed from their head (and ONNX walked with seeks).
-    data = path.read_bytes() if size <= _WHOLE_FILE else None
-    if _parses_as_pickle(data, head):
-        return "pickle"
-    if _is_onnx(path, size):
+    if _is_onnx_stream(stream, size):
         return "onnx"
-    text = _as_text(data)
+    if _is_sentencepiece(stream, size):
+        return "sentencepiece"
+    text = _text_kind(stream, head, size)
     if text is not None:
+        return text
+    return "maybe-pickle"
+
+
+def _is_zlib(head: bytes) -> bool:
+    return len(head) >= 2 and head[0] == 0x78 and ((head[0] << 8) | head[1]) % 31 == 0
+
+
+def _is_tar(head: bytes) -> bool:
+    if len(head) < 512:
+        return False
+    block = head[:512]
+    try:
+        stored = int(block[148:156].split(b"\x00")[0].strip() or b"-1", 8)
+    except ValueError:
+        return False
+    computed = sum(block[:148]) + 8 * 32 + sum(block[156:512])
+    return stored == computed
+
+
+def _has_zip_tail(stream: BinaryIO, size: int) -> bool:
+    """An end-of-central-directory record near the end; loaders search for it there."""
+    tail = min(size, 65536 + 22)
+    stream.seek(size - tail)
+    return b"PK\x05\x06" in stream.read(tail)
+
+
+def _is_safetensors(stream: BinaryIO, head: bytes, size: int) -> bool:
+    """The shape of a safetensors header; its scanner parses it and reports a bad one."""
+    if len(head) < 10 or head[8:9] != b"{":
+        return False
+    (length,) = struct.unpack("<Q", head[:8])
+    return 2 <= length <= size - 8
+
+
+def _safetensors_header_parses(stream: BinaryIO, size: int) -> bool:
+    stream.seek(0)
+    (length,) = struct.unpack("<Q", stream.read(8))
+    if length > min(_SAFETENSORS_MAX_HEADER, size - 8):
+        return False
+    try:
+        return isinstance(json.loads(stream.read(length)), dict)
+    except ValueError:
+        return False
+
+
+def _is_sentencepiece(stream: BinaryIO, size: int) -> bool:
+    """A SentencePiece ModelProto: only fields 1-5, all length-delimited, pieces present."""
+    seen = top_level_fields(stream, size, _SENTENCEPIECE_FIELDS, 2_000_000)
+    return seen is not None and 1 in seen
+
+
+def _text_kind(stream: BinaryIO, head: bytes, size: int) -> str | None:
+    """'json' or 'text' for UTF-8 text without NUL bytes; None for binary data."""
+    if b"\x00" in head:
+        return None
+    stream.seek(0)
+    data = stream.read(min(size, 64 * 1024 * 1024))
+    if len(data) < size and b"\x00" in data:
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    stripped = text.lstrip()
+    if stripped[:1] in ("{", "["):
         try:
             doc = json.loads(text)
         except ValueError:
@@ -57,15 +174,34 @@ def detect_format(path: Path) -> str:
         if isinstance(doc, dict) and "learner" in doc and "version" in doc:
             return "xgboost-json"
         return "json"
-    return "unknown"
+    return "text"
 
 
-def _parses_as_pickle(data: bytes | None, head: bytes) -> bool:
+def detect_format(path: Path) -> str:
+    """One whole file's format, for a gate that has no scanner behind it: a SAFE_FORMATS
+    member, a refined zip ('pytorch-zip', 'keras', 'zip'), 'pickle' (any bytes a pickle
+    parser accepts, protocol 0 text included), another ``detect`` name, or 'unknown'."""
+    size = path.stat().st_size
+    with open(path, "rb") as stream:
+        fmt = detect(stream, size)
+        if fmt == "zip":
+            return _zip_format(path)
+        if fmt == "safetensors":
+            return fmt if _safetensors_header_parses(stream, size) else "unknown"
+        if fmt in ("text", "json", "maybe-pickle"):
+            if _parses_as_pickle(stream, size):
+                return "pickle"
+            return "unknown" if fmt == "maybe-pickle" else fmt
+    return fmt
+
+
+def _parses_as_pickle(stream: BinaryIO, size: int) -> bool:
     """True when the bytes form a pickle stream; pickletools only parses, it never loads."""
-    if data is None:  # too large to parse whole: a protocol 2+ header is enough to say so
-        return head[:1] == b"\x80"
+    stream.seek(0)
+    if size > _WHOLE_FILE:  # too large to parse whole: a protocol 2+ header is enough
+        return stream.read(1) == b"\x80"
     try:
-        ops = list(pickletools.genops(data))
+        ops = list(pickletools.genops(stream.read()))
     except Exception:  # any parse failure means "not a pickle"
         return False
     return bool(ops) and ops[-1][0].name == "STOP"
@@ -100,21 +236,6 @@ def _is_skops(archive: zipfile.ZipFile, names: set[str]) -> bool:
     return True
 
 
-def _is_safetensors(path: Path, head: bytes, size: int) -> bool:
-    if len(head) < 10:
-        return False
-    (length,) = struct.unpack("<Q", head[:8])
-    if not (2 <= length <= min(_SAFETENSORS_MAX_HEADER, size - 8)) or head[8:9] != b"{":
-        return False
-    with open(path, "rb") as handle:
-        handle.seek(8)
-        try:
-            header = json.loads(handle.read(length))
-        except ValueError:
-            return False
-    return isinstance(header, dict)
-
-
 def _read_varint(handle: BinaryIO) -> int:
     value = shift = 0
     while shift <= 63:
@@ -126,11 +247,6 @@ def _read_varint(handle: BinaryIO) -> int:
             return value
         shift += 7
     raise ValueError("varint too long")
-
-
-def _is_onnx(path: Path, size: int) -> bool:
-    with open(path, "rb") as handle:
-        return _is_onnx_stream(handle, size)
 
 
 def _is_onnx_stream(handle: BinaryIO, size: int) -> bool:
@@ -169,12 +285,3 @@ def top_level_fields(
     except ValueError:
         return None
     return None  # more top-level fields than any real file has
-
-
-def _as_text(data: bytes | None) -> str | None:
-    if data is None or b"\x00" in data:
-        return None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None

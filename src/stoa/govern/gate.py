@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from stoa.govern.formats import DATA_FORMATS, SAFE_FORMATS, detect_format
+from stoa.govern.formats import DATA_ONLY, SAFE_FORMATS, detect_format
 
 VerdictName = Literal["allowed", "blocked", "error"]
 
@@ -113,7 +113,7 @@ class FormatGate:
                 )
             elif fmt in SAFE_FORMATS:
                 model_files += 1
-            elif fmt not in DATA_FORMATS:
+            elif fmt not in DATA_ONLY:
                 findings.append(_no_scanner(fmt, rel))
             elif file.name == "modules.json":
                 findings.extend(_foreign_modules(file, rel))

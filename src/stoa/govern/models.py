@@ -102,12 +102,6 @@ def saved(model: Any) -> Iterator[tuple[Path, dict[str, Any]]]:
         yield path, {"flavor": flavor.name, "spec": spec}
 
 
-def log_model(registry: Registry, gate: Gate, name: str, model: Any, **kwargs: Any) -> VersionInfo:
-    """Save a live model with its flavor's safe format, then register it."""
-    with saved(model) as (path, described):
-        return register_model(registry, gate, name, path, **described, **kwargs)
-
-
 def load_model(registry: Registry, ref: str) -> Any:
     """Load a model version; anything the gate did not allow is refused."""
     info = registry.get("model", ref)

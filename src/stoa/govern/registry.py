@@ -12,7 +12,6 @@ import contextlib
 import json
 import shutil
 import tempfile
-import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,7 @@ from stoa.core.schema import (
     Series,
     Version,
 )
-from stoa.govern import _rows, tracking
+from stoa.govern import _rows
 from stoa.govern.types import (
     KINDS,
     AliasInfo,
@@ -48,7 +47,6 @@ from stoa.govern.types import (
     Kind,
     LineageInfo,
     LineageNode,
-    RunInfo,
     SeriesInfo,
     VersionInfo,
 )
@@ -173,7 +171,7 @@ class Registry:
             # The same bytes with the same outcome again write no version; new lineage
             # (another run that produced the same bytes) is still recorded.
             with self.db.write_connection() as conn:
-                _rows.link(conn, self._resolve_parents(conn, parents), kind, str(found.version_id))
+                self.link_parents(conn, parents, kind, str(found.version_id))
                 [info] = _rows.fetch_versions(conn, [_rows.V.c.id == found.version_id])
                 return info.model_copy(update={"created": False})
 
@@ -264,44 +262,6 @@ class Registry:
             session.delete(current)
             detail = {"alias": alias, "from": previous, "to": None}
             _rows.audit(session.connection(), actor, "alias", f"{kind}:{name}", detail)
-
-    def create_run(
-        self,
-        name: str,
-        *,
-        actor: str,
-        inputs: Iterable[str] = (),
-        status: str = "finished",
-        params: Mapping[str, Any] | None = None,
-        tags: Mapping[str, Any] | None = None,
-        parent_id: str | None = None,
-        environment: Mapping[str, Any] | None = None,
-    ) -> RunInfo:
-        """Record a run, the dataset versions it read (lineage) and what it starts with.
-
-        ``stoa runs create`` records a finished run for lineage; ``start_run`` opens a
-        ``running`` one that logs until it is finished.
-        """
-        validate_name(name, "run")
-        if status not in ("running", "finished"):
-            raise InvalidInputError("a new run is running or finished", field="status")
-        clean_params, clean_tags = tracking.clean_params(params), tracking.clean_tags(tags)
-        check_json(environment, "environment")
-        with self.db.write() as session:
-            links = [self._resolve_parent(session, "dataset", ref) for ref in inputs]
-            if parent_id is not None and session.get(Run, parent_id) is None:
-                raise NotFoundError(f"no run {parent_id!r}", field="parent_id")
-            run = Run(
-                id=uuid.uuid4().hex, name=name, created_by=actor, status=status,
-                parent_id=parent_id, environment=dict(environment or {}),
-            )  # fmt: skip
-            session.add(run)
-            session.flush()
-            conn = session.connection()
-            _rows.link(conn, links, "run", run.id)
-            tracking.write_params(conn, run.id, clean_params)
-            tracking.write_tags(conn, run.id, clean_tags)
-            return RunInfo.model_validate(run, from_attributes=True)
 
     # -- reading -----------------------------------------------------------------
 
@@ -434,6 +394,13 @@ class Registry:
                     fix=f"its versions run from 1 to {series.latest_version}",
                 )
         return row, series
+
+    def link_parents(
+        self, conn: Connection, parents: list[tuple[str, str]], child_type: str, child_id: str
+    ) -> None:
+        """Record lineage from each ``(kind, ref)`` parent to a child, in the caller's
+        transaction: a parent that does not exist fails the whole write."""
+        _rows.link(conn, self._resolve_parents(conn, parents), child_type, child_id)
 
     def _resolve_parents(
         self, conn: Connection, parents: list[tuple[str, str]]

@@ -1,6 +1,6 @@
 """Save and load models of each framework in a format that never runs code on load.
 
-``detect_flavor`` picks the flavor from a live object (``log_model``) and
+``detect_flavor`` picks the flavor from a live object (``client.models.log``) and
 ``flavor_for_path`` from a stored artifact (``register`` from a file or folder).
 """
 
@@ -14,7 +14,6 @@ from stoa.govern.flavors.lightgbm_flavor import LightGBMFlavor
 from stoa.govern.flavors.sentence_transformers_flavor import SentenceTransformersFlavor
 from stoa.govern.flavors.sklearn_flavor import SklearnFlavor
 from stoa.govern.flavors.xgboost_flavor import XGBoostFlavor
-from stoa.govern.formats import detect_format
 
 
 class Flavor(Protocol):
@@ -45,7 +44,7 @@ _PLUGINS_LOADED = False
 
 
 def _load_plugins() -> None:
-    """Flavors other packages (and Stoa's own build area) declare under the
+    """Flavors other packages (and Stoa's own develop area) declare under the
     ``stoa.flavors`` entry point group: the registry never imports them by name."""
     global _PLUGINS_LOADED
     if _PLUGINS_LOADED:
@@ -83,13 +82,11 @@ def detect_flavor(obj: Any) -> Flavor:
     )
 
 
-def flavor_for_path(path: Path, fmt: str | None = None) -> str | None:
+def flavor_for_path(path: Path, fmt: str) -> str | None:
     """The flavor a stored artifact was saved with, or None when no flavor claims it.
 
-    ``fmt`` is the format the gate already detected, to avoid reading the file twice.
+    ``fmt`` is the format the gate detected, so the file is not read twice.
     """
-    if fmt is None:
-        fmt = "folder" if path.is_dir() else detect_format(path)
     _load_plugins()
     for flavor in FLAVORS.values():
         if flavor.matches_path(path, fmt):

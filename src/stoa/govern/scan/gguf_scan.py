@@ -46,12 +46,12 @@ from jinja2 import nodes
 from jinja2.exceptions import TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from stoa.govern.formats import GGUF_MAGIC
 from stoa.govern.scan.budget import BudgetExceeded
 
 if TYPE_CHECKING:
     from stoa.govern.scan.context import Blob, Context
 
-GGUF_MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32
 MAX_DIMS = 4  # GGML_MAX_DIMS
 MAX_TENSOR_NAME = 63  # GGML_MAX_NAME is 64 bytes including the NUL

@@ -34,13 +34,13 @@ from typing import IO, Any
 
 import h5py
 
+from stoa.govern.formats import HDF5_MAGIC
 from stoa.govern.scan.budget import BudgetExceeded
 from stoa.govern.scan.context import Blob, Context
 from stoa.govern.scan.findings import Severity
 
 MAX_DEPTH = 200  # JSON nesting; real configs stay under 40
 MAX_NODES = 5_000_000  # JSON values visited in one config
-HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 _CONFIG_NAMES = ("config.json", "metadata.json")
 _H5_CONFIGS = ("model_config", "training_config")

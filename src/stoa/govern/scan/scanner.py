@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
-from stoa.govern.scan import detect as _detect
+from stoa.govern import formats
 from stoa.govern.scan.budget import Budget, BudgetExceeded
 from stoa.govern.scan.context import Blob, Context
 from stoa.govern.scan.findings import FileReport, ScanReport
@@ -148,7 +148,7 @@ def scan_blob(ctx: Context, blob: Blob, fmt: str | None = None) -> str:
     """Detect (unless told) and scan one blob; returns the format name."""
     ctx.budget.check_time()
     if fmt is None:
-        fmt = _detect.detect(blob.stream, blob.size)
+        fmt = formats.detect(blob.stream, blob.size)
     before = len(ctx.formats_seen)
     if fmt not in _READ_AS_PICKLE:
         _polyglot(ctx, blob, fmt)
@@ -163,7 +163,7 @@ def scan_blob(ctx: Context, blob: Blob, fmt: str | None = None) -> str:
         importlib.import_module("stoa.govern.scan.archives").scan_compressed(blob, ctx, fmt)
         # joblib's compressed files are one compressed pickle with inline arrays
         return f"joblib-{fmt}" if "joblib" in ctx.formats_seen[before:] else fmt
-    if fmt in _detect.DATA_ONLY or fmt == "text":
+    if fmt in formats.DATA_ONLY or fmt == "text":
         if fmt in ("text", "json"):
             return _text_or_pickle(ctx, blob, fmt)
         return fmt
@@ -271,7 +271,7 @@ def _scan_folder(folder: Path, ctx: Context, top: str) -> str:
         with open(file, "rb") as stream:
             _check_hash(ctx, stream, label)
             fmt = _scan_guarded(ctx, Blob(label, stream, file.stat().st_size, file, folder))
-        if fmt not in _detect.DATA_ONLY:
+        if fmt not in formats.DATA_ONLY:
             model_files += 1
         if file.name == "modules.json":
             _foreign_modules(ctx, file, label)

@@ -1,0 +1,172 @@
+"""``client.kbs``: knowledge bases: incremental ingest, retrieval and evaluation.
+
+Over HTTP the client reads files and sends their bytes, so the server never opens a
+path or URL that a caller names.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from stoa.client._operation import Resource, operation, remote_variant
+from stoa.core.errors import InvalidInputError
+
+
+def _root_uri(path: str) -> str:
+    """The URI prefix a sync compares stored documents against."""
+    if "://" in path and not path.startswith("file://"):
+        return path.rstrip("/")
+    return Path(path.removeprefix("file://")).resolve().as_uri()
+
+
+def _ingest_over_http(
+    resource: KnowledgeBases,
+    name: str,
+    paths: Iterable[str | Path],
+    *,
+    sync: bool = False,
+    patterns: Iterable[str] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Files are read here and sent as bytes: the server never reads a caller's paths."""
+    from stoa.develop.rag.load import DEFAULT_PATTERNS, LoadError, expand_sources, read_source
+
+    paths = [str(p) for p in paths]
+    sources = expand_sources(paths, tuple(patterns or DEFAULT_PATTERNS))
+    documents: list[dict[str, Any]] = []
+    for done, (uri, opener) in enumerate(sources, 1):
+        try:
+            raw, _ = read_source(opener)
+        except (OSError, LoadError) as exc:  # counted as failed by the server, not fatal
+            documents.append({"uri": uri, "error": f"unreadable: {exc}"})
+            continue
+        documents.append({"uri": uri, "content_base64": base64.b64encode(raw).decode(),
+                          "metadata": dict(metadata or {})})  # fmt: skip
+        if progress:
+            progress(done, len(sources), uri)
+    roots = [_root_uri(p) for p in paths] if sync else None
+    return resource.ingest_documents(name, documents, sync_prefixes=roots)
+
+
+class KnowledgeBases(Resource):
+    name = "kbs"
+
+    @operation("POST", "/kbs", scope="write", status=201)
+    def create(
+        self,
+        name: str,
+        *,
+        embedder: str | dict[str, Any] | None = None,
+        embedder_url: str | None = None,
+        backend: str = "local",
+        backend_uri: str | None = None,
+        chunking: dict[str, Any] | None = None,
+        pii: str = "allow",
+        description: str = "",
+    ) -> dict[str, Any]:
+        """A new, empty knowledge base: its embedder, vector backend, chunking and PII policy."""
+        local = self._local
+        return local.kbs.create(
+            name, actor=local.actor, embedder=embedder, embedder_url=embedder_url,
+            backend=backend, backend_uri=backend_uri, chunking=chunking, pii=pii,
+            description=description,
+        ).to_dict()  # fmt: skip
+
+    @operation("GET", "/kbs", scope="read")
+    def list(self) -> list[dict[str, Any]]:
+        return [kb.to_dict() for kb in self._local.kbs.list()]
+
+    @operation("GET", "/kbs/{name}", scope="read")
+    def show(self, name: str) -> dict[str, Any]:
+        """Its settings, counts and versions."""
+        return self._local.kbs.show(name)
+
+    @remote_variant(_ingest_over_http)
+    def ingest(
+        self,
+        name: str,
+        paths: Iterable[str | Path],
+        *,
+        sync: bool = False,
+        patterns: Iterable[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        progress: Any = None,
+    ) -> dict[str, Any]:
+        """Load files, folders or URLs, then ingest what changed; ``sync`` removes what is gone."""
+        from stoa.develop.rag.load import DEFAULT_PATTERNS, load_paths
+
+        local = self._local
+        local.kbs.get(name)  # an unknown name fails before any file is read
+        paths = [str(p) for p in paths]
+        if not paths:
+            raise InvalidInputError("name at least one file, folder or URL", field="paths")
+        documents, failures = load_paths(
+            paths, patterns=tuple(patterns or DEFAULT_PATTERNS), metadata=dict(metadata or {})
+        )
+        roots = [_root_uri(p) for p in paths] if sync else None
+        return local.kbs.ingest(
+            name, documents, failures, sync_roots=roots, progress=progress, actor=local.actor
+        ).to_dict()
+
+    @operation("POST", "/kbs/{name}/ingest", scope="write")
+    def ingest_documents(
+        self,
+        name: str,
+        documents: list[dict[str, Any]],
+        *,
+        sync_prefixes: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """Documents sent as ``{"uri", "text" or "content_base64", "metadata"}``, at most
+        10,000; ``sync_prefixes`` removes stored documents under them that were not sent."""
+        from stoa.develop.rag.load import inline_documents
+
+        local = self._local
+        local.kbs.get(name)
+        loaded, failures = inline_documents(documents)
+        return local.kbs.ingest(
+            name, loaded, failures, sync_roots=sync_prefixes, actor=local.actor
+        ).to_dict()
+
+    @operation(
+        "POST",
+        "/kbs/{name}/query",
+        scope="read",
+        local_only={
+            "reranker": "a reranker runs only in-process: the server does not load a caller's path"
+        },
+    )
+    def query(
+        self,
+        name: str,
+        query: str,
+        *,
+        k: int = 5,
+        mode: str = "hybrid",
+        where: dict[str, Any] | None = None,
+        mmr: float | None = None,
+        reranker: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """The ``k`` best passages: ``vector``, ``lexical`` or ``hybrid``, filtered by ``where``."""
+        kbs = self._local.kbs
+        found = kbs.query(name, query, k=k, mode=mode, where=where, mmr=mmr, reranker=reranker)
+        return [r.to_dict() for r in found]
+
+    @operation("POST", "/kbs/{name}/delete-docs", scope="write")
+    def delete_documents(self, name: str, uris: list[str]) -> dict[str, Any]:
+        local = self._local
+        return local.kbs.delete_documents(name, list(uris), actor=local.actor)
+
+    @operation("POST", "/kbs/{name}/eval", scope="write")
+    def eval(
+        self, name: str, qa: str, *, k: int = 5, modes: list[str] | None = None
+    ) -> dict[str, Any]:
+        """hit@k, recall@k, MRR and nDCG@k per mode on ``qa`` (the JSONL text), logged as a run."""
+        local = self._local
+        chosen = {"modes": modes} if modes else {}  # else the evaluator's own default
+        return local.kbs.evaluate(
+            name, qa, registry=local.registry, actor=local.actor, k=k, **chosen
+        )

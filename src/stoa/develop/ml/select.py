@@ -1,0 +1,423 @@
+"""``stoa select``: train every candidate on the same split and recommend one.
+
+Quality, latency, cost and size are measured, never estimated, and each candidate is a
+child run of the selection run, with every number logged. The recommendation is the
+best candidate (by the primary metric) that meets every constraint; each rejected one
+says why. ``register`` stores the winner through the registry gate, aliased
+``champion``, linked to its run and the dataset version it was trained on.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stoa.core.errors import InvalidInputError
+from stoa.develop.ml import evaluate as ev
+from stoa.develop.ml import measure
+from stoa.develop.ml.candidates.base import Skipped, make
+from stoa.develop.ml.data import Dataset, DataSpec, prepare, read_table, split
+
+_CONFIG_KEYS = {"name", "data", "primary_metric", "constraints", "candidates", "pricing",
+                "evaluation", "measurement"}  # fmt: skip
+_DATA_KEYS = {"path", "dataset", "target", "text", "features", "task", "split"}
+_CONSTRAINT = re.compile(r"^(min|max)_(.+)$")
+_DEFAULT_PRICE = 0.05  # USD per CPU-hour: a small cloud vCPU on demand, order of magnitude
+
+
+@dataclass
+class CandidateSpec:
+    name: str
+    kind: str
+    params: dict[str, Any] = field(default_factory=dict)
+    search: dict[str, Any] | None = None  # Optuna: {trials, space: {param: range or choices}}
+
+
+@dataclass
+class SelectionConfig:
+    name: str
+    data: DataSpec
+    primary_metric: str
+    constraints: dict[str, float]
+    candidates: list[CandidateSpec]
+    price_per_cpu_hour: float = _DEFAULT_PRICE
+    resamples: int = 500
+    single_predictions: int = 200
+    batch: int = 256
+
+
+def parse_config(doc: Any, base: Path | None = None) -> SelectionConfig:
+    """Validate a selection config (already parsed YAML/JSON); paths are relative to base."""
+    if not isinstance(doc, dict):
+        raise InvalidInputError("the config must be a mapping", field="config")
+    _unknown(doc, _CONFIG_KEYS, "config")
+    data = doc.get("data")
+    if not isinstance(data, dict):
+        raise InvalidInputError("data is required: path or dataset, and target", field="data")
+    _unknown(data, _DATA_KEYS, "data")
+    if bool(data.get("path")) == bool(data.get("dataset")):
+        raise InvalidInputError("give exactly one of data.path and data.dataset", field="data")
+    if not isinstance(data.get("target"), str):
+        raise InvalidInputError("data.target must name the label column", field="data.target")
+    split_doc = data.get("split") or {}
+    if not isinstance(split_doc, dict):
+        raise InvalidInputError("data.split must be a mapping", field="data.split")
+    path = Path(data["path"]) if data.get("path") else None
+    if path is not None and base is not None and not path.is_absolute():
+        path = base / path
+    features = data.get("features")
+    if features is not None and not (
+        isinstance(features, list) and all(isinstance(f, str) for f in features)
+    ):
+        raise InvalidInputError("data.features must be a list of column names", field="data")
+    task = data.get("task")
+    if task not in (None, "classification", "regression"):
+        raise InvalidInputError("data.task is classification or regression", field="data.task")
+    spec = DataSpec(
+        target=data["target"], path=path, dataset=data.get("dataset"), text=data.get("text"),
+        features=features, task=task, test_size=float(split_doc.get("test_size", 0.2)),
+        seed=int(split_doc.get("seed", 0)), split_column=split_doc.get("column"),
+    )  # fmt: skip
+    candidates = doc.get("candidates")
+    if not isinstance(candidates, list) or not candidates:
+        raise InvalidInputError("candidates must be a non-empty list", field="candidates")
+    specs = [_candidate(c, i) for i, c in enumerate(candidates)]
+    names = [c.name for c in specs]
+    if len(set(names)) != len(names):
+        raise InvalidInputError("candidate names must be unique", field="candidates")
+    constraints = doc.get("constraints") or {}
+    if not isinstance(constraints, dict) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in constraints.values()
+    ):
+        raise InvalidInputError("constraints map names to numbers", field="constraints")
+    for key in constraints:
+        if not _CONSTRAINT.match(key):
+            raise InvalidInputError(
+                f"constraint {key!r} must start with min_ or max_", field="constraints"
+            )
+    pricing = doc.get("pricing") or {}
+    evaluation = doc.get("evaluation") or {}
+    measurement = doc.get("measurement") or {}
+    config = SelectionConfig(
+        name=str(doc.get("name") or "selection"),
+        data=spec,
+        primary_metric=str(doc.get("primary_metric") or ""),
+        constraints={k: float(v) for k, v in constraints.items()},
+        candidates=specs,
+        price_per_cpu_hour=float(pricing.get("cpu_hour", _DEFAULT_PRICE)),
+        resamples=int(evaluation.get("bootstrap", 500)),
+        single_predictions=int(measurement.get("single", 200)),
+        batch=int(measurement.get("batch", 256)),
+    )
+    if config.single_predictions < 200 or config.batch < 1:
+        raise InvalidInputError(
+            "measurement.single is at least 200 single-row predictions and batch at least 1",
+            field="measurement",
+            fix="percentiles from fewer than 200 calls are not worth reporting",
+        )
+    if not config.primary_metric:
+        raise InvalidInputError("primary_metric is required", field="primary_metric")
+    return config
+
+
+def _candidate(doc: Any, index: int) -> CandidateSpec:
+    if not isinstance(doc, dict) or not isinstance(doc.get("kind"), str):
+        raise InvalidInputError(f"candidate {index + 1} needs a kind", field="candidates")
+    params = doc.get("params") or {}
+    if not isinstance(params, dict):
+        raise InvalidInputError(f"candidate {index + 1}: params must be a mapping", field="params")
+    # Keys beside name/kind/params (zero_shot's labels) are params written at the top level.
+    extra = {k: v for k, v in doc.items() if k not in ("name", "kind", "params", "search")}
+    name = str(doc.get("name") or doc["kind"])
+    search = doc.get("search")
+    if search is not None:
+        from stoa.develop.ml.search import check_search
+
+        search = check_search(search, name)
+    return CandidateSpec(name, doc["kind"], {**extra, **params}, search)
+
+
+def _unknown(doc: dict[str, Any], known: set[str], where: str) -> None:
+    unknown = sorted(set(doc) - known)
+    if unknown:
+        raise InvalidInputError(
+            f"unknown key(s) in {where}: {', '.join(unknown)}",
+            field=where,
+            fix=f"use {', '.join(sorted(known))}",
+        )
+
+
+# -- running ----------------------------------------------------------------------------
+
+
+def load_dataset(client: Any, spec: DataSpec) -> Dataset:
+    """A registered dataset version (downloaded and verified) or a local file."""
+    if spec.dataset:
+        info = client.datasets.show(spec.dataset)
+        with tempfile.TemporaryDirectory(prefix="stoa-select-") as tmp:
+            name = Path(info.metadata.get("filename") or f"data.{info.format or 'csv'}").name
+            path = client.datasets.download(info.ref, Path(tmp) / name)
+            frame = read_table(path)
+        return prepare(frame, spec, info.ref, info.ref)
+    assert spec.path is not None
+    return prepare(read_table(spec.path), spec, str(spec.path), None)
+
+
+def run_selection(
+    client: Any, config: SelectionConfig, *, register: str | None = None
+) -> dict[str, Any]:
+    data = load_dataset(client, config.data)
+    primary = ev.check_primary(data.task, config.primary_metric)
+    if register and data.dataset_ref is None and config.data.path is not None:
+        # The winner's lineage needs a dataset version: register the file it came from.
+        name = re.sub(r"[^A-Za-z0-9._-]", "-", config.data.path.stem) or "data"
+        data.dataset_ref = client.datasets.register(name, config.data.path).ref
+    parts = split(data, config.data)
+    for spec in config.candidates:  # a typo in the last candidate fails before any training
+        _preflight(spec, data)
+    params = {"primary_metric": primary, "task": data.task, "candidates": len(config.candidates),
+              **{f"split.{k}": v for k, v in parts.describe().items()}}  # fmt: skip
+    inputs = [data.dataset_ref] if data.dataset_ref else []
+    rows: list[dict[str, Any]] = []
+    fitted: dict[str, Any] = {}
+    with client.runs.start(f"select-{config.name}", inputs=inputs, params=params) as parent:
+        for spec in config.candidates:
+            row, model = _one(client, config, spec, data, parts, primary, parent.id)
+            rows.append(row)
+            if model is not None:
+                fitted[spec.name] = model
+        _rank(rows, primary, config.constraints)
+        recommendation = next((r["name"] for r in rows if r["meets_constraints"]), None)
+        parent.set_tag("recommendation", recommendation or "none")
+    result: dict[str, Any] = {
+        "leaderboard": rows,
+        "recommendation": recommendation,
+        "run_id": parent.id,
+        "primary_metric": primary,
+        "task": data.task,
+        "split": parts.describe(),
+        "dataset": data.dataset_ref or data.source,
+    }
+    if recommendation is None:
+        result["note"] = "no candidate meets every constraint; see rejected_because"
+    if register:
+        if recommendation is None:
+            result["registered"] = None
+        else:
+            row = next(r for r in rows if r["name"] == recommendation)
+            result["registered"] = _register(client, register, fitted[recommendation], row, data)
+    return result
+
+
+def _preflight(spec: CandidateSpec, data: Dataset) -> None:
+    try:
+        candidate = make(spec.kind, data.task, spec.params)
+    except Skipped:
+        return
+    if data.inputs.modality not in candidate.modalities:
+        raise InvalidInputError(
+            f"candidate {spec.name}: {spec.kind} takes {' or '.join(candidate.modalities)} "
+            f"data, not {data.inputs.modality}",
+            field="kind",
+        )
+
+
+def _one(client: Any, config: SelectionConfig, spec: CandidateSpec, data: Dataset, parts: Any,
+         primary: str, parent_id: str) -> tuple[dict[str, Any], Any]:  # fmt: skip
+    row: dict[str, Any] = {"name": spec.name, "kind": spec.kind, "params": spec.params}
+    try:
+        candidate = make(spec.kind, data.task, spec.params)
+    except Skipped as exc:
+        return _skipped(row, str(exc)), None
+    try:
+        with client.runs.start(spec.name, params={"kind": spec.kind, **_flat(spec.params)},
+                              parent=parent_id, capture_environment=False) as run:  # fmt: skip
+            try:
+                started = time.perf_counter()
+                if spec.search:
+                    from stoa.develop.ml.search import tune
+
+                    tuned = tune(client, spec, data.task, parts, primary, run.id, config.data.seed)
+                    row["search"] = tuned
+                    candidate = make(spec.kind, data.task, {**spec.params, **tuned["best_params"]})
+                    run.log_params({f"best.{k}": v for k, v in tuned["best_params"].items()})
+                candidate.fit(parts.x_train, parts.y_train)
+                train_s = time.perf_counter() - started
+            except Skipped as exc:
+                run.set_tag("skipped", str(exc))
+                return _skipped(row, str(exc)), None
+            pred = candidate.predict(parts.x_test)
+            proba = candidate.predict_proba(parts.x_test)
+            quality = ev.evaluate(data.task, parts.y_test, pred, proba, candidate.classes_, primary,
+                                  resamples=config.resamples, seed=config.data.seed)  # fmt: skip
+            lat = measure.latency(candidate, parts.x_test, single=config.single_predictions)
+            thr = measure.throughput(candidate, parts.x_test, batch=config.batch)
+            size = measure.size_mb(candidate)
+            cost = measure.cost_per_1k(thr["cpu_s_per_row"], config.price_per_cpu_hour)
+            row.update(
+                metrics=quality["metrics"],
+                interval=quality["interval"],
+                latency_ms={k: lat[k] for k in ("p50", "p95", "p99")},
+                throughput_rows_per_s=thr["rows_per_s"],
+                peak_mem_mb=thr["peak_mem_mb"],
+                cost_per_1k=cost,
+                size_mb=size,
+                train_s=train_s,
+                run_id=run.id,
+                confusion_matrix=quality.get("confusion_matrix"),
+                calibration=quality.get("calibration"),
+            )
+            logged = {
+                **quality["metrics"], "latency_p50_ms": lat["p50"],
+                "latency_p95_ms": lat["p95"], "latency_p99_ms": lat["p99"],
+                "throughput_rows_per_s": thr["rows_per_s"], "peak_mem_mb": thr["peak_mem_mb"],
+                "cost_per_1k": cost, "size_mb": size, "train_s": train_s,
+            }  # fmt: skip
+            if quality["interval"]:
+                logged[f"{primary}_ci_low"] = quality["interval"]["low"]
+                logged[f"{primary}_ci_high"] = quality["interval"]["high"]
+            run.log_metrics({k: v for k, v in logged.items() if math.isfinite(v)}, step=0)
+    except Skipped as exc:
+        return _skipped(row, str(exc)), None
+    except Exception as exc:  # one candidate's crash must not lose the others' results
+        # The child run was marked failed when the exception left it; the row says why.
+        return _failed(row, f"{type(exc).__name__}: {exc}"), None
+    return row, candidate
+
+
+def _failed(row: dict[str, Any], reason: str) -> dict[str, Any]:
+    _skipped(row, reason)
+    row["failed"] = row.pop("skipped")
+    row["rejected_because"] = [f"failed: {reason}"]
+    return row
+
+
+def _skipped(row: dict[str, Any], reason: str) -> dict[str, Any]:
+    row.update(skipped=reason, metrics={}, latency_ms=None, cost_per_1k=None, size_mb=None,
+               train_s=None, pareto=False, meets_constraints=False,
+               rejected_because=[f"skipped: {reason}"])  # fmt: skip
+    return row
+
+
+def _flat(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v if isinstance(v, str | int | float | bool) else str(v) for k, v in params.items()}
+
+
+# -- ranking ----------------------------------------------------------------------------
+
+
+def _rank(rows: list[dict[str, Any]], primary: str, constraints: dict[str, float]) -> None:
+    """Sort by the primary metric, mark the Pareto front, explain every rejection."""
+    sign = -1 if primary in ev.LOWER_IS_BETTER else 1
+    scored = [r for r in rows if "skipped" not in r and "failed" not in r]
+
+    def key(r: dict[str, Any]) -> float:
+        value = r["metrics"].get(primary)
+        return -math.inf if value is None else sign * value
+
+    scored.sort(key=key, reverse=True)
+    for row in scored:
+        row["pareto"] = _on_front(row, scored, primary, sign)
+        row["rejected_because"] = _rejections(row, primary, constraints)
+        row["meets_constraints"] = not row["rejected_because"]
+    rows[:] = scored + [r for r in rows if "skipped" in r or "failed" in r]
+
+
+def pareto_front(rows: list[dict[str, Any]], primary: str) -> list[str]:
+    """Names on the front of quality vs cost vs p95 latency (for tests and reports)."""
+    sign = -1 if primary in ev.LOWER_IS_BETTER else 1
+    return [r["name"] for r in rows if _on_front(r, rows, primary, sign)]
+
+
+def _objectives(row: dict[str, Any], primary: str, sign: int) -> tuple[float, float, float]:
+    quality = row["metrics"].get(primary)
+    return (
+        -math.inf if quality is None else sign * quality,  # higher is better
+        -row["cost_per_1k"],  # cheaper is better
+        -row["latency_ms"]["p95"],  # faster is better
+    )
+
+
+def _on_front(row: dict[str, Any], rows: list[dict[str, Any]], primary: str, sign: int) -> bool:
+    mine = _objectives(row, primary, sign)
+    for other in rows:
+        if other is row:
+            continue
+        theirs = _objectives(other, primary, sign)
+        if all(t >= m for t, m in zip(theirs, mine, strict=True)) and theirs != mine:
+            return False
+    return True
+
+
+_ROW_VALUES = {
+    "p95_ms": lambda r: r["latency_ms"]["p95"],
+    "p99_ms": lambda r: r["latency_ms"]["p99"],
+    "p50_ms": lambda r: r["latency_ms"]["p50"],
+    "cost_per_1k": lambda r: r["cost_per_1k"],
+    "size_mb": lambda r: r["size_mb"],
+    "train_s": lambda r: r["train_s"],
+    "peak_mem_mb": lambda r: r["peak_mem_mb"],
+    "throughput_rows_per_s": lambda r: r["throughput_rows_per_s"],
+}
+
+
+def _rejections(row: dict[str, Any], primary: str, constraints: dict[str, float]) -> list[str]:
+    reasons = []
+    for key, limit in constraints.items():
+        match = _CONSTRAINT.match(key)
+        assert match is not None
+        bound, name = match.groups()
+        value = _ROW_VALUES[name](row) if name in _ROW_VALUES else row["metrics"].get(name)
+        if value is None:
+            reasons.append(f"{name} was not measured for this candidate ({key} {limit:g})")
+        elif (bound == "max" and value > limit) or (bound == "min" and value < limit):
+            sign = ">" if bound == "max" else "<"
+            reasons.append(f"{name} {value:.4g} {sign} {key} {limit:g}")
+    return reasons
+
+
+# -- registering ------------------------------------------------------------------------
+
+
+def _register(
+    client: Any, name: str, candidate: Any, row: dict[str, Any], data: Dataset
+) -> dict[str, Any]:
+    """Through the gate, as the candidate flavor, aliased champion, with lineage."""
+    with tempfile.TemporaryDirectory(prefix="stoa-winner-") as tmp:
+        path = candidate.save(Path(tmp))
+        summary = {k: row[k] for k in ("name", "kind", "metrics", "latency_ms", "cost_per_1k",
+                                       "size_mb", "train_s", "pareto") if k in row}  # fmt: skip
+        info = client.models.register(
+            name,
+            path,
+            flavor="candidate",
+            description=f"{row['kind']} chosen by stoa select",
+            metadata={"leaderboard_row": summary},
+            spec=candidate.spec(),
+            run_id=row["run_id"],
+            datasets=[data.dataset_ref] if data.dataset_ref else [],
+        )
+    if info.status != "allowed":
+        return {"ref": info.ref, "status": info.status, "alias": None}
+    client.models.set_alias(name, info.version, "champion")
+    return {"ref": info.ref, "status": info.status, "alias": f"{name}@champion"}
+
+
+def numpy_safe(value: Any) -> Any:
+    """Leaderboards hold numpy scalars and labels: make them plain JSON."""
+    if isinstance(value, dict):
+        return {str(k): numpy_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [numpy_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

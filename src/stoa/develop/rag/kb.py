@@ -1,0 +1,587 @@
+"""Knowledge bases: definitions and versions in the metadata database, data under
+``STOA_HOME/kbs/ID`` (see ``kb_store``), vectors in the configured backend.
+
+Ingest is incremental: a document is identified by its URI and redone only when its
+content hash (or the chunking and PII settings it was processed with) changed; chunk
+texts already embedded are never embedded again, whichever document they came from.
+Every ingest that changes content makes a new version holding its document diff. The
+Python API, the REST routes and the CLI all call the functions here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+from stoa.core.db import Database
+from stoa.core.errors import (
+    ConfigurationError,
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+)
+from stoa.core.names import validate_name
+from stoa.core.schema import AuditEvent, KbVersion, KnowledgeBase
+from stoa.develop import tracking
+from stoa.develop.rag.chunk import ChunkConfig, chunk_text
+from stoa.develop.rag.embed import Embedder, EmbedderSpec, describe, load_embedder, parse_embedder
+from stoa.develop.rag.kb_eval import evaluate, parse_qa
+from stoa.develop.rag.kb_store import KbStore, NewChunk, StoredDocument
+from stoa.develop.rag.load import Document, LoadFailure
+from stoa.develop.rag.pii import apply_policy
+from stoa.develop.rag.retrieve import MODES, Result, check_query_options, retrieve
+from stoa.develop.rag.vectors import VectorBackend, check_where
+from stoa.govern.registry import Registry
+
+PII_POLICIES = ("allow", "redact", "block")
+BACKENDS = ("local", "milvus")
+EMBED_BATCH_CHUNKS = 256  # chunks embedded together, across documents
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class KbInfo:
+    id: int
+    name: str
+    description: str
+    embedder: dict[str, Any]
+    chunking: dict[str, Any]
+    backend: dict[str, Any]
+    pii_policy: str
+    latest_version: int
+    created_at: datetime
+    created_by: str
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dict(self.__dict__)
+        out["created_at"] = self.created_at.isoformat()
+        return out
+
+
+@dataclass
+class IngestSummary:
+    version: int
+    documents: dict[str, int] = field(default_factory=dict)
+    chunks: dict[str, int] = field(default_factory=dict)
+    failures: list[dict[str, str]] = field(default_factory=list)
+    pii: dict[str, int] = field(default_factory=dict)
+    resumed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _info(row: KnowledgeBase) -> KbInfo:
+    return KbInfo(
+        row.id, row.name, row.description, dict(row.embedder), dict(row.chunking),
+        dict(row.backend), row.pii_policy, row.latest_version, row.created_at, row.created_by,
+    )  # fmt: skip
+
+
+def check_backend(backend: str | Mapping[str, Any] | None, uri: str | None) -> dict[str, Any]:
+    kind = backend.get("kind") if isinstance(backend, Mapping) else (backend or "local")
+    if kind not in BACKENDS:
+        raise InvalidInputError(
+            f"unknown backend {kind!r}", field="backend", fix="use local or milvus"
+        )
+    if isinstance(backend, Mapping):
+        uri = backend.get("uri", uri)
+    if kind == "local":
+        if uri:
+            raise InvalidInputError("the local backend takes no URI", field="backend_uri")
+        return {"kind": "local"}
+    return {"kind": "milvus", "uri": uri or ""}  # empty: Milvus Lite in the kb folder
+
+
+def check_chunking(chunking: ChunkConfig | Mapping[str, Any] | None) -> ChunkConfig:
+    if chunking is None:
+        return ChunkConfig()
+    if isinstance(chunking, ChunkConfig):
+        return ChunkConfig(chunking.target_tokens, chunking.overlap_tokens)
+    unknown = set(chunking) - {"target_tokens", "overlap_tokens"}
+    if unknown:
+        raise InvalidInputError(
+            f"unknown chunking setting(s) {', '.join(sorted(unknown))}",
+            field="chunking",
+            fix="use target_tokens and overlap_tokens",
+        )
+    return ChunkConfig(**chunking)
+
+
+def check_pii_policy(policy: str) -> str:
+    if policy not in PII_POLICIES:
+        raise InvalidInputError(
+            f"unknown PII policy {policy!r}", field="pii", fix="use allow, redact or block"
+        )
+    return policy
+
+
+class KnowledgeBases:
+    """One instance per client; opened stores are kept so a server answers fast."""
+
+    def __init__(self, db: Database, home: Path):
+        self.db = db
+        self.home = home
+        self._open: dict[int, tuple[KbStore, VectorBackend, Embedder]] = {}
+        self._lock = threading.Lock()  # a server's threads open each knowledge base once
+
+    def close(self) -> None:
+        for store, backend, _ in self._open.values():
+            backend.close()
+            store.close()
+        self._open.clear()
+
+    # -- definitions ---------------------------------------------------------------
+
+    def create(
+        self,
+        name: str,
+        *,
+        embedder: str | Mapping[str, Any] | EmbedderSpec | None = None,
+        embedder_url: str | None = None,
+        chunking: ChunkConfig | Mapping[str, Any] | None = None,
+        backend: str | Mapping[str, Any] | None = None,
+        backend_uri: str | None = None,
+        pii: str = "allow",
+        description: str = "",
+        actor: str = "",
+    ) -> KbInfo:
+        """Checked in full, and the embedder loaded, before anything is written."""
+        validate_name(name)
+        spec = embedder if isinstance(embedder, EmbedderSpec) else parse_embedder(
+            embedder, url=embedder_url
+        )  # fmt: skip
+        config = check_chunking(chunking)
+        backend_config = check_backend(backend, backend_uri)
+        check_pii_policy(pii)
+        if backend_config["kind"] == "milvus":
+            try:
+                import pymilvus  # noqa: F401
+            except ImportError:
+                raise ConfigurationError(
+                    "the milvus backend needs pymilvus", fix="pip install 'stoa[milvus]'"
+                ) from None
+        if not isinstance(description, str) or "\x00" in description:
+            raise InvalidInputError("must be text without NUL bytes", field="description")
+        with self.db.read() as session:
+            if session.scalar(select(KnowledgeBase.id).where(KnowledgeBase.name == name)):
+                raise ConflictError(f"knowledge base {name!r} already exists", field="name")
+        loaded = load_embedder(spec)
+        row = KnowledgeBase(
+            name=name,
+            description=description,
+            embedder={**spec.to_dict(), **describe(loaded)},
+            chunking={"target_tokens": config.target_tokens,
+                      "overlap_tokens": config.overlap_tokens},
+            backend=backend_config,
+            pii_policy=pii,
+            latest_version=0,
+            created_by=actor,
+        )  # fmt: skip
+        with self.db.write() as session:
+            if session.scalar(select(KnowledgeBase.id).where(KnowledgeBase.name == name)):
+                raise ConflictError(f"knowledge base {name!r} already exists", field="name")
+            session.add(row)
+            session.flush()
+            session.add(AuditEvent(actor=actor, action="kb.create", subject=f"kb:{name}",
+                                   detail={"embedder": row.embedder["name"]}))  # fmt: skip
+            info = _info(row)
+        return info
+
+    def list(self) -> list[KbInfo]:
+        with self.db.read() as session:
+            rows = session.scalars(select(KnowledgeBase).order_by(KnowledgeBase.name)).all()
+            return [_info(r) for r in rows]
+
+    def get(self, name: str) -> KbInfo:
+        if not isinstance(name, str) or not name:
+            raise InvalidInputError("must be a knowledge base name", field="name")
+        with self.db.read() as session:
+            row = session.scalar(select(KnowledgeBase).where(KnowledgeBase.name == name))
+            if row is None:
+                raise NotFoundError(f"no knowledge base named {name!r}", fix="see `stoa kb list`")
+            return _info(row)
+
+    def versions(self, name: str) -> list[dict[str, Any]]:
+        kb = self.get(name)
+        with self.db.read() as session:
+            rows = session.scalars(
+                select(KbVersion).where(KbVersion.kb_id == kb.id).order_by(KbVersion.version)
+            ).all()
+            return [
+                {"version": r.version, "diff": dict(r.diff), "stats": dict(r.stats),
+                 "created_at": r.created_at.isoformat(), "created_by": r.created_by}
+                for r in rows
+            ]  # fmt: skip
+
+    def show(self, name: str) -> dict[str, Any]:
+        """The definition, the totals, the versions, and personal data found per document."""
+        kb = self.get(name)
+        store, _, _ = self.open(kb)
+        documents = store.documents()
+        return {
+            **kb.to_dict(),
+            **store.counts(),
+            "versions": self.versions(name),
+            "pii": dict(sum((Counter(d.pii) for d in documents), Counter())),
+            "documents_with_pii": [
+                {"uri": d.uri, "findings": d.pii} for d in documents if any(d.pii.values())
+            ],
+        }
+
+    # -- the data plane -------------------------------------------------------------
+
+    def folder(self, kb: KbInfo) -> Path:
+        return self.home / "kbs" / str(kb.id)
+
+    def open(self, kb: KbInfo) -> tuple[KbStore, VectorBackend, Embedder]:
+        with self._lock:
+            return self._open_locked(kb)
+
+    def _open_locked(self, kb: KbInfo) -> tuple[KbStore, VectorBackend, Embedder]:
+        if kb.id not in self._open:
+            folder = self.folder(kb)
+            spec = EmbedderSpec(**{k: v for k, v in kb.embedder.items()
+                                   if k in EmbedderSpec.__dataclass_fields__})  # fmt: skip
+            embedder = load_embedder(spec)
+            if embedder.version != kb.embedder.get("version"):
+                raise ConflictError(
+                    f"knowledge base {kb.name!r} was embedded by {kb.embedder.get('version')}, "
+                    f"but {embedder.version} is loaded: its vectors would not compare",
+                    field="embedder",
+                    fix="create a new knowledge base for the new embedder and ingest again",
+                )
+            store = KbStore(folder)
+            backend = open_backend(kb.backend, folder, embedder.dimension)
+            self._open[kb.id] = (store, backend, embedder)
+        return self._open[kb.id]
+
+    def ingest(
+        self,
+        name: str,
+        documents: Sequence[Document],
+        failures: Sequence[LoadFailure] = (),
+        *,
+        sync_roots: Sequence[str] | None = None,
+        progress: Progress | None = None,
+        actor: str = "",
+    ) -> IngestSummary:
+        """Add, replace and (with ``sync_roots``) remove documents; version what changed."""
+        kb = self.get(name)
+        store, backend, embedder = self.open(kb)
+        config = check_chunking(kb.chunking)
+        summary = IngestSummary(version=kb.latest_version)
+        summary.resumed = _finish_interrupted(store, backend)
+        counts = Counter({"added": 0, "changed": 0, "unchanged": 0, "removed": 0, "failed": 0})
+        chunk_counts = Counter({"embedded": 0, "reused": 0})
+        for failure in failures:
+            counts["failed"] += 1
+            summary.failures.append({"uri": failure.uri, "reason": failure.reason})
+        fingerprint = _fingerprint(kb)
+        pending: list[tuple[StoredDocument, list[NewChunk], str]] = []
+        seen: set[str] = set()
+        total = len(documents)
+        for position, doc in enumerate(documents, 1):
+            if doc.uri in seen:
+                continue
+            seen.add(doc.uri)
+            stored = store.document(doc.uri)
+            if (
+                stored is not None
+                and stored.sha256 == doc.sha256
+                and stored.config == fingerprint
+                and stored.status == "indexed"
+            ):
+                counts["unchanged"] += 1
+            else:
+                prepared = _prepare(doc, kb.pii_policy, config, fingerprint)
+                if isinstance(prepared, str):
+                    counts["failed"] += 1
+                    summary.failures.append({"uri": doc.uri, "reason": prepared})
+                else:
+                    change = "added" if stored is None else "changed"
+                    if stored is not None and stored.sha256 == doc.sha256:
+                        change = "changed" if stored.config != fingerprint else ""
+                    if change:
+                        counts[change] += 1
+                    pending.append((*prepared, change))
+            if sum(len(p[1]) for p in pending) >= EMBED_BATCH_CHUNKS:
+                _write_batch(store, backend, embedder, pending, chunk_counts)
+                pending = []
+            if progress:
+                progress(position, total, doc.uri)
+        _write_batch(store, backend, embedder, pending, chunk_counts)
+        if sync_roots is not None:
+            keep = seen | {f.uri for f in failures}
+            for stored in store.documents():
+                if stored.uri not in keep and _under(stored.uri, sync_roots):
+                    _remove(store, backend, stored)
+                    counts["removed"] += 1
+        backend_flush(backend)
+        summary.documents = dict(counts)
+        summary.chunks = dict(chunk_counts)
+        summary.pii = dict(sum((Counter(d.pii) for d in store.documents()), Counter()))
+        summary.version = self._version(kb, store, actor)
+        return summary
+
+    def delete_documents(self, name: str, uris: Iterable[str], *, actor: str = "") -> dict:
+        kb = self.get(name)
+        store, backend, _ = self.open(kb)
+        wanted = [uris] if isinstance(uris, str) else list(dict.fromkeys(uris))
+        if not wanted or not all(isinstance(u, str) and u for u in wanted):
+            raise InvalidInputError("name at least one document URI", field="uris")
+        missing = [u for u in wanted if store.document(u) is None]
+        if missing:
+            raise NotFoundError(
+                f"not in knowledge base {name!r}: {', '.join(missing[:5])}",
+                field="uris",
+                fix="see the URIs in `stoa kb show --json`; nothing was deleted",
+            )
+        _finish_interrupted(store, backend)
+        for uri in wanted:
+            stored = store.document(uri)
+            assert stored is not None
+            _remove(store, backend, stored)
+        backend_flush(backend)
+        return {"version": self._version(kb, store, actor), "removed": wanted}
+
+    def query(
+        self,
+        name: str,
+        query: str,
+        *,
+        k: int = 5,
+        mode: str = "hybrid",
+        where: Mapping[str, Any] | None = None,
+        mmr: float | None = None,
+        reranker: str | None = None,
+    ) -> list[Result]:
+        kb = self.get(name)
+        check_query_options(query, k, mode, mmr)
+        where = check_where(where)
+        store, backend, embedder = self.open(kb)
+        return retrieve(store, backend, embedder, query, k=k, mode=mode, where=where, mmr=mmr,
+                        reranker=reranker)  # fmt: skip
+
+    def evaluate(
+        self,
+        name: str,
+        qa: str,
+        *,
+        k: int = 5,
+        modes: Sequence[str] = MODES,
+        registry: Registry | None = None,
+        actor: str = "",
+    ) -> dict[str, Any]:
+        """All modes side by side on one QA file, logged as a run when a registry is given."""
+        kb = self.get(name)
+        questions = parse_qa(qa)
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 100:
+            raise InvalidInputError("k must be 1..100", field="k")
+        modes = list(dict.fromkeys(modes))
+        for mode in modes:
+            check_query_options("q", k, mode, None)
+        store, backend, embedder = self.open(kb)
+        if store.counts()["chunks"] == 0:
+            raise InvalidInputError(
+                f"knowledge base {name!r} is empty", field="name", fix="run `stoa kb ingest` first"
+            )
+
+        def search(text: str, mode: str) -> list[Result]:
+            return retrieve(store, backend, embedder, text, k=k, mode=mode)
+
+        report: dict[str, Any] = {
+            "k": k,
+            "questions": len(questions),
+            "version": kb.latest_version,
+            "modes": evaluate(questions, search, k=k, modes=modes),
+        }
+        report["run_id"] = None
+        if registry is not None:
+            metrics = [
+                (f"{mode}.{metric}", value)
+                for mode, values in report["modes"].items()
+                for metric, value in values.items()
+                if metric != "latency_ms"
+            ]
+            metrics += [
+                (f"{mode}.latency_{p}_ms", values["latency_ms"][p])
+                for mode, values in report["modes"].items()
+                for p in ("p50", "p95")
+            ]
+            run = tracking.create_run(
+                registry, f"kb-eval-{name}", actor=actor, status="running",
+                params={"kb": name, "kb_version": kb.latest_version, "k": k,
+                        "modes": ",".join(modes), "questions": len(questions),
+                        "embedder": kb.embedder.get("version", "")},
+                tags={"kind": "kb-eval"},
+            )  # fmt: skip
+            now = int(time.time() * 1000)
+            tracking.log_batch(self.db, run.id, metrics=[(key, v, 0, now) for key, v in metrics])
+            tracking.finish(self.db, run.id)
+            report["run_id"] = run.id
+        return report
+
+    def _version(self, kb: KbInfo, store: KbStore, actor: str) -> int:
+        """A new version when the journal holds changes no version has recorded yet."""
+        diff = store.unversioned()
+        if not any(diff.values()):
+            return self.get(kb.name).latest_version
+        stats = {
+            **store.counts(),
+            "pii": dict(sum((Counter(d.pii) for d in store.documents()), Counter())),
+        }
+        with self.db.write() as session:
+            row = session.get(KnowledgeBase, kb.id, with_for_update=True)
+            assert row is not None
+            row.latest_version += 1
+            number = row.latest_version
+            session.add(
+                KbVersion(kb_id=kb.id, version=number, diff=diff, stats=stats, created_by=actor)
+            )
+            session.add(
+                AuditEvent(
+                    actor=actor,
+                    action="kb.version",
+                    subject=f"kb:{kb.name}",
+                    detail={"version": number, **{k: len(v) for k, v in diff.items()}},
+                )
+            )
+        store.mark_versioned(number)  # fmt: skip
+        return number
+
+    def drop_data(self, kb: KbInfo) -> None:
+        """For tests and the demo's fresh start: the data folder, not the definition."""
+        if kb.id in self._open:
+            store, backend, _ = self._open.pop(kb.id)
+            backend.close()
+            store.close()
+        shutil.rmtree(self.folder(kb), ignore_errors=True)
+
+
+def open_backend(config: Mapping[str, Any], folder: Path, dimension: int) -> VectorBackend:
+    if config.get("kind") == "milvus":
+        try:
+            from stoa.develop.rag.vector_milvus import MilvusVectorBackend
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"the milvus backend needs pymilvus: {exc}", fix="pip install 'stoa[milvus]'"
+            ) from None
+
+        return MilvusVectorBackend(config.get("uri") or str(folder / "milvus.db"), "chunks",
+                                   dimension)  # fmt: skip
+    from stoa.develop.rag.vector_local import LocalVectorBackend
+
+    return LocalVectorBackend(folder / "vectors", dimension)
+
+
+def backend_flush(backend: VectorBackend) -> None:
+    flush = getattr(backend, "flush", None)
+    if flush is not None:
+        flush()
+
+
+def _fingerprint(kb: KbInfo) -> str:
+    """What a document's chunks depend on besides its bytes."""
+    return json.dumps({"chunking": kb.chunking, "pii": kb.pii_policy}, sort_keys=True)
+
+
+def _under(uri: str, roots: Sequence[str]) -> bool:
+    return any(uri == r or uri.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+def _prepare(
+    doc: Document, policy: str, config: ChunkConfig, fingerprint: str
+) -> tuple[StoredDocument, list[NewChunk]] | str:
+    """PII policy, then chunks; a string is the reason the document is refused."""
+    result = apply_policy(doc.text, policy)  # type: ignore[arg-type]
+    pii = dict(result.counts)
+    if result.blocked or result.text is None:
+        return f"blocked by the PII policy: {result.reason}"
+    text = result.text
+    pieces = chunk_text(text, config)
+    if not pieces:
+        return "no text to index"
+    base = {**doc.metadata, "uri": doc.uri, "title": doc.title}
+    if doc.modified is not None:
+        base.setdefault("modified", doc.modified.isoformat())
+    chunks = [
+        NewChunk(p.text, hashlib.sha256(p.text.encode()).hexdigest(), p.start, p.end,
+                 tuple(p.heading_path), base)
+        for p in pieces
+    ]  # fmt: skip
+    stored = StoredDocument(
+        doc.uri, doc.sha256, doc.title, doc.format, dict(doc.metadata), [], pii, "pending",
+        fingerprint,
+    )  # fmt: skip
+    return stored, chunks
+
+
+def _write_batch(
+    store: KbStore,
+    backend: VectorBackend,
+    embedder: Embedder,
+    pending: list[tuple[StoredDocument, list[NewChunk], str]],
+    counts: Counter,
+) -> None:
+    """Embed what no document has embedded before, then commit and index each document."""
+    if not pending:
+        return
+    shas = {c.text_sha: c.text for _, chunks, _ in pending for c in chunks}
+    cached = store.cached_vectors(shas, embedder.dimension)
+    missing = [sha for sha in shas if sha not in cached]
+    fresh: dict[str, np.ndarray] = {}
+    if missing:
+        vectors = embedder.embed([shas[s] for s in missing])
+        fresh = dict(zip(missing, vectors, strict=True))
+    counts["embedded"] += len(missing)
+    counts["reused"] += sum(len(chunks) for _, chunks, _ in pending) - len(missing)
+    for doc, chunks, change in pending:
+        vectors_for_doc = {c.text_sha: fresh[c.text_sha] for c in chunks if c.text_sha in fresh}
+        ids = store.replace_document(doc, chunks, vectors_for_doc, change)
+        lookup = {**cached, **fresh}
+        matrix = np.array([lookup[c.text_sha] for c in chunks], dtype=np.float32)
+        backend.upsert(ids, matrix, [c.metadata for c in chunks])
+        doomed = store.tombstones()
+        backend.delete(doomed)
+        store.mark_indexed(doc.uri, doomed)
+
+
+def _remove(store: KbStore, backend: VectorBackend, stored: StoredDocument) -> None:
+    store.remove_document(stored.uri)
+    doomed = store.tombstones()
+    backend.delete(doomed)
+    store.clear_tombstones(doomed)
+
+
+def _finish_interrupted(store: KbStore, backend: VectorBackend) -> int:
+    """Complete what an interrupted ingest committed but did not index; returns documents."""
+    doomed = store.tombstones()
+    if doomed:
+        backend.delete(doomed)
+        store.clear_tombstones(doomed)
+    resumed = 0
+    for doc in store.documents():
+        if doc.status != "pending":
+            continue
+        chunks = store.chunks(doc.chunk_ids)
+        ordered = [chunks[i] for i in doc.chunk_ids if i in chunks]
+        vectors = store.cached_vectors((c.text_sha for c in ordered), backend.dimension)
+        if ordered:
+            matrix = np.array([vectors[c.text_sha] for c in ordered], dtype=np.float32)
+            backend.upsert([c.id for c in ordered], matrix, [c.metadata for c in ordered])
+        store.mark_indexed(doc.uri, [])
+        resumed += 1
+    return resumed

@@ -1,5 +1,0 @@
-"""The FastAPI application and its routes under ``/api/v1``."""
-
-from stoa.run.server.app import create_app
-
-__all__ = ["create_app"]

@@ -1,0 +1,158 @@
+"""Build the FastAPI app: one error translator, one auth dependency, thin routes."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Sequence
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from stoa import __version__
+from stoa.client import RESOURCES, LocalClient
+from stoa.client._operation import Resource
+from stoa.core.errors import ConfigurationError, StoaError
+from stoa.core.settings import Settings
+
+log = logging.getLogger("stoa.server")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, client: LocalClient) -> None:
+    """Refuse to serve beyond loopback unless token auth is configured."""
+    if not is_loopback(host) and not client.stores.tokens.any_active():
+        raise ConfigurationError(
+            f"refusing to bind to {host} without token auth: anyone who can reach it "
+            "could read and change the registry",
+            field="host",
+            fix="create a token with `stoa tokens create NAME --scope admin`, or bind to 127.0.0.1",
+        )
+
+
+def host_of(header: str) -> str:
+    """The host part of a Host header: ``[::1]:8000`` -> ``::1``, ``a.b:80`` -> ``a.b``."""
+    if header.startswith("["):
+        return header[1 : header.find("]")] if "]" in header else header
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+class LoopbackHostOnly:
+    """On a loopback bind, answer only requests addressed to a loopback name.
+
+    A web page can point its own DNS name at 127.0.0.1 (DNS rebinding) and so reach a
+    server that runs open on loopback; such requests carry that page's name as Host.
+    """
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = dict(scope["headers"])
+            host = host_of(headers.get(b"host", b"").decode("latin-1"))
+            if not is_loopback(host):
+                response = _error(
+                    400, "invalid_input", f"host {host!r} is not this loopback server",
+                    "Host", "address the server as 127.0.0.1, ::1 or localhost",
+                )  # fmt: skip
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _error(
+    status: int, code: str, message: str, field: str | None = None, fix: str | None = None
+) -> JSONResponse:
+    body = {"error": {"code": code, "message": message, "field": field, "fix": fix}}
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    host: str = "127.0.0.1",
+    client: LocalClient | None = None,
+    resources: Sequence[type[Resource]] = RESOURCES,
+) -> FastAPI:
+    """The app over ``client`` (or the stores ``settings`` name), with a route for every
+    operation of ``resources``."""
+    from stoa.serve.server.routes import build_router
+
+    client = client or LocalClient(settings=settings or Settings())
+    check_bind(host, client)
+    app = FastAPI(
+        title="Stoa",
+        version=__version__,
+        description="Govern, develop, serve and measure AI solutions.",
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.client = client
+    app.state.loopback = is_loopback(host)
+    if app.state.loopback:
+        app.add_middleware(LoopbackHostOnly)
+
+    @app.exception_handler(StoaError)
+    async def _stoa_error(_: Request, exc: StoaError) -> JSONResponse:
+        return _error(exc.http_status, exc.code, exc.message, exc.field, exc.fix)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        if first.get("type") == "json_invalid":  # its loc is a character offset, not a field
+            return _error(422, "invalid_input", "is not valid JSON", "body", "send a JSON body")
+        loc = [str(p) for p in first.get("loc", []) if p not in ("body", "query", "path", "form")]
+        return _error(
+            422,
+            "invalid_input",
+            first.get("msg", "invalid request"),
+            ".".join(loc) or None,
+            "see /docs for the expected request",
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404 and exc.detail == "Not Found":  # no route matched the URL
+            return _error(
+                404,
+                "not_found",
+                f"no route for {request.method} {request.url.path}",
+                "url",
+                "see /docs for the routes; a reference is NAME, NAME@VERSION or NAME@ALIAS",
+            )
+        if exc.status_code == 405:
+            return _error(405, "http_error", str(exc.detail), "method", "see /docs for the routes")
+        code = "not_found" if exc.status_code == 404 else "http_error"
+        return _error(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(DataError)
+    async def _data_error(_: Request, exc: DataError) -> JSONResponse:
+        # A value the database refused that no check caught first: still the caller's input.
+        first = str(exc.orig or exc).strip().splitlines()[0]
+        return _error(422, "invalid_input", f"the database refused a value: {first}")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return _error(500, "internal", f"internal error ({type(exc).__name__}); see the server log")
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    app.include_router(build_router(resources), prefix="/api/v1")
+    return app

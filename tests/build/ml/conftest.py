@@ -1,4 +1,0 @@
-"""Fixtures shared with the CLI and API tests."""
-
-from tests.cli.test_cli import stoa  # noqa: F401
-from tests.run.conftest import api, app  # noqa: F401

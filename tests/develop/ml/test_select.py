@@ -1,0 +1,280 @@
+"""Selection: ranking, Pareto front, constraint reasons, config and data errors, and
+a real run end to end (CLI and REST) that registers its winner with lineage."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stoa.core.errors import InvalidInputError
+from stoa.develop.ml.data import DataSpec, prepare, split
+from stoa.develop.ml.select import _rank, pareto_front, parse_config
+
+
+def row(name: str, f1: float, p95: float, cost: float, size: float = 1.0) -> dict:
+    return {"name": name, "kind": "k", "metrics": {"f1_macro": f1},
+            "latency_ms": {"p50": p95 / 2, "p95": p95, "p99": p95 * 2}, "cost_per_1k": cost,
+            "size_mb": size, "train_s": 1.0, "peak_mem_mb": 1.0}  # fmt: skip
+
+
+def test_ranking_pareto_and_constraint_reasons():
+    rows = [row("slow-best", 0.95, 50, 0.010), row("fast", 0.85, 2, 0.001),
+            row("dominated", 0.80, 5, 0.002), row("cheap-mid", 0.90, 10, 0.0005)]  # fmt: skip
+    _rank(rows, "f1_macro", {"max_p95_ms": 20, "min_f1_macro": 0.86})
+    assert [r["name"] for r in rows] == ["slow-best", "cheap-mid", "fast", "dominated"]
+    assert {r["name"] for r in rows if r["pareto"]} == {"slow-best", "fast", "cheap-mid"}
+    assert pareto_front(rows, "f1_macro") == ["slow-best", "cheap-mid", "fast"]
+    reasons = {r["name"]: r["rejected_because"] for r in rows}
+    assert reasons["slow-best"] == ["p95_ms 50 > max_p95_ms 20"]
+    assert reasons["fast"] == ["f1_macro 0.85 < min_f1_macro 0.86"]
+    assert reasons["cheap-mid"] == []
+    assert next(r["name"] for r in rows if r["meets_constraints"]) == "cheap-mid"
+
+
+def test_none_qualifies_and_lower_is_better_metrics():
+    rows = [row("a", 0.5, 30, 1.0), row("b", 0.6, 40, 2.0)]
+    _rank(rows, "f1_macro", {"max_p95_ms": 10, "max_cost_per_1k": 0.5})
+    assert not any(r["meets_constraints"] for r in rows)
+    assert rows[1]["rejected_because"] == ["p95_ms 30 > max_p95_ms 10",
+                                           "cost_per_1k 1 > max_cost_per_1k 0.5"]  # fmt: skip
+    rmse = [
+        dict(row("x", 0, 1, 1), metrics={"rmse": 3.0}),
+        dict(row("y", 0, 1, 1), metrics={"rmse": 1.0}),
+    ]
+    _rank(rmse, "rmse", {})
+    assert [r["name"] for r in rmse] == ["y", "x"]  # lower error ranks first
+
+
+@pytest.mark.parametrize(
+    ("doc", "field", "message"),
+    [
+        ({}, "data", "data is required"),
+        ({"data": {"target": "y", "path": "a.csv", "dataset": "d@1"}},
+         "data", "exactly one of data.path and data.dataset"),
+        ({"data": {"path": "a.csv"}}, "data.target", "must name the label column"),
+        ({"data": {"path": "a.csv", "target": "y", "colour": 1}}, "data", "unknown key(s) in data"),
+        ({"data": {"path": "a.csv", "target": "y"}, "candidates": []}, "candidates", "non-empty"),
+        ({"data": {"path": "a.csv", "target": "y"}, "candidates": [{"kind": "a"}, {"kind": "a"}]},
+         "candidates", "unique"),
+        ({"data": {"path": "a.csv", "target": "y"}, "candidates": [{"name": "n"}]}, "candidates",
+         "needs a kind"),
+        ({"data": {"path": "a.csv", "target": "y"}, "candidates": [{"kind": "a"}],
+          "constraints": {"p95": 3}}, "constraints", "min_ or max_"),
+        ({"data": {"path": "a.csv", "target": "y"}, "candidates": [{"kind": "a"}]},
+         "primary_metric", "required"),
+    ],
+)  # fmt: skip
+def test_bad_configs_name_the_field(doc, field, message):
+    with pytest.raises(InvalidInputError) as err:
+        parse_config(doc)
+    assert err.value.field == field and message in str(err.value)
+
+
+def test_bad_data_names_column_and_rows():
+    spec = DataSpec(target="label", text="body")
+    frame = pd.DataFrame({"body": ["a", "b", None, "d"], "label": ["x", None, "y", "y"]})
+    with pytest.raises(InvalidInputError, match=r"empty in 1 row\(s\): 3 \(file line numbers\)"):
+        prepare(frame, spec, "t.csv", None)
+    frame["label"] = ["x", "x", "y", "y"]
+    with pytest.raises(InvalidInputError, match=r"non-text values in 1 row\(s\): 4"):
+        prepare(frame, spec, "t.csv", None)
+    with pytest.raises(InvalidInputError, match=r"target column 'intent' is not in t\.csv"):
+        prepare(frame, DataSpec(target="intent", text="body"), "t.csv", None)
+    one = pd.DataFrame({"body": ["a", "b"], "label": ["x", "x"]})
+    with pytest.raises(InvalidInputError, match="single class"):
+        prepare(one, spec, "t.csv", None)
+    rare = pd.DataFrame({"body": list("abcde"), "label": ["x", "x", "y", "y", "z"]})
+    data = prepare(rare, spec, "t.csv", None)
+    with pytest.raises(InvalidInputError, match="class\\(es\\) z have a single example"):
+        split(data, spec)
+
+
+def test_splits_are_deterministic_and_stratified():
+    frame = pd.DataFrame({"body": [f"t{i}" for i in range(100)],
+                          "label": ["a"] * 80 + ["b"] * 20})  # fmt: skip
+    spec = DataSpec(target="label", text="body", test_size=0.25, seed=3)
+    data = prepare(frame, spec, "t.csv", None)
+    first, second = split(data, spec), split(data, spec)
+    assert first.x_test.texts == second.x_test.texts and first.method == "stratified"
+    assert (first.y_test == "b").sum() == 5
+
+
+@pytest.fixture(scope="module")
+def churn_csv(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    n = 300
+    frame = pd.DataFrame({"tenure": rng.integers(1, 72, n), "charges": rng.normal(70, 20, n),
+                          "contract": rng.choice(["m2m", "1y", "2y"], n)})  # fmt: skip
+    logit = -1 + 0.03 * (frame.charges - 70) - 0.04 * (frame.tenure - 36)
+    frame["churned"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    path = tmp_path_factory.mktemp("data") / "churn.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def _config(path: str) -> dict:
+    return {
+        "data": {"path": path, "target": "churned", "split": {"test_size": 0.3, "seed": 7}},
+        "primary_metric": "roc_auc_ovr",
+        "constraints": {"max_p95_ms": 1000, "min_roc_auc_ovr": 0.5},
+        "evaluation": {"bootstrap": 50},
+        "candidates": [{"name": "lr", "kind": "logistic_regression"},
+                       {"name": "llm", "kind": "xgboost", "params": {"n_estimators": 20}}],
+    }  # fmt: skip
+
+
+def test_select_end_to_end_registers_the_winner_with_lineage(stoa, tmp_path, churn_csv):
+    config = tmp_path / "select.yaml"
+    import yaml
+
+    config.write_text(yaml.safe_dump(_config(str(churn_csv))))
+    result = stoa("select", str(config), "--register", "churn", "--json")
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    top = out["leaderboard"][0]
+    assert set(top) >= {"name", "kind", "metrics", "latency_ms", "cost_per_1k", "size_mb",
+                        "train_s", "pareto", "meets_constraints", "rejected_because"}  # fmt: skip
+    assert set(top["latency_ms"]) >= {"p50", "p95", "p99"} and top["metrics"]["f1_macro"] > 0
+    assert out["recommendation"] == top["name"] and out["run_id"]
+    assert out["registered"]["alias"] == "churn@champion"
+    from stoa.client import LocalClient
+
+    client = LocalClient(home=tmp_path / "home")
+    model = client.models.show("churn@champion")
+    assert model.flavor == "candidate" and model.metadata["leaderboard_row"]["name"] == top["name"]
+    loaded = client.models.load("churn@champion")
+    assert loaded.kind == top["kind"]
+    up = [n.ref for n in client.models.lineage("churn@champion").upstream]
+    assert "churn@1" in up and top["run_id"] in up
+    parent = client.runs.get(out["run_id"])
+    assert parent.tags["recommendation"] == top["name"]
+    children = client.runs.search(parent_id=out["run_id"])
+    assert {c.info.name for c in children} == {"lr", "llm"}
+    assert "latency_p95_ms" in children[0].metrics
+    client.close()
+
+
+def test_select_bad_input_from_the_cli(stoa, tmp_path):
+    one = tmp_path / "x.yaml"
+    one.write_text("data: [\n")
+    from tests.cli.test_cli import one_line_error
+
+    one_line_error(stoa("select", str(one)), 2, "config", "not valid YAML")
+    one.write_text("data: {path: missing.csv, target: y}\nprimary_metric: f1_macro\n"
+                   "candidates: [{kind: tfidf_linear}]\n")  # fmt: skip
+    one_line_error(stoa("select", str(one)), 2, "data.path", "does not exist")
+    one_line_error(stoa("select", str(tmp_path / "nope.yaml")), 2, "config", "cannot read")
+
+
+def test_selections_over_rest_take_registered_datasets_only(api, churn_csv):
+    from tests.serve.test_api import API, check_error, ok
+
+    files = [("file", ("churn.csv", churn_csv.read_bytes()))]
+    ok(api.post(f"{API}/datasets", data={"name": "churn"}, files=files), 201)
+    config = _config("x")
+    check_error(api.post(f"{API}/selections", json={"config": config}), 422, "config.data.path",
+                message="registered datasets only")  # fmt: skip
+    config["data"] = {**config["data"], "dataset": "churn@1"}
+    del config["data"]["path"]
+    config["candidates"] = config["candidates"][:1]
+    out = ok(api.post(f"{API}/selections", json={"config": config, "register": "c"}))
+    assert out["recommendation"] == "lr" and out["registered"]["alias"] == "c@champion"
+    config["primary_metric"] = "bleu"
+    check_error(api.post(f"{API}/selections", json={"config": config}), 422, "primary_metric")
+
+
+def test_optuna_search_logs_every_trial_as_a_child_run(tmp_path, churn_csv):
+    from stoa.client import LocalClient
+    from stoa.develop.ml.select import numpy_safe, run_selection
+
+    client = LocalClient(home=tmp_path / "home", actor="t")
+    doc = _config(str(churn_csv))
+    doc["candidates"] = [{"name": "lr", "kind": "logistic_regression",
+                          "search": {"trials": 4, "space": {"C": {"low": 0.01, "high": 10.0,
+                                                                  "log": True}}}}]  # fmt: skip
+    result = numpy_safe(run_selection(client, parse_config(doc)))
+    row = result["leaderboard"][0]
+    assert row["search"]["trials"] == 4 and 0.01 <= row["search"]["best_params"]["C"] <= 10
+    trials = client.runs.search(parent_id=row["run_id"])
+    assert len(trials) == 4 and all("val_roc_auc_ovr" in t.metrics for t in trials)
+    assert client.runs.get(row["run_id"]).params["best.C"]
+    client.close()
+
+
+@pytest.mark.parametrize(
+    ("search", "message"),
+    [
+        ({"trials": 3}, "needs a space"),
+        ({"trials": 0, "space": {"C": [1, 2]}}, "trials must be"),
+        ({"space": {"C": {"low": 5, "high": 1}}}, "needs low < high"),
+        ({"space": {"C": {"low": 0, "high": 1, "log": True}}}, "low > 0 on a log scale"),
+        ({"space": {"C": "wide"}}, "list of choices"),
+    ],
+)
+def test_bad_search_spaces(search, message):
+    doc = {"data": {"path": "a.csv", "target": "y"}, "primary_metric": "f1_macro",
+           "candidates": [{"kind": "logistic_regression", "search": search}]}  # fmt: skip
+    with pytest.raises(InvalidInputError, match=message) as err:
+        parse_config(doc)
+    assert err.value.field == "search"
+
+
+def test_a_crashing_candidate_is_reported_and_the_others_still_rank(
+    tmp_path, churn_csv, monkeypatch
+):
+    from stoa.client import LocalClient
+    from stoa.develop.ml.candidates import tabular
+    from stoa.develop.ml.select import numpy_safe, run_selection
+
+    def boom(self, x, y):
+        raise MemoryError("out of memory while fitting")
+
+    monkeypatch.setattr(tabular.XGBoostKind, "fit", boom)
+    client = LocalClient(home=tmp_path / "home", actor="t")
+    result = numpy_safe(run_selection(client, parse_config(_config(str(churn_csv)))))
+    names = [r["name"] for r in result["leaderboard"]]
+    assert names == ["lr", "llm"] and result["recommendation"] == "lr"
+    failed = result["leaderboard"][1]
+    assert failed["rejected_because"] == ["failed: MemoryError: out of memory while fitting"]
+    runs = client.runs.search(parent_id=result["run_id"], name="llm")
+    assert runs[0].info.status == "failed"
+    client.close()
+
+
+def test_a_bad_candidate_fails_before_anything_trains(tmp_path, churn_csv):
+    from stoa.client import LocalClient
+    from stoa.develop.ml.select import run_selection
+
+    doc = _config(str(churn_csv))
+    doc["candidates"].append({"name": "text", "kind": "tfidf_linear"})
+    client = LocalClient(home=tmp_path / "home", actor="t")
+    with pytest.raises(InvalidInputError, match="candidate text: tfidf_linear takes text data"):
+        run_selection(client, parse_config(doc))
+    assert client.runs.search() == []  # no run was started
+    client.close()
+
+
+def test_metric_and_task_edge_cases():
+    from stoa.develop.ml.data import _infer_task
+    from stoa.develop.ml.evaluate import score
+
+    classes = np.array(["a", "b", "c"])
+    proba = np.array([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1], [0.1, 0.8, 0.1]])
+    y = np.array(["a", "b", "a", "b"])  # class c absent, as in many bootstrap resamples
+    assert score("classification", "roc_auc_ovr", y, y, proba, classes) == 1.0
+    rng = np.random.default_rng(0)
+    assert _infer_task(pd.Series(rng.normal(size=40) * 3 + 10)) == "regression"
+    assert _infer_task(pd.Series([0.0, 1.0, 2.0] * 10)) == "classification"
+    rows = [row("a", 0.9, 1, 1)]
+    rows[0]["throughput_rows_per_s"] = 500.0
+    _rank(rows, "f1_macro", {"min_throughput_rows_per_s": 1000})
+    assert rows[0]["rejected_because"] == [
+        "throughput_rows_per_s 500 < min_throughput_rows_per_s 1000"
+    ]
+    doc = {"data": {"path": "a.csv", "target": "y"}, "primary_metric": "f1_macro",
+           "candidates": [{"kind": "ridge"}], "measurement": {"single": 20}}  # fmt: skip
+    with pytest.raises(InvalidInputError, match="at least 200"):
+        parse_config(doc)
