@@ -128,7 +128,7 @@ def test_a_custom_gate_plugs_into_the_registry(tmp_path, files):
     info = client.models.register("m", files["p2.bin"])
     assert (info.status, info.gate, info.findings[0]["code"]) == ("allowed", "allow-all/1", "note")
     strict = LocalClient(settings=Settings(home=tmp_path / "h"), gate=_Exploding())
-    assert strict.register_model("m", files["skops"]).status == "blocked"
+    assert strict.models.register("m", files["skops"]).status == "blocked"
 
 
 def test_registry_records_gate_verdict_and_refuses_to_load(sqlite_client, files):

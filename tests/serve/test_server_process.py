@@ -228,7 +228,7 @@ def test_a_public_bind_needs_a_token(tmp_path):
                 anonymous.models.list()
             forged = HttpClient(url, token=admin_token[:-4] + "xxxx")
             with pytest.raises(AuthenticationError, match="unknown token"):
-                forged.list("model")
+                forged.models.list()
             forged.close()
             assert admin.models.list() == []
             reader_token = admin.tokens.create("ro", ["read"])
