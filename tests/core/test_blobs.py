@@ -65,12 +65,31 @@ def test_folder_is_a_manifest_of_file_hashes(store, tmp_path):
     assert (out / "weights.bin").read_bytes() == b"w" * 100
 
 
-def test_folder_with_symlink_is_refused(store, tmp_path):
-    folder = tmp_path / "model"
+def test_a_symlink_to_a_file_is_stored_as_its_content(store, tmp_path):
+    """Hugging Face's cache: snapshot files are links into blobs/ (issue 12)."""
+    blobs = tmp_path / "cache" / "blobs"
+    blobs.mkdir(parents=True)
+    (blobs / "abc").write_bytes(b"weights")
+    folder = tmp_path / "cache" / "snapshot"
     folder.mkdir()
     (folder / "real.bin").write_bytes(b"x")
-    os.symlink("/etc/passwd", folder / "link")
-    with pytest.raises(InvalidInputError, match="is a symlink"):
+    os.symlink("../blobs/abc", folder / "model.bin")
+    stored = store.put_path(folder)
+    out = store.export(stored.sha256, stored.artifact, tmp_path / "out")
+    assert (out / "model.bin").read_bytes() == b"weights"
+    assert not (out / "model.bin").is_symlink()
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [("folder", "symlink to a folder"), ("nowhere", "symlink to nothing readable")],
+)
+def test_a_symlink_to_a_folder_or_to_nothing_is_refused(store, tmp_path, target, message):
+    folder = tmp_path / "model"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "real.bin").write_bytes(b"x")
+    os.symlink(folder / "sub" if target == "folder" else tmp_path / "gone", folder / "link")
+    with pytest.raises(InvalidInputError, match=message):
         store.put_path(folder)
 
 

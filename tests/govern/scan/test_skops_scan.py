@@ -60,6 +60,22 @@ def test_a_schema_naming_a_foreign_function_blocks(tmp_path):
     assert "loads os.system" in finding.message and "FunctionNode" in finding.message
 
 
+def test_a_schema_naming_an_unvetted_class_is_an_unknown_global(tmp_path):
+    def swap(schema):
+        text = json.dumps(schema).replace('"StandardScaler"', '"FancyScaler"')
+        return json.loads(text.replace('"sklearn.preprocessing._data"', '"acme.scalers"'))
+
+    path = tmp_path / "unvetted.skops"
+    path.write_bytes(_rewrite(_model(), swap))
+    [file] = scan_paths([path]).files
+    assert (file.verdict, file.reason) == ("blocked", "unknown-global")
+    [finding] = [f for f in file.findings if f.blocks]
+    assert (finding.rule, finding.severity) == ("skops-type", "high")
+    assert "loads acme.scalers.FancyScaler, which the scan policy does not allow" in (
+        finding.message
+    )
+
+
 def test_an_unreadable_schema_is_a_parse_error(tmp_path):
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as archive:

@@ -8,6 +8,11 @@ picklescan, modelscan and fickling, and the gadgets they describe.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from stoa.govern.scan.findings import Reason, Severity
+from stoa.govern.scan.policy import UnknownDecision
+
 # Whole modules (and their submodules) whose import from a pickle means code execution,
 # file or network access, or a way to reach one.
 _MODULES: dict[str, str] = {
@@ -111,6 +116,23 @@ _MODULES: dict[str, str] = {
     "antigravity": "opens a web browser when imported",
     "this": "prints to the terminal when imported",
     "tensorflow": "runs TensorFlow ops that touch files",
+    # Gadgets from the published bypasses the corpus reproduces: private stdlib helpers and
+    # library internals that run programs, evaluate source or read files.
+    "_posixsubprocess": "forks and runs programs (fork_exec)",
+    "_osx_support": "runs shell commands (_read_output)",
+    "_aix_support": "runs programs (_read_cmd_output)",
+    "_xxsubinterpreters": "runs Python source in a subinterpreter",
+    "_interpreters": "runs Python source in a subinterpreter",
+    "linecache": "reads files (getline)",
+    "logging.config": "loads configurations that import and call any name",
+    "logging.handlers": "writes files and sends records over the network",
+    "test.support": "runs Python source and programs (CPython's test helpers)",
+    "numpy.ctypeslib": "loads native libraries",
+    "pandas.io": "reads and writes files and URLs (read_csv, read_pickle, ...)",
+    "torch.fx": "compiles and runs Python source (GraphModule, guard expressions)",
+    "torch.utils.bottleneck": "runs scripts under a profiler",
+    "torch.utils._config_module": "loads pickled configurations (ConfigModule.load_config)",
+    "mlflow.projects": "runs project entry points as shell commands",
 }
 
 # Single names whose danger is worth spelling out even inside otherwise harmless modules.
@@ -138,6 +160,14 @@ _NAMES: dict[tuple[str, str], str] = {
     ("torch", "load"): "loads a nested, unscanned checkpoint",
     ("joblib", "load"): "loads a nested, unscanned file",
     ("random", "_os"): "reaches os through a module attribute",
+    ("uuid", "_get_command_stdout"): "runs programs",
+    ("logging", "FileHandler"): "creates and appends to files",
+    ("pandas", "read_csv"): "reads files and URLs",
+    ("pandas", "read_table"): "reads files and URLs",
+    ("pandas", "read_json"): "reads files and URLs",
+    ("pandas", "read_html"): "reads files and URLs",
+    ("pandas", "read_xml"): "reads files and URLs",
+    ("pandas", "read_parquet"): "reads files and URLs",
 }
 
 
@@ -160,3 +190,30 @@ def explain(module: str, name: str) -> str | None:
         if part in _MODULES:
             return f"reaches {part} through an attribute chain: {_MODULES[part]}"
     return None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """How an import outside the allowlist is reported."""
+
+    severity: Severity
+    reason: Reason
+    why: str  # follows the imported name in the message
+    review: bool = False
+
+    def rule(self, blocked: str) -> str:
+        """The finding's rule: the format's own, or the one a review queue looks for."""
+        return "unknown-global-review" if self.review else blocked
+
+
+def refusal(module: str, name: str, unknown: UnknownDecision) -> Refusal:
+    """A known-dangerous name is ``malicious``; any other is ``unknown-global``, and the
+    policy's ``pickle.unknown_globals`` says whether it waits for review or is refused.
+    Both block: nothing unvetted is loaded."""
+    danger = explain(module, name)
+    if danger:
+        return Refusal("critical", "malicious", f": {danger}")
+    if unknown == "review":
+        return Refusal("medium", "unknown-global", ", which is not on the scan policy's "
+                       "allowlist and needs a person's review", review=True)  # fmt: skip
+    return Refusal("high", "unknown-global", ", which the scan policy does not allow")

@@ -3,6 +3,11 @@
 A finding carries the *reason* it implies. A file is blocked when any of its
 findings blocks; its reason is the most serious one present, so "malicious" is
 never hidden behind a parse error that followed the payload.
+
+"malicious" is kept for what is known to run code or reach files and the network
+(the denylist, computed calls, path escapes). An import that is merely not on the
+allowlist is "unknown-global": it blocks all the same, but says "nobody vetted
+this" rather than "this is an attack".
 """
 
 from __future__ import annotations
@@ -10,13 +15,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Reason = Literal["clean", "malicious", "license", "parse-error", "budget", "unknown-format"]
+Reason = Literal[
+    "clean", "malicious", "unknown-global", "license", "parse-error", "budget", "unknown-format"
+]
 Severity = Literal["info", "low", "medium", "high", "critical"]
 VerdictName = Literal["allowed", "blocked"]
 
 # Most serious first: the reason a blocked file reports.
 REASON_ORDER: tuple[Reason, ...] = (
     "malicious",
+    "unknown-global",
     "parse-error",
     "budget",
     "unknown-format",

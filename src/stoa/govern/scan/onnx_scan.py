@@ -255,13 +255,25 @@ def lexical_problem(location: str) -> str | None:
     return None if depth > 0 else "does not name a file inside the model's folder"
 
 
-def resolved_problem(location: str, folder: Path) -> str | None:
-    """Why a lexically clean location still lands outside ``folder`` on disk (symlinks)."""
+def resolved_problem(location: str, folder: Path, *, file_links: bool = False) -> str | None:
+    """Why a lexically clean location still lands outside ``folder`` on disk (symlinks).
+
+    With ``file_links`` (the policy's ``symlinks.allow_outside_root``), the location may
+    itself be a symlink to a regular file anywhere, as in Hugging Face's cache: a folder
+    scan follows and reports that link like any other member. The folders on the way
+    must still stay inside.
+    """
     base = os.path.realpath(folder)
     target = os.path.realpath(os.path.join(base, location))
-    if os.path.commonpath([base, target]) != base or target == base:
-        return f"resolves through a symlink to {target}, outside the model's folder"
-    return None
+    if os.path.commonpath([base, target]) == base and target != base:
+        return None
+    if file_links:
+        parent = os.path.realpath(os.path.join(base, os.path.dirname(location)))
+        link = os.path.join(parent, os.path.basename(location))
+        inside = os.path.commonpath([base, parent]) == base
+        if inside and os.path.islink(link) and os.path.isfile(target):
+            return None
+    return f"resolves through a symlink to {target}, outside the model's folder"
 
 
 def _judge_external(index: OnnxIndex, folder: Path | None, ctx: Context, label: str) -> None:
@@ -275,7 +287,9 @@ def _judge_external(index: OnnxIndex, folder: Path | None, ctx: Context, label: 
             continue
         problem = lexical_problem(location)
         if problem is None and folder is not None:
-            problem = resolved_problem(location, folder)
+            problem = resolved_problem(
+                location, folder, file_links=ctx.policy.symlinks_allow_outside_root
+            )
         if problem is not None:
             ctx.add(
                 "onnx-external-data-path",

@@ -26,7 +26,7 @@ from typing import Any, BinaryIO
 
 from stoa.govern.scan.budget import BudgetExceeded
 from stoa.govern.scan.context import Context
-from stoa.govern.scan.denylist import explain
+from stoa.govern.scan.denylist import refusal
 
 _CHUNK = 1 << 20
 _KEEP_STR = 256  # longer strings cannot name a module or attribute
@@ -268,16 +268,12 @@ class PickleMachine:
         if len(self.globals) < 1000:
             self.globals.append(f"{module}.{name}")
         if not allowed:
-            danger = explain(module, name)
+            refused = refusal(module, name, self.ctx.policy.unknown_globals)
             message = f"{opcode} at offset {offset} imports {module}.{name}"
             if written != f"{module}.{name}":
                 message += f" (written {written})"
-            if danger:
-                message += f": {danger}"
-            else:
-                message += ", which the scan policy does not allow"
-            severity = "critical" if danger else "high"
-            self.flag("pickle-global", message, offset, opcode, severity=severity,
+            self.flag(refused.rule("pickle-global"), message + refused.why, offset, opcode,
+                      severity=refused.severity, reason=refused.reason,
                       key=f"{module}.{name}")  # fmt: skip
         return Global(module, name, offset, opcode, allowed)
 
@@ -758,8 +754,7 @@ class PickleMachine:
         elif op == 0x50:  # PERSID
             stack.append(Persistent(line()))
         elif op == 0x51:  # BINPERSID
-            pid = pop()
-            st.stack.append(Persistent(pid))
+            st.stack.append(_persistent_load(pop()))
         elif op == 0x97:  # NEXT_BUFFER
             raise PickleError(
                 "pickle stream refers to out-of-band data but no *buffers* argument was given", at
@@ -964,6 +959,17 @@ def _describe(value: Any) -> str:
     if isinstance(value, bytes):
         return "a str"
     return f"a {type(value).__name__}"
+
+
+def _persistent_load(pid: Any) -> Any:
+    """What ``persistent_load`` returns. torch's legacy loader (``torch.save`` with
+    ``_use_new_zipfile_serialization=False``) writes each module class as the id
+    ``('module', cls, source_file, source)`` and hands back ``cls``, an import already
+    checked where it was made. Any other id stays opaque: zip checkpoints accept only
+    storages, and ``pickle.load`` accepts none."""
+    if type(pid) is tuple and len(pid) >= 2 and pid[0] == b"module" and type(pid[1]) is Global:
+        return pid[1]
+    return Persistent(pid)
 
 
 def scan_pickle(blob: Any, ctx: Context) -> None:

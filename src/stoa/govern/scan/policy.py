@@ -3,8 +3,9 @@
 The default policy ships as ``default_policy.yaml`` next to this module and is
 version-controlled with the code. A user policy file extends it (unless it says
 ``extends: none``): it can add allowlist entries, change licence decisions,
-add known-bad hashes and change limits. It can never remove the deny rules that
-raise severity, because those never let anything through in the first place.
+add known-bad hashes and change limits, send unknown pickle imports to review, and
+refuse symlinks that leave the scanned folder. It can never remove the deny rules
+that raise severity, because those never let anything through in the first place.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from stoa.govern.scan.budget import Limits
 
 Decision = Literal["allow", "review", "block"]
 DECISIONS = ("allow", "review", "block")
+UnknownDecision = Literal["review", "block"]
+UNKNOWN_DECISIONS = ("review", "block")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -40,8 +43,14 @@ class Policy:
     savedmodel_ops: frozenset[str] = frozenset()
     # ONNX operator domains a model may use without declaring them as custom.
     onnx_domains: frozenset[str] = frozenset()
+    # What a pickle import on neither the allowlist nor the denylist gets: both block the
+    # file (reason ``unknown-global``); "review" names it as waiting for a person.
+    unknown_globals: UnknownDecision = "block"
     # TorchScript archives carry programs; PyTorch says to treat them as untrusted code.
     torchscript_allow: bool = False
+    # Symlinks to regular files are followed and reported; False blocks those whose target
+    # lies outside the scanned folder (for a single file: the folder holding the link).
+    symlinks_allow_outside_root: bool = True
     # SPDX id (or LicenseRef-…) -> decision; anything absent gets license_default.
     licenses: dict[str, Decision] = field(default_factory=dict)
     license_default: Decision = "review"
@@ -88,7 +97,7 @@ def load_policy(path: str | Path | None) -> Policy:
 
 def _build(doc: dict[str, Any], base: Policy | None, where: str) -> Policy:
     known = {"version", "extends", "pickle", "keras", "savedmodel", "onnx", "torchscript",
-             "licenses", "deny_sha256", "limits"}  # fmt: skip
+             "symlinks", "licenses", "deny_sha256", "limits"}  # fmt: skip
     unknown = sorted(set(doc) - known)
     if unknown:
         raise InvalidInputError(
@@ -100,6 +109,14 @@ def _build(doc: dict[str, Any], base: Policy | None, where: str) -> Policy:
     if not isinstance(version, str) or not version.strip():
         raise InvalidInputError(f"{where}: 'version' must be a non-empty string", field="policy")
     pickle = _mapping(doc.get("pickle", {}), f"{where}: pickle")
+    symlinks = _mapping(doc.get("symlinks", {}), f"{where}: symlinks")
+    stray = sorted(map(str, set(symlinks) - {"allow_outside_root"}))
+    if stray:  # a misspelt strict setting must not pass for one
+        raise InvalidInputError(
+            f"{where}: unknown key(s) under symlinks: {', '.join(stray)}",
+            field="policy",
+            fix="use symlinks: {allow_outside_root: true|false}",
+        )
     licenses = _mapping(doc.get("licenses", {}), f"{where}: licenses")
     policy = base or Policy(version="")
     decisions = dict(policy.licenses)
@@ -110,6 +127,13 @@ def _build(doc: dict[str, Any], base: Policy | None, where: str) -> Policy:
     if default not in DECISIONS:
         raise InvalidInputError(
             f"{where}: licenses.default must be one of {', '.join(DECISIONS)}", field="policy"
+        )
+    unknown_globals = pickle.get("unknown_globals", policy.unknown_globals)
+    if unknown_globals not in UNKNOWN_DECISIONS:
+        raise InvalidInputError(
+            f"{where}: pickle.unknown_globals must be one of {', '.join(UNKNOWN_DECISIONS)}",
+            field="policy",
+            fix="list the names you trust under pickle.allow instead",
         )
     return replace(
         policy,
@@ -129,6 +153,13 @@ def _build(doc: dict[str, Any], base: Policy | None, where: str) -> Policy:
             "allow",
             policy.torchscript_allow,
             f"{where}: torchscript.allow",
+        ),
+        unknown_globals=unknown_globals,
+        symlinks_allow_outside_root=_flag(
+            symlinks,
+            "allow_outside_root",
+            policy.symlinks_allow_outside_root,
+            f"{where}: symlinks.allow_outside_root",
         ),
         licenses=decisions,
         license_default=default,

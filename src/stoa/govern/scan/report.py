@@ -17,6 +17,7 @@ SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note", "info": "note"}
 _RULE_HELP = {
     "pickle-global": "A pickle imports a name outside the policy's allowlist.",
+    "unknown-global-review": "An import outside the allowlist waits for a person's review.",
     "pickle-computed-call": "A pickle calls something that is not an imported name.",
     "pickle-mutation": "A pickle calls methods of a non-builtin object.",
     "pickle-build-global": "A pickle changes a class or function for the whole process.",
@@ -27,6 +28,10 @@ _RULE_HELP = {
     "unknown-format": "No scanner recognises the format.",
     "license-review": "The licence needs a person's review under the policy.",
     "license-blocked": "The licence is blocked by the policy.",
+    "symlink": "A symlink to a regular file; its target's content was scanned.",
+    "symlink-escape": "A symlink leaves the scanned folder, which the policy refuses.",
+    "symlink-target": "A symlink to a folder, a device or nothing cannot be scanned.",
+    "license-conflict": "Licence sources disagree; a person decides which holds.",
 }
 
 

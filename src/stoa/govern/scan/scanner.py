@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import json
 import os
+import stat
 import zipfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
 from stoa.govern import formats
+from stoa.govern.gate import foreign_modules
 from stoa.govern.scan.budget import Budget, BudgetExceeded
 from stoa.govern.scan.context import Blob, Context
 from stoa.govern.scan.findings import FileReport, ScanReport
@@ -43,6 +44,7 @@ _COMPRESSED = {"gzip", "bz2", "xz", "lz4", "zstd", "lzma", "zlib"}
 # Formats already read as pickles from byte 0 (text is tried as one by _text_or_pickle).
 _READ_AS_PICKLE = {"pickle", "torch-legacy", "maybe-pickle", "text", "json", "empty"}
 _HASH_CHUNK = 1 << 20
+_ZIP_MAGIC = b"PK\x03\x04"
 
 
 def _scanner(fmt: str) -> Scanner:
@@ -93,9 +95,17 @@ def scan_path(
     ctx.member_scanner = _scan_member
     ctx.hash_files = bool(policy.deny_sha256) if hash_files is None else hash_files
     label = str(path) if label is None else label
-    if path.is_symlink() or not path.exists():
-        report = FileReport(label, "missing")
-        ctx.parse_error(label, f"{path} does not exist or is a symlink")
+    if path.is_symlink():
+        # A link named on its own resolves from the folder that holds it.
+        readable = _follow_link(ctx, path, path.parent, label, label or path.name)
+    elif path.is_dir() or path.is_file():
+        readable = True
+    else:
+        what = "is not a regular file or folder" if path.exists() else "does not exist"
+        ctx.parse_error(label, f"{path} {what}")
+        readable = False
+    if not readable:
+        report = FileReport(label, "missing" if not path.exists() else "unknown")
         report.findings = ctx.findings
         return report
     if path.is_dir():
@@ -189,7 +199,15 @@ def _speculate(ctx: Context, blob: Blob) -> tuple[Context, PickleMachine]:
 def _polyglot(ctx: Context, blob: Blob, fmt: str) -> None:
     """torch.load unpickles any file that is not a zip from byte 0, and pickle.load and
     joblib.load do the same: a GIF, GGUF or HDF5 file whose first bytes also form a
-    pickle that calls something is a polyglot built to pass as the other format."""
+    pickle that calls something is a polyglot built to pass as the other format.
+
+    A file that starts with a zip's local header is exempt: torch.load reads it as a
+    zip (its ``_is_zipfile`` checks exactly those 4 bytes), and for pickle.load and
+    joblib.load the "P" is a PERSID they refuse before anything else runs. Reading on
+    from there only parses the archive's own bytes, and what it finds depends on the
+    member names (torch names them after the file)."""
+    if blob.head(len(_ZIP_MAGIC)) == _ZIP_MAGIC:
+        return
     trial, machine = _speculate(ctx, blob)
     critical = any(f.severity == "critical" for f in trial.findings)
     if not (machine.calls or machine.streams or critical):
@@ -248,13 +266,12 @@ def _scan_folder(folder: Path, ctx: Context, top: str) -> str:
         rel = file.relative_to(folder).as_posix()
         label = f"{top}/{rel}" if top else rel
         if file.is_symlink():
-            target = os.path.realpath(file)
-            if os.path.commonpath([target, os.path.realpath(folder)]) != os.path.realpath(folder):
-                ctx.add("symlink-escape", "high", f"{rel} links outside the model folder",
-                        label)  # fmt: skip
+            if not _follow_link(ctx, file, folder, label, rel):
                 continue
-            if file.is_dir():
-                continue
+        elif not file.is_file():
+            ctx.parse_error(label, f"{rel} is not a regular file (a FIFO, socket or device), "
+                            "so it cannot be read")  # fmt: skip
+            continue
         if kind == "savedmodel" and (
             rel.startswith(("variables/", "assets/")) or rel.endswith(".pb")
         ):
@@ -281,17 +298,47 @@ def _scan_folder(folder: Path, ctx: Context, top: str) -> str:
     return kind
 
 
-def _foreign_modules(ctx: Context, file: Path, label: str) -> None:
-    """sentence-transformers imports each module's ``type``; only its own classes are safe."""
+def _follow_link(ctx: Context, link: Path, root: Path, label: str, name: str) -> bool:
+    """Report a symlink; True when its target's content may be scanned in its place.
+
+    Only links to regular files are followed, as the blob store stores their target's
+    bytes; the policy decides whether a target may lie outside ``root``.
+    """
+    base = os.path.realpath(root)
     try:
-        types = [m["type"] for m in json.loads(file.read_text())]
-    except (ValueError, KeyError, TypeError) as exc:
-        ctx.parse_error(label, f"modules.json is unreadable: {exc}")
-        return
-    for t in types:
-        if not (isinstance(t, str) and t.startswith("sentence_transformers.")):
-            ctx.add("foreign-module", "high", f"module type {t!r} is outside sentence_transformers",
-                    label)  # fmt: skip
+        target = os.path.realpath(link, strict=True)
+        mode = os.stat(target).st_mode
+    except OSError as exc:  # dangling, a loop, or unreadable
+        ctx.add("symlink-target", "high", f"{name} is a symlink to {os.readlink(link)} that "
+                f"cannot be followed ({exc.strerror})", label, reason="parse-error")  # fmt: skip
+        return False
+    shown = os.path.relpath(target, base)
+    if not stat.S_ISREG(mode):
+        what = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+        ctx.add("symlink-target", "high", f"{name} is a symlink to {shown}, which is {what}; "
+                "only links to regular files are followed", label,
+                reason="parse-error")  # fmt: skip
+        return False
+    inside = os.path.commonpath([target, base]) == base
+    if not inside and not ctx.policy.symlinks_allow_outside_root:
+        ctx.add("symlink-escape", "high", f"{name} is a symlink to {shown}, outside the scanned "
+                "folder, and the policy sets symlinks.allow_outside_root: false",
+                label)  # fmt: skip
+        return False
+    where = "" if inside else ", outside the scanned folder"
+    ctx.add("symlink", "info", f"{name} is a symlink to {shown}{where}; its target was scanned",
+            label, reason="clean")  # fmt: skip
+    return True
+
+
+def _foreign_modules(ctx: Context, file: Path, label: str) -> None:
+    """sentence-transformers imports each module's ``type``: the gate's one check, as
+    this scan's findings."""
+    for finding in foreign_modules(file, label):
+        if finding.code == "parse-error":
+            ctx.parse_error(label, finding.message)
+        else:
+            ctx.add(finding.code, "high", finding.message, label)
 
 
 # -- licences ------------------------------------------------------------------------
@@ -311,9 +358,15 @@ def _check_license(
     what = info.spdx or "unknown"
     where = f" (from {info.source})" if info.spdx else ""
     for conflict in getattr(info, "conflicts", []) or []:
+        # A declared licence adds information; it never clears what the file itself says.
         said = f"{conflict.source} says {conflict.spdx or conflict.raw}"
-        ctx.add("license-conflict", "medium", f"licence sources disagree: {said}", label,
-                reason="clean")  # fmt: skip
+        if licenses.license_decision(conflict.spdx, ctx.policy) == "block":
+            ctx.add("license-blocked", "high", f"licence {conflict.spdx} (from "
+                    f"{conflict.source}) is blocked by the policy, whatever else is declared",
+                    label, reason="license")  # fmt: skip
+        else:
+            ctx.add("license-conflict", "medium", f"licence sources disagree: {said}; a "
+                    "person must decide which holds", label, reason="license")  # fmt: skip
     if decision == "block":
         ctx.add("license-blocked", "high", f"licence {what}{where} is blocked by the policy",
                 label, reason="license")  # fmt: skip

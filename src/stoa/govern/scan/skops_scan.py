@@ -15,6 +15,7 @@ from typing import Any
 
 from stoa.govern.scan.budget import BudgetExceeded
 from stoa.govern.scan.context import Blob, Context
+from stoa.govern.scan.denylist import refusal
 
 _BUILTINS = frozenset(
     {"dict", "list", "tuple", "set", "frozenset", "str", "bytes", "bytearray", "int", "float",
@@ -44,8 +45,10 @@ def scan_skops(blob: Blob, ctx: Context) -> None:
             continue
         reported.add((module, name))
         loader = node.get("__loader__", "a node")
-        ctx.add("skops-type", "high", f"{path} ({loader}) loads {module}.{name}, which the scan "
-                "policy does not allow", label)  # fmt: skip
+        refused = refusal(module, name, ctx.policy.unknown_globals)
+        ctx.add(refused.rule("skops-type"), refused.severity,
+                f"{path} ({loader}) loads {module}.{name}{refused.why}", label,
+                reason=refused.reason)  # fmt: skip
 
 
 def _allowed(ctx: Context, module: str, name: str, loader: Any) -> bool:
