@@ -143,3 +143,13 @@ def test_a_refused_flush_loses_nothing_and_the_run_still_ends(sqlite_client):
     assert detail.info.status == "failed" and detail.metrics == {"loss": 0.5}
     with pytest.raises(InvalidInputError, match="too large for a float"):
         run.log_metric("huge", 10**400)
+
+
+@pytest.mark.parametrize("point", [None, 3, "acc", ["acc"], ["acc", 1.0, 0, 0, "extra"]])
+def test_a_metric_point_of_the_wrong_shape_is_refused_by_name(sqlite_client, point):
+    """Found by fuzzing the REST API: a point that was no list or object became a 500."""
+    run = sqlite_client.runs.create("r", status="running")
+    with pytest.raises(InvalidInputError, match="is not a metric point") as refused:
+        sqlite_client.runs.log_batch(run.id, metrics=[("acc", 0.5, 0, 1), point])
+    assert refused.value.field == "metrics"
+    assert sqlite_client.runs.get(run.id).metrics == {}  # the good point was not half-written

@@ -126,7 +126,8 @@ def test_lineage_walks_both_ways(client, tmp_path, sk_model):
     assert [(n.type, n.ref) for n in down.downstream] == [("run", run.id), ("model", "churn@1")]
     assert client.runs.lineage(run.id).downstream[0].ref == "churn@1"
     with pytest.raises(NotFoundError, match="no run"):
-        client.models.register("churn", Path(__file__), run_id="missing")
+        weights = write_safetensors(tmp_path / "w.safetensors")
+        client.models.register("churn", weights, run_id="missing")
     with pytest.raises(NotFoundError, match="no dataset named"):
         client.runs.create("r", inputs=["nope@1"])
     # the refused registrations left no version behind

@@ -29,8 +29,9 @@ def create(
     embedder: Annotated[
         str,
         typer.Option(
-            help="minilm (offline default), a sentence-transformers folder, "
-            "or openai:MODEL with --embedder-url."
+            help="minilm (offline default), model:NAME@REF (a registered model), a name "
+            "from STOA_EMBEDDERS, a sentence-transformers folder, or openai:MODEL with "
+            "--embedder-url (no key is sent; configure a name for that)."
         ),
     ] = "minilm",
     embedder_url: Annotated[

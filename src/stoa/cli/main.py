@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 
 from stoa.cli import kb, registry, runs, scan, select, tokens
-from stoa.cli.context import State, state
-from stoa.cli.output import console
+from stoa.cli.context import JsonOpt, State, state
+from stoa.cli.output import console, emit
 from stoa.core.db import masked
 from stoa.core.errors import StoaError
 from stoa.core.settings import Settings
@@ -88,6 +88,25 @@ def init(ctx: typer.Context) -> None:
         f"database:  {masked(client.stores.db.url)} (schema {client.stores.db.current_revision()})"
     )
     console.print(f"blobs:     {client.stores.blobs.url}")
+
+
+@app.command()
+def gc(
+    ctx: typer.Context,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count, delete nothing.")] = False,
+    min_age: Annotated[
+        int, typer.Option(help="Spare anything younger than this many seconds (at least 60).")
+    ] = 3600,
+    json_out: JsonOpt = False,
+) -> None:
+    """Delete blobs nothing references and temporaries a crash left (admin)."""
+    report = state(ctx).client.admin.gc(min_age_s=min_age, dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    text = f"{verb} {report['blobs']} unreferenced blobs ({report['blob_bytes'] / 2**20:.1f} MiB)"
+    if not dry_run:
+        text += (f", and {report['temporaries']} temporaries "
+                 f"({report['temporary_bytes'] / 2**20:.1f} MiB)")  # fmt: skip
+    emit(report, json_out, lambda _: text)
 
 
 @app.command()

@@ -64,8 +64,9 @@ class Operation:
     #: Parameters that never travel, each with the message a remote call gets when it
     #: gives one, or None when it is simply dropped (a progress callback).
     local_only: Mapping[str, str | None] = field(default_factory=dict)
-    #: Checks the server applies to a caller's values before the body runs.
-    guard: Callable[[dict[str, Any]], None] | None = None
+    #: Checks the server applies to a caller's values before the body runs: what is
+    #: fine in process (a local path, a URL) but not from a remote caller.
+    guard: Callable[[Any, dict[str, Any]], None] | None = None
     #: A bytes route: the body returns a starlette ``Response``.
     raw: bool = False
     #: The JSON key the result travels under, for a result that is not an object.
@@ -132,7 +133,7 @@ def operation(
     scope: Scope,
     status: int | None = None,
     local_only: Mapping[str, str | None] | None = None,
-    guard: Callable[[dict[str, Any]], None] | None = None,
+    guard: Callable[[Any, dict[str, Any]], None] | None = None,
     raw: bool = False,
     envelope: str | None = None,
     over_http: Callable[..., Any] | None = None,

@@ -62,7 +62,14 @@ class Local:
         if not self._kbs_box:
             from stoa.develop.rag.kb import KnowledgeBases
 
-            self._kbs_box.append(KnowledgeBases(self.db, self.settings.resolved_home))
+            self._kbs_box.append(
+                KnowledgeBases(
+                    self.db,
+                    self.settings.resolved_home,
+                    registry=self.registry,
+                    embedders=self.settings.embedders,
+                )
+            )
         return self._kbs_box[0]
 
     def acting_as(self, actor: str) -> Local:

@@ -22,6 +22,32 @@ def _root_uri(path: str) -> str:
     return Path(path.removeprefix("file://")).resolve().as_uri()
 
 
+def _offered_embedders_only(resource: KnowledgeBases, values: dict[str, Any]) -> None:
+    """A remote caller picks an embedder the server offers; it never names a URL (the
+    server would call it, key and all) or a path (the server would load it unscanned)."""
+    offered = resource._local.settings.embedders
+    fix = (
+        f"use 'minilm', model:NAME@VERSION (a registered sentence-transformers model)"
+        f"{' or one of ' + ', '.join(sorted(offered)) if offered else ''}; the server's "
+        "STOA_EMBEDDERS names the endpoints it may call"
+    )
+    if values.get("embedder_url") is not None:
+        raise InvalidInputError(
+            "the server calls only the embedding endpoints it is configured with",
+            field="embedder_url",
+            fix=fix,
+        )
+    embedder = values.get("embedder")
+    if embedder is None or (
+        isinstance(embedder, str)
+        and (embedder == "minilm" or embedder in offered or embedder.startswith("model:"))
+    ):
+        return
+    shown = embedder if isinstance(embedder, str) else "an embedder given as settings"
+    raise InvalidInputError(f"{shown!r} is not an embedder this server offers",
+                            field="embedder", fix=fix)  # fmt: skip
+
+
 def _ingest_over_http(
     resource: KnowledgeBases,
     name: str,
@@ -55,7 +81,7 @@ def _ingest_over_http(
 class KnowledgeBases(Resource):
     name = "kbs"
 
-    @operation("POST", "/kbs", scope="write", status=201)
+    @operation("POST", "/kbs", scope="write", status=201, guard=_offered_embedders_only)
     def create(
         self,
         name: str,
@@ -68,7 +94,12 @@ class KnowledgeBases(Resource):
         pii: str = "allow",
         description: str = "",
     ) -> dict[str, Any]:
-        """A new, empty knowledge base: its embedder, vector backend, chunking and PII policy."""
+        """A new, empty knowledge base: its embedder, vector backend, chunking and PII policy.
+
+        ``embedder``: ``minilm`` (the default), a configured name, ``model:NAME@REF`` (a
+        registered sentence-transformers model the gate allowed), or, in process only, a
+        local folder or ``openai:MODEL`` with ``embedder_url``.
+        """
         local = self._local
         return local.kbs.create(
             name, actor=local.actor, embedder=embedder, embedder_url=embedder_url,

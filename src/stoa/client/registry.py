@@ -96,12 +96,12 @@ class Versions(Resource):
 
     @operation("POST", "/{kinds}/{ref}/approve", scope="admin")
     def approve(self, ref: str, note: str = "") -> VersionInfo:
-        """Release a version held for licence review; admins only, and audited."""
+        """Release a version held for review (pending); admins only, and audited."""
         return self._review(ref, approve=True, note=note)
 
     @operation("POST", "/{kinds}/{ref}/reject", scope="admin")
     def reject(self, ref: str, note: str = "") -> VersionInfo:
-        """Block a version held for licence review for good; admins only, and audited."""
+        """Block a version held for review for good; admins only, and audited."""
         return self._review(ref, approve=False, note=note)
 
     def _review(self, ref: str, *, approve: bool, note: str) -> VersionInfo:

@@ -13,7 +13,7 @@ from stoa.govern.models import check_license
 class Scans(Resource):
     name = "scans"
 
-    @operation("POST", "/scans", scope="read")
+    @operation("POST", "/scans", scope="write")
     def create(
         self,
         path: Annotated[Path | str, Upload()],
@@ -22,7 +22,8 @@ class Scans(Resource):
         require_license: bool = False,
     ) -> dict[str, Any]:
         """The JSON scan report of a file or folder under this side's policy; nothing is
-        stored (``stoa scan`` reads local files without any client)."""
+        stored (``stoa scan`` reads local files without any client). Over HTTP it needs
+        ``write``: the server reads and parses every uploaded byte."""
         path = Path(path)
         if not path.exists():
             raise InvalidInputError(f"{path} does not exist", field="path")

@@ -8,7 +8,7 @@ from stoa.client._operation import Resource, operation
 from stoa.core.errors import InvalidInputError
 
 
-def _registered_data_only(values: dict[str, Any]) -> None:
+def _registered_data_only(_: Any, values: dict[str, Any]) -> None:
     """A path would let a caller read any file the server can."""
     data = (values.get("config") or {}).get("data")
     if isinstance(data, dict) and data.get("path"):

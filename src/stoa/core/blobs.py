@@ -59,25 +59,32 @@ class StoredArtifact:
 
 
 def build_manifest(folder: Path) -> tuple[dict[str, dict[str, object]], int]:
-    """Hash every regular file under ``folder``; symlinks and special files are refused."""
+    """Hash every regular file under ``folder``.
+
+    A symlink to a regular file counts as that file's content under the link's name:
+    Hugging Face's cache is folders of such links into its ``blobs/``. The scanner has
+    judged the same content (and, by policy, where the link points). A link to a folder,
+    to nothing or to a special file, and special files themselves, are refused.
+    """
     files: dict[str, dict[str, object]] = {}
     total = 0
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
         dirnames.sort()
-        for entry in [*dirnames, *filenames]:
+        for entry in dirnames:
             full = Path(dirpath) / entry
             if full.is_symlink():
                 raise InvalidInputError(
-                    f"{full.relative_to(folder)} is a symlink",
+                    f"{full.relative_to(folder)} is a symlink to a folder",
                     field="path",
-                    fix="replace links with the files they point to",
+                    fix="replace the link with the folder it points to",
                 )
         for filename in sorted(filenames):
             full = Path(dirpath) / filename
-            if not full.is_file():
-                raise InvalidInputError(
-                    f"{full.relative_to(folder)} is not a regular file", field="path"
+            if not full.is_file():  # follows a link: False for dangling links and devices
+                what = (
+                    "a symlink to nothing readable" if full.is_symlink() else "not a regular file"
                 )
+                raise InvalidInputError(f"{full.relative_to(folder)} is {what}", field="path")
             rel = safe_relpath(full.relative_to(folder).as_posix(), "path")
             size = full.stat().st_size
             files[rel] = {"sha256": sha256_file(full), "size": size}
@@ -122,6 +129,9 @@ class BlobStore:
             final = self._path(sha)
             if self.fs.exists(final):
                 self.fs.rm(tmp)
+                # Young again: garbage collection spares blobs younger than its minimum
+                # age, and a version is about to reference this one.
+                self.fs.touch(final, truncate=False)
             else:
                 self.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
                 self.fs.mv(tmp, final)
@@ -155,6 +165,38 @@ class BlobStore:
                 if sha != entry["sha256"]:
                     raise IntegrityError(f"{rel} changed while it was being stored", field="path")
             return StoredArtifact(self.put_bytes(manifest_bytes(files)), "folder", total)
+        raise InvalidInputError(f"{path} does not exist", field="path", fix="check the path")
+
+    def iter_blobs(self) -> Iterator[tuple[str, int, float]]:
+        """Every stored blob: its hash, size and modification time (for ``stoa gc``)."""
+        for info in self.fs.find(f"{self.root}/sha256", detail=True).values():
+            parts = info["name"].rstrip("/").rsplit("/", 2)
+            if len(parts) == 3 and len(parts[1]) == 2 and len(parts[2]) == 62:
+                yield parts[1] + parts[2], int(info["size"]), _mtime(info)
+
+    def temporaries(self, *, older_than: float) -> Iterator[tuple[str, int]]:
+        """Half-written blobs a crash left in ``tmp/``, last written before ``older_than``."""
+        for info in self.fs.find(f"{self.root}/tmp", detail=True).values():
+            if _mtime(info) < older_than:
+                yield info["name"], int(info["size"])
+
+    def delete(self, sha256: str) -> None:
+        """Remove one blob; only ``stoa gc`` calls this, for blobs nothing references."""
+        path = self._path(sha256)
+        if self.fs.exists(path):
+            self.fs.rm(path)
+
+    @staticmethod
+    def describe_path(path: Path) -> StoredArtifact:
+        """What ``put_path`` would record, without storing a byte: for an artifact the
+        gate blocked, whose report is kept but whose bytes are not."""
+        path = Path(path)
+        if path.is_file():
+            return StoredArtifact(sha256_file(path), "file", path.stat().st_size)
+        if path.is_dir():
+            files, total = build_manifest(path)
+            digest = hashlib.sha256(manifest_bytes(files)).hexdigest()
+            return StoredArtifact(digest, "folder", total)
         raise InvalidInputError(f"{path} does not exist", field="path", fix="check the path")
 
     def open_verified(self, sha256: str) -> Iterator[bytes]:
@@ -205,6 +247,12 @@ class BlobStore:
         if artifact == "folder":
             return self.export_folder(sha256, dest)
         return self.export_file(sha256, dest)
+
+
+def _mtime(info: dict[str, object]) -> float:
+    """A listing entry's modification time as a timestamp, whatever the file system."""
+    value = info.get("mtime") or info.get("LastModified") or info.get("created") or 0
+    return value.timestamp() if hasattr(value, "timestamp") else float(value)  # type: ignore[arg-type]
 
 
 def ensure_absent(dest: Path) -> Path:

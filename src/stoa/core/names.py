@@ -81,6 +81,11 @@ def validate_tag_value(value: str, field: str = "tags") -> str:
     return value
 
 
+#: What file systems allow of one name, in bytes, and a depth no real artifact reaches.
+MAX_PATH_PART = 255
+MAX_PATH_DEPTH = 64
+
+
 def safe_relpath(value: str, field: str = "path") -> str:
     """Canonicalise a relative artifact path, refusing anything that could leave its folder."""
     if not isinstance(value, str) or value.strip() == "":
@@ -89,6 +94,10 @@ def safe_relpath(value: str, field: str = "path") -> str:
         )
     if "\x00" in value:
         raise InvalidInputError("contains a NUL byte", field=field, fix="remove the NUL byte")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise InvalidInputError(
+            f"{value!r} contains a control character", field=field, fix="rename the file"
+        )
     if "\\" in value:
         raise InvalidInputError(
             f"{value!r} contains a backslash", field=field, fix="use '/' as the separator"
@@ -103,6 +112,17 @@ def safe_relpath(value: str, field: str = "path") -> str:
     if not parts or any(p == ".." for p in parts):
         raise InvalidInputError(
             f"{value!r} leaves the artifact folder", field=field, fix="remove '..' from the path"
+        )
+    long = next((p for p in parts if len(p.encode("utf-8")) > MAX_PATH_PART), None)
+    if long is not None:
+        raise InvalidInputError(
+            f"the path component {long[:40]!r}… is over {MAX_PATH_PART} bytes",
+            field=field,
+            fix="shorten the file or folder name",
+        )
+    if len(parts) > MAX_PATH_DEPTH:
+        raise InvalidInputError(
+            f"{value[:60]!r}… is more than {MAX_PATH_DEPTH} folders deep", field=field
         )
     return "/".join(parts)
 

@@ -125,6 +125,21 @@ class Scan(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class ContentReview(Base):
+    """An admin's decision on a version held for review, kept for its bytes: the same
+    content registered again, under any name or declared licence, gets the same answer."""
+
+    __tablename__ = "content_reviews"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    decision: Mapped[str] = mapped_column(String(16))  # "approved" or "rejected"
+    ref: Mapped[str] = mapped_column(String(200))  # the version the decision was made on
+    note: Mapped[str] = mapped_column(Text, default="")
+    decided_by: Mapped[str] = mapped_column(String(128))
+    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class AuditEvent(Base):
     """Who changed what and when: alias moves, archiving, token changes."""
 

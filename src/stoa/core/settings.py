@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -26,6 +27,18 @@ class Settings(BaseSettings):
     token: str | None = Field(default=None, description="Bearer token for the server at url.")
     scan_policy: Path | None = Field(
         default=None, description="A scan policy file extending the default policy."
+    )
+    max_upload_mb: int = Field(
+        default=16384, ge=1, description="The largest upload the server reads, in MiB."
+    )
+    max_json_mb: int = Field(
+        default=64, ge=1, description="The largest JSON body the server reads, in MiB."
+    )
+    embedders: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Named embedders a server offers, as JSON: "
+        '{"NAME": {"kind": "openai", "model": "…", "url": "https://…/v1", '
+        '"api_key_env": "VAR"}}. Only these reach the network, and only they carry a key.',
     )
 
     @property

@@ -143,15 +143,21 @@ def clean_metrics(points: Iterable[Any]) -> list[tuple[str, float, int, int]]:
     """(key, value, step, timestamp) tuples; every bad point is refused with its key."""
     rows: list[tuple[str, float, int, int]] = []
     for point in points:
-        if type(point) is tuple:
+        if type(point) is tuple and 2 <= len(point) <= 4:
             key, value, step, stamp = (*point, None, None)[:4]
         elif isinstance(point, Mapping):
             key, value = point.get("key"), point.get("value")
             step, stamp = point.get("step", 0), point.get("timestamp")
         elif isinstance(point, MetricPoint):
             key, value, step, stamp = point.key, point.value, point.step, point.timestamp
-        else:
+        elif isinstance(point, list) and 2 <= len(point) <= 4:
             key, value, step, stamp = (*point, None, None)[:4]
+        else:
+            raise InvalidInputError(
+                f"{point!r:.60} is not a metric point",
+                field="metrics",
+                fix="send {key, value, step, timestamp} or [key, value, step, timestamp]",
+            )
         rows.append(check_point(key, value, step, stamp))
         if len(rows) > MAX_BATCH:
             raise InvalidInputError(

@@ -13,18 +13,30 @@ from typing import Any
 
 from stoa.core.blobs import Progress
 from stoa.core.errors import InvalidInputError
+from stoa.govern.formats import detect
 from stoa.govern.registry import Registry, check_version_input
 from stoa.govern.types import VersionInfo
 
 
 def detect_dataset_format(path: Path) -> str:
+    """parquet, jsonl or csv; anything else (an archive, a pickle, text that is not
+    UTF-8) is refused here, before a parser makes columns out of it."""
     with open(path, "rb") as handle:
         head = handle.read(4096)
         handle.seek(0, 2)
-        if handle.tell() >= 12 and head[:4] == b"PAR1":
+        size = handle.tell()
+        if size >= 12 and head[:4] == b"PAR1":
             handle.seek(-4, 2)
             if handle.read(4) == b"PAR1":
                 return "parquet"
+        looks = detect(handle, size)
+    if looks not in ("text", "json"):
+        what = "text that is not UTF-8" if looks == "maybe-pickle" else f"{looks} data"
+        raise InvalidInputError(
+            f"{path.name} is {what}, not CSV, Parquet or JSONL",
+            field="path",
+            fix="save it as UTF-8 CSV, Parquet or JSONL",
+        )
     first = head.lstrip().split(b"\n", 1)[0].strip()
     if first.startswith(b"{"):
         try:
@@ -61,7 +73,7 @@ def describe_dataset(path: Path) -> dict[str, Any]:
         else:
             reader = pacsv.open_csv(path)
             schema, rows = reader.schema, sum(batch.num_rows for batch in reader)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, UnicodeDecodeError) as exc:
         raise InvalidInputError(
             f"{path.name} could not be read as {fmt}: {exc}",
             field="path",

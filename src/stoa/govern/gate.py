@@ -15,6 +15,10 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from stoa.govern.formats import DATA_ONLY, SAFE_FORMATS, detect_format
 
 VerdictName = Literal["allowed", "blocked", "error"]
+#: Findings a person may clear: a licence the policy sends to review, licence sources
+#: that disagree, and (when the policy says review) an import outside the allowlist that
+#: no list calls dangerous. Anything else that blocks is final.
+REVIEW_CODES = frozenset({"license-review", "license-conflict", "unknown-global-review"})
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,7 @@ class Verdict:
         if self.verdict == "allowed":
             return "allowed"
         blocking = [f for f in self.findings if f.reason not in ("", "clean")]
-        if blocking and all(f.code == "license-review" for f in blocking):
+        if blocking and all(f.code in REVIEW_CODES for f in blocking):
             return "pending"
         return "blocked"
 
@@ -116,7 +120,7 @@ class FormatGate:
             elif fmt not in DATA_ONLY:
                 findings.append(_no_scanner(fmt, rel))
             elif file.name == "modules.json":
-                findings.extend(_foreign_modules(file, rel))
+                findings.extend(foreign_modules(file, rel))
         if model_files == 0 and not findings:
             findings.append(
                 Finding("no-model-file", "the folder holds no model weights in a known format")
@@ -133,8 +137,11 @@ def _no_scanner(fmt: str, rel: str | None) -> Finding:
     )
 
 
-def _foreign_modules(file: Path, rel: str) -> list[Finding]:
-    """sentence-transformers imports each module's ``type``; only its own classes are safe."""
+def foreign_modules(file: Path, rel: str) -> list[Finding]:
+    """sentence-transformers imports each module's ``type``; only its own classes are safe.
+
+    Any finding means the folder must not be loaded: the gate blocks it, and a local
+    embedder folder is refused before sentence-transformers imports anything."""
     try:
         modules = json.loads(file.read_text())
         types = [m["type"] for m in modules]

@@ -12,12 +12,16 @@ from typing import Any
 from stoa.core.blobs import Progress
 from stoa.core.errors import InvalidInputError, RefusedError, StoaError
 from stoa.govern.flavors import detect_flavor, flavor_for_path, get_flavor
-from stoa.govern.gate import Gate, run_gate
+from stoa.govern.gate import Gate, Verdict, run_gate
 from stoa.govern.registry import Registry, check_version_input
 from stoa.govern.types import VersionInfo
 
 # An SPDX licence expression: identifiers joined by AND/OR/WITH, with parentheses.
 _SPDX_TOKEN = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9.+-]*|LicenseRef-[A-Za-z0-9.-]+|AND|OR|WITH)$")
+
+
+#: Formats a lone file of which is data, never a model (a CSV is "text").
+_NOT_A_MODEL = frozenset({"text", "json", "empty", "png", "jpeg", "gif"})
 
 
 def check_license(value: str | None) -> str | None:
@@ -60,6 +64,12 @@ def register_model(
         get_flavor(flavor)
     verdict = run_gate(gate, path, license=license)
     detected = flavor_for_path(path, verdict.format) if verdict.verdict == "allowed" else None
+    if verdict.format in _NOT_A_MODEL and detected is None:
+        raise InvalidInputError(
+            f"{path.name} holds no model: it is {verdict.format} data",
+            field="path",
+            fix="register data with `stoa datasets register`, or give the model's file",
+        )
     if flavor is not None and verdict.verdict == "allowed" and flavor != detected:
         what = f"a {detected} save" if detected else f"a {verdict.format} artifact no flavor loads"
         raise InvalidInputError(
@@ -67,7 +77,13 @@ def register_model(
             field="flavor",
             fix=f"pass --flavor {detected} or leave it out" if detected else "leave --flavor out",
         )
-    stored = registry.blobs.put_path(path, progress)
+    # What the gate blocked keeps its report and findings, never its bytes: a blocked
+    # upload must not fill the store for good.
+    if verdict.status == "blocked":
+        stored = registry.blobs.describe_path(path)
+    else:
+        stored = registry.blobs.put_path(path, progress)
+    status, findings = _reviewed(registry, stored.sha256, verdict)
     parents = [("dataset", d) for d in datasets]
     if run_id:
         parents.append(("run", run_id))
@@ -75,7 +91,7 @@ def register_model(
         "model",
         name,
         stored,
-        status=verdict.status,
+        status=status,
         actor=actor,
         fmt=verdict.format,
         flavor=flavor or detected,
@@ -84,12 +100,39 @@ def register_model(
         tags=tags,
         metadata=metadata,
         spec=spec,
-        findings=[f.to_dict() for f in verdict.findings],
+        findings=findings,
         gate=verdict.gate,
         parents=parents,
         scan=verdict.report,
     )
     return info.model_copy(update={"scan": verdict.report}) if info.created else info
+
+
+def _reviewed(
+    registry: Registry, sha256: str, verdict: Verdict
+) -> tuple[str, list[dict[str, Any]]]:
+    """The status and findings once an admin's earlier decision on these bytes applies.
+
+    A rejection blocks the same content under any name or declared licence; an
+    approval releases it from review (never from a scan that blocked it outright).
+    """
+    findings = [f.to_dict() for f in verdict.findings]
+    review = registry.content_review("model", sha256)
+    if review is None:
+        return verdict.status, findings
+    said = f" ({review.note})" if review.note else ""
+    when = review.decided_at.strftime("%Y-%m-%d %H:%M UTC")
+    if review.decision == "rejected":
+        findings.append({"code": "license-rejected", "severity": "high", "reason": "license",
+                         "message": f"{review.decided_by} rejected these bytes as {review.ref} "
+                                    f"on {when}{said}"})  # fmt: skip
+        return "blocked", findings
+    if verdict.status == "pending":
+        findings.append({"code": "license-approved", "severity": "info", "reason": "clean",
+                         "message": f"{review.decided_by} approved these bytes as {review.ref} "
+                                    f"on {when}{said}"})  # fmt: skip
+        return "allowed", findings
+    return verdict.status, findings
 
 
 @contextlib.contextmanager

@@ -34,10 +34,12 @@ from stoa.core.names import (
 from stoa.core.schema import (
     Alias,
     AuditEvent,
+    ContentReview,
     LineageLink,
     Run,
     Series,
     Version,
+    utcnow,
 )
 from stoa.govern import _rows
 from stoa.govern.types import (
@@ -211,14 +213,27 @@ class Registry:
                 raise ConflictError(
                     f"{series.name}@{row.version} is {row.status}, not pending review",
                     field="ref",
-                    fix="only versions held for licence review can be approved or rejected",
+                    fix="only versions held for review (pending) can be approved or rejected",
                 )
             row.status = "allowed" if approve else "blocked"
             detail = {"from": "pending", "to": row.status, "note": note}
             subject = f"{kind}:{series.name}@{row.version}"
             _rows.audit(session.connection(), actor, "approve" if approve else "reject", subject,
                         detail)  # fmt: skip
+            session.merge(ContentReview(
+                kind=kind, sha256=row.sha256, decision="approved" if approve else "rejected",
+                ref=f"{series.name}@{row.version}", note=note, decided_by=actor,
+                decided_at=utcnow(),
+            ))  # fmt: skip
             return self._fetch_one(session, row.id)
+
+    def content_review(self, kind: Kind, sha256: str) -> ContentReview | None:
+        """The latest admin decision on these bytes, under any name, if there is one."""
+        with self.db.read() as session:
+            found = session.get(ContentReview, (kind, sha256))
+            if found is not None:
+                session.expunge(found)
+            return found
 
     def set_alias(
         self, kind: Kind, name: str, version: int, alias: str, *, actor: str
@@ -318,7 +333,10 @@ class Registry:
         if status:
             where.append(_rows.V.c.status == status)
         joins = [_rows.tag_join(i, k, v) for i, (k, v) in enumerate(clean_tags(tags).items())]
-        limit = max(1, min(int(limit), MAX_LIST))
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST:
+            raise InvalidInputError(
+                f"limit must be 1..{MAX_LIST}", field="limit", fix="page with a smaller limit"
+            )
         with self.db.read() as session:
             return _rows.fetch_versions(session.connection(), where, limit=limit, joins=joins)
 

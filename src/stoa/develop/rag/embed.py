@@ -1,6 +1,10 @@
 """Embedders: the offline MiniLM by default, any sentence-transformers folder, or an
 OpenAI-compatible ``/v1/embeddings`` endpoint.
 
+An endpoint's credentials travel only with an embedder configured by name
+(``STOA_EMBEDDERS``), to the URL configured with them; an endpoint named ad hoc gets
+no key. An endpoint's answer is never echoed in an error, only its status.
+
 A knowledge base records its embedder's name and version, because vectors from two
 embedders are not comparable: a query must be embedded by the embedder that embedded
 the chunks. Texts are sorted by length before batching so that a batch pads to
@@ -20,10 +24,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from stoa.core.errors import InvalidInputError, RefusedError
+from stoa.core.errors import ConfigurationError, InvalidInputError, RefusedError
+from stoa.govern.gate import foreign_modules
 
 DEFAULT_MODEL = "minilm"
-API_KEY_ENV = "STOA_EMBEDDINGS_API_KEY"
 MAX_BATCH = 1024
 
 
@@ -44,19 +48,30 @@ class EmbedderSpec:
     url: str | None = None  # the OpenAI-compatible base URL, ending in /v1
     batch_size: int = 64
     backend: str = "auto"  # sentence-transformers: auto, torch (fp32), bf16 or int8
+    #: The environment variable holding the endpoint's key; set only by configuration.
+    api_key_env: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
-def parse_embedder(text: str | Mapping[str, Any] | None, *, url: str | None = None) -> EmbedderSpec:
-    """``minilm``, a sentence-transformers folder, or ``openai:MODEL`` with a URL."""
-    if isinstance(text, Mapping):
-        unknown = set(text) - set(EmbedderSpec.__dataclass_fields__)
-        if unknown:
+def parse_embedder(
+    text: str | Mapping[str, Any] | None,
+    *,
+    url: str | None = None,
+    configured: Mapping[str, Mapping[str, Any]] | None = None,
+) -> EmbedderSpec:
+    """``minilm``, a name from ``configured`` (the server's ``STOA_EMBEDDERS``), a
+    sentence-transformers folder, or ``openai:MODEL`` with a URL (no key is sent)."""
+    configured = configured or {}
+    if isinstance(text, str) and text in configured:
+        if url is not None:
             raise InvalidInputError(
-                f"unknown embedder setting(s) {', '.join(sorted(unknown))}", field="embedder"
+                f"the configured embedder {text!r} has its own URL", field="embedder_url"
             )
+        return _checked(_from_settings(text, configured[text]))
+    if isinstance(text, Mapping):
+        _known_settings(text, "embedder", {"api_key_env"})
         spec = EmbedderSpec(**text)
     elif text is None or text == DEFAULT_MODEL:
         spec = EmbedderSpec(url=url)
@@ -67,6 +82,25 @@ def parse_embedder(text: str | Mapping[str, Any] | None, *, url: str | None = No
     else:
         spec = EmbedderSpec(model=str(Path(text).expanduser().resolve()), url=url)
     return _checked(spec)
+
+
+def _known_settings(values: Mapping[str, Any], field: str, hidden: set[str]) -> None:
+    unknown = set(values) - (set(EmbedderSpec.__dataclass_fields__) - hidden)
+    if unknown:
+        raise InvalidInputError(
+            f"unknown embedder setting(s) {', '.join(sorted(unknown))}", field=field
+        )
+
+
+def _from_settings(name: str, values: Mapping[str, Any]) -> EmbedderSpec:
+    """A configured embedder: a configuration error names the setting, not the caller."""
+    if not isinstance(values, Mapping):
+        raise ConfigurationError(f"STOA_EMBEDDERS[{name!r}] must be an object", field="embedders")
+    try:
+        _known_settings(values, f"embedders.{name}", set())
+    except InvalidInputError as exc:
+        raise ConfigurationError(exc.message, field=exc.field) from None
+    return EmbedderSpec(**values)
 
 
 def _checked(spec: EmbedderSpec) -> EmbedderSpec:
@@ -95,11 +129,20 @@ def _checked(spec: EmbedderSpec) -> EmbedderSpec:
             field="embedder",
             fix="use auto, torch, bf16 or int8",
         )
-    elif spec.model != DEFAULT_MODEL and not (Path(spec.model) / "modules.json").is_file():
-        raise InvalidInputError(
-            f"{spec.model} is not a sentence-transformers folder (no modules.json)",
-            field="embedder",
-        )
+    elif spec.model != DEFAULT_MODEL:
+        modules = Path(spec.model) / "modules.json"
+        if not modules.is_file():
+            raise InvalidInputError(
+                f"{spec.model} is not a sentence-transformers folder (no modules.json)",
+                field="embedder",
+            )
+        refused = foreign_modules(modules, "modules.json")
+        if refused:
+            raise InvalidInputError(
+                f"{spec.model} cannot be loaded: {refused[0].message}",
+                field="embedder",
+                fix="use a folder whose modules are sentence_transformers' own",
+            )
     return spec
 
 
@@ -149,7 +192,14 @@ class SentenceTransformerEmbedder:
         from stoa.govern.flavors.sentence_transformers_flavor import SentenceTransformersFlavor
 
         hf_logging.disable_progress_bar()  # a bar per load is noise on a CLI's stderr
-        self._model = SentenceTransformersFlavor().load(path, {})
+        try:
+            self._model = SentenceTransformersFlavor().load(path, {})
+        except (ValueError, OSError, ImportError, KeyError) as exc:
+            raise InvalidInputError(
+                f"{spec.model} does not load as a sentence-transformers model: "
+                f"{type(exc).__name__}: {exc}",
+                field="embedder",
+            ) from None
         model = self._model
         dimension = getattr(model, "get_embedding_dimension", None)
         self.dimension = int(dimension() if dimension else model.get_sentence_embedding_dimension())
@@ -230,7 +280,8 @@ def _model_version(model: str, path: Path) -> str:
 class OpenAIEmbedder:
     """Any server speaking OpenAI's embeddings API (OpenAI, vLLM, Ollama, TEI, llama.cpp).
 
-    The API key comes from ``STOA_EMBEDDINGS_API_KEY`` at call time and is never stored.
+    The key is read at call time from the variable a configured embedder names
+    (``api_key_env``) and is never stored; an ad-hoc endpoint gets none.
     """
 
     def __init__(self, spec: EmbedderSpec):
@@ -239,7 +290,7 @@ class OpenAIEmbedder:
         self.spec = spec
         self.name = f"openai:{spec.model}"
         self.version = f"{spec.url}#{spec.model}"
-        key = os.environ.get(API_KEY_ENV)
+        key = os.environ.get(spec.api_key_env) if spec.api_key_env else None
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self._http = httpx.Client(base_url=str(spec.url), headers=headers, timeout=60.0)
         self.dimension = int(self._post(["dimension probe"]).shape[1])
@@ -259,10 +310,11 @@ class OpenAIEmbedder:
                 f"the embeddings endpoint {self.spec.url} could not be reached: {exc}",
                 field="embedder_url",
             ) from None
-        if response.status_code != 200:
+        if response.status_code != 200:  # its body is never echoed: it may say anything
             raise RefusedError(
-                f"the embeddings endpoint answered {response.status_code}: {response.text[:200]}",
+                f"the embeddings endpoint answered HTTP {response.status_code}",
                 field="embedder",
+                fix="see the endpoint's own logs",
             )
         try:
             data = sorted(response.json()["data"], key=lambda row: row["index"])

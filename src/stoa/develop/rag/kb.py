@@ -15,6 +15,7 @@ import json
 import shutil
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,9 +44,12 @@ from stoa.develop.rag.load import Document, LoadFailure
 from stoa.develop.rag.pii import apply_policy
 from stoa.develop.rag.retrieve import MODES, Result, check_query_options, retrieve
 from stoa.develop.rag.vectors import VectorBackend, check_where
+from stoa.govern.models import ensure_loadable
 from stoa.govern.registry import Registry
 
 PII_POLICIES = ("allow", "redact", "block")
+#: ``model:NAME@REF`` names a registered sentence-transformers model as the embedder.
+MODEL_PREFIX = "model:"
 BACKENDS = ("local", "milvus")
 EMBED_BATCH_CHUNKS = 256  # chunks embedded together, across documents
 Progress = Callable[[int, int, str], None]
@@ -131,9 +135,18 @@ def check_pii_policy(policy: str) -> str:
 class KnowledgeBases:
     """One instance per client; opened stores are kept so a server answers fast."""
 
-    def __init__(self, db: Database, home: Path):
+    def __init__(
+        self,
+        db: Database,
+        home: Path,
+        *,
+        registry: Registry | None = None,
+        embedders: Mapping[str, Mapping[str, Any]] | None = None,
+    ):
         self.db = db
         self.home = home
+        self.registry = registry  # resolves ``model:NAME@REF`` embedders
+        self.embedders = dict(embedders or {})  # the configured ones, by name
         self._open: dict[int, tuple[KbStore, VectorBackend, Embedder]] = {}
         self._lock = threading.Lock()  # a server's threads open each knowledge base once
 
@@ -142,6 +155,29 @@ class KnowledgeBases:
             backend.close()
             store.close()
         self._open.clear()
+
+    def _registered_embedder(self, ref: str) -> EmbedderSpec:
+        """A sentence-transformers model version the gate allowed, exported once by its
+        content hash under ``HOME/embedders``; never a path a caller names."""
+        if self.registry is None:
+            raise ConfigurationError("registered embedders need the registry", field="embedder")
+        info = self.registry.get("model", ref)
+        ensure_loadable(info)
+        if info.flavor != "sentence-transformers":
+            raise InvalidInputError(
+                f"{info.ref} is a {info.flavor} model, not a sentence-transformers one",
+                field="embedder",
+            )
+        folder = self.home / "embedders" / info.sha256
+        if not folder.is_dir():
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            staging = folder.with_name(f".{info.sha256}.{uuid.uuid4().hex}")
+            self.registry.blobs.export(info.sha256, info.artifact, staging)
+            try:
+                staging.rename(folder)
+            except OSError:  # another process exported the same bytes first
+                shutil.rmtree(staging, ignore_errors=True)
+        return parse_embedder(str(folder))
 
     # -- definitions ---------------------------------------------------------------
 
@@ -160,8 +196,10 @@ class KnowledgeBases:
     ) -> KbInfo:
         """Checked in full, and the embedder loaded, before anything is written."""
         validate_name(name)
+        if isinstance(embedder, str) and embedder.startswith(MODEL_PREFIX):
+            embedder = self._registered_embedder(embedder.removeprefix(MODEL_PREFIX))
         spec = embedder if isinstance(embedder, EmbedderSpec) else parse_embedder(
-            embedder, url=embedder_url
+            embedder, url=embedder_url, configured=self.embedders
         )  # fmt: skip
         config = check_chunking(chunking)
         backend_config = check_backend(backend, backend_uri)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 from collections.abc import Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -18,6 +20,8 @@ from stoa.client import RESOURCES, LocalClient
 from stoa.client._operation import Resource
 from stoa.core.errors import ConfigurationError, StoaError
 from stoa.core.settings import Settings
+from stoa.govern.gc import sweep_temporaries
+from stoa.serve.server.gatekeeper import FIX, MIB, Gatekeeper
 
 log = logging.getLogger("stoa.server")
 
@@ -42,11 +46,22 @@ def check_bind(host: str, client: LocalClient) -> None:
         )
 
 
+_HOST_HEADER = re.compile(
+    r"^(?:\[(?P<ip6>[0-9A-Fa-f:.]+)\]|(?P<name>[A-Za-z0-9._-]+))(?::\d{1,5})?$"
+)
+
+
 def host_of(header: str) -> str:
-    """The host part of a Host header: ``[::1]:8000`` -> ``::1``, ``a.b:80`` -> ``a.b``."""
-    if header.startswith("["):
-        return header[1 : header.find("]")] if "]" in header else header
-    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+    """The host part of a Host header (``[::1]:8000`` -> ``::1``, ``a.b:80`` -> ``a.b``),
+    or "" when it is not the ``host[:port]`` that RFC 9110 allows: ``127.0.0.1:80@evil``
+    must not pass for loopback."""
+    found = _HOST_HEADER.match(header)
+    if found is not None:
+        return found.group("ip6") or found.group("name")
+    try:  # a bare IPv6 address ("::1"), as some clients send it
+        return str(ipaddress.IPv6Address(header))
+    except ValueError:
+        return ""
 
 
 class LoopbackHostOnly:
@@ -62,10 +77,11 @@ class LoopbackHostOnly:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             headers = dict(scope["headers"])
-            host = host_of(headers.get(b"host", b"").decode("latin-1"))
+            raw = headers.get(b"host", b"").decode("latin-1")
+            host = host_of(raw)
             if not is_loopback(host):
                 response = _error(
-                    400, "invalid_input", f"host {host!r} is not this loopback server",
+                    400, "invalid_input", f"host {raw[:100]!r} is not this loopback server",
                     "Host", "address the server as 127.0.0.1, ::1 or localhost",
                 )  # fmt: skip
                 await response(scope, receive, send)
@@ -90,11 +106,15 @@ def create_app(
 ) -> FastAPI:
     """The app over ``client`` (or the stores ``settings`` name), with a route for every
     operation of ``resources``."""
-    from stoa.serve.server.routes import build_router
+    from stoa.serve.server.routes import build_router, route_scopes
 
     client = client or LocalClient(settings=settings or Settings())
+    limits = client.stores.settings
+    sweep_temporaries(client.stores.blobs)  # what a crashed upload left behind
     check_bind(host, client)
-    app = FastAPI(
+    # Swagger UI and ReDoc from assets shipped in a package, never from a CDN: /docs
+    # works offline.
+    app = FastAPIOffline(
         title="Stoa",
         version=__version__,
         description="Govern, develop, serve and measure AI solutions.",
@@ -103,7 +123,14 @@ def create_app(
     )
     app.state.client = client
     app.state.loopback = is_loopback(host)
-    if app.state.loopback:
+    app.add_middleware(
+        Gatekeeper,
+        routes=route_scopes(resources),
+        max_upload=limits.max_upload_mb * MIB,
+        max_json=limits.max_json_mb * MIB,
+        error=_error,
+    )
+    if app.state.loopback:  # added last, so it runs first: a wrong Host reads nothing
         app.add_middleware(LoopbackHostOnly)
 
     @app.exception_handler(StoaError)
@@ -134,6 +161,8 @@ def create_app(
                 "url",
                 "see /docs for the routes; a reference is NAME, NAME@VERSION or NAME@ALIAS",
             )
+        if exc.status_code == 413:  # a body the gatekeeper stopped while it streamed in
+            return _error(413, "too_large", str(exc.detail), "body", FIX)
         if exc.status_code == 405:
             return _error(405, "http_error", str(exc.detail), "method", "see /docs for the routes")
         code = "not_found" if exc.status_code == 404 else "http_error"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 import shutil
 import tempfile
 import types
@@ -23,12 +24,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, create_model
+from starlette.routing import compile_path
 
 from stoa.client import KINDS, RESOURCES, LocalClient
 from stoa.client._operation import Operation, Resource, operations
-from stoa.core.errors import AuthenticationError, InvalidInputError
+from stoa.core.errors import InvalidInputError
 from stoa.core.names import safe_relpath, validate_name
-from stoa.core.tokens import require_scope
+from stoa.serve.server.gatekeeper import authenticate
 
 _KEYWORD = inspect.Parameter.KEYWORD_ONLY
 #: The kinds the registry routes take as their first path segment.
@@ -37,51 +39,53 @@ _BY_PLURAL = {cls.name: cls for cls in KINDS.values()}
 
 
 def scope(needed: str) -> Callable[..., LocalClient]:
-    """Dependency: the server's client acting as the caller, once the token has ``needed``.
-
-    Everything a request changes is recorded under the token's name; with no tokens on
-    loopback the caller is "anonymous".
-    """
+    """Dependency: the server's client acting as the caller. The gatekeeper middleware
+    has checked the token against ``needed`` before the body was read."""
 
     def check(request: Request) -> LocalClient:
-        client: LocalClient = request.app.state.client
-        tokens = client.stores.tokens
+        caller = request.scope.get("state", {}).get("stoa_caller")
+        if caller is not None:
+            return caller
+        app = request.app
         header = request.headers.get("authorization", "")
-        if not header:
-            if request.app.state.loopback and not tokens.auth_enabled():
-                return client.acting_as("anonymous")
-            raise AuthenticationError(
-                "a bearer token is required",
-                field="Authorization",
-                fix="send 'Authorization: Bearer <token>'",
-            )
-        kind, _, value = header.partition(" ")
-        if kind.lower() != "bearer" or not value.strip():
-            raise AuthenticationError(
-                "expected a Bearer token",
-                field="Authorization",
-                fix="send 'Authorization: Bearer <token>'",
-            )
-        token = tokens.authenticate(value.strip())
-        require_scope(token, needed)
-        return client.acting_as(f"token:{token.name}")
+        return authenticate(app.state.client, header, app.state.loopback, needed)
 
     return check
 
 
-def build_router(resources: Sequence[type[Resource]] = RESOURCES) -> APIRouter:
-    """Every operation of ``resources``; the registry's ``/{kinds}/…`` routes last, so
-    that ``/runs``, ``/kbs`` and the rest are matched before a kind is tried."""
-    router = APIRouter()
+def _mount_order(
+    resources: Sequence[type[Resource]],
+) -> list[tuple[Operation, type[Resource] | None]]:
+    """Every operation once, with its resource; the registry's ``/{kinds}/…`` ones last
+    (resource None), so that ``/runs``, ``/kbs`` and the rest are matched first."""
+    own: list[tuple[Operation, type[Resource] | None]] = []
     by_kind: dict[str, Operation] = {}
     for resource in resources:
         for op in operations(resource):
             if op.path.startswith("/{kinds}"):
                 by_kind.setdefault(op.name, op)  # shared by the kinds: mounted once
             else:
-                _mount(router, op, resource)
-    for op in by_kind.values():
-        _mount(router, op, None)
+                own.append((op, resource))
+    return own + [(op, None) for op in by_kind.values()]
+
+
+def route_scopes(
+    resources: Sequence[type[Resource]] = RESOURCES, prefix: str = "/api/v1"
+) -> list[tuple[str, re.Pattern[str], str]]:
+    """(method, path pattern, scope) in the order the router matches: what the
+    gatekeeper checks before a body is read."""
+    table = []
+    for op, resource in _mount_order(resources):
+        paths = [op.path] if resource else [op.path.replace("{kinds}", k) for k in _BY_PLURAL]
+        table += [(op.method, compile_path(prefix + p)[0], op.scope) for p in paths]
+    return table
+
+
+def build_router(resources: Sequence[type[Resource]] = RESOURCES) -> APIRouter:
+    """A route for every operation of ``resources``, in ``_mount_order``."""
+    router = APIRouter()
+    for op, resource in _mount_order(resources):
+        _mount(router, op, resource)
     return router
 
 
@@ -102,9 +106,9 @@ def _mount(router: APIRouter, op: Operation, resource: type[Resource] | None) ->
         owner = resource or _BY_PLURAL[received.pop("kinds").value]
         uploads = arguments.take_uploads(received)
         values = arguments.values(received)
-        if op.guard is not None:
-            op.guard(values)
         target = owner(client)
+        if op.guard is not None:
+            op.guard(target, values)
         if op.upload is None or uploads is None:
             return _answer(op, op.fn(target, **values))
         with tempfile.TemporaryDirectory(prefix="stoa-upload-") as tmp:
