@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -106,3 +108,54 @@ def test_reuploading_with_a_declared_licence_does_not_skip_review(api, tmp_path)
     assert second.status_code == 201 and second.json()["status"] == "pending", second.text
     ref = f"nc@{second.json()['version']}"
     assert api.get(f"{API}/models/{ref}/artifact").status_code == 409
+
+
+def test_a_dead_server_is_one_clear_error() -> None:
+    from stoa.client import HttpClient
+    from stoa.core.errors import UnreachableError
+
+    client = HttpClient("http://127.0.0.1:9")
+    with pytest.raises(UnreachableError, match="cannot reach the Stoa server") as failed:
+        client.models.list()
+    assert failed.value.field == "url" and "STOA_URL" in failed.value.fix
+    with pytest.raises(UnreachableError):
+        client.models.download("m@1", Path(tempfile.mkdtemp()) / "out")
+    client.close()
+
+
+def test_the_cli_against_a_dead_server_says_so_in_one_line(tmp_path: Path) -> None:
+    from tests.cli.test_cli import STOA, clean_env
+
+    done = subprocess.run(
+        [STOA, "--url", "http://127.0.0.1:9", "models", "list"],
+        env=clean_env(STOA_HOME=str(tmp_path)), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and "cannot reach the Stoa server" in done.stderr
+
+
+def test_a_local_run_does_not_become_the_parent_of_a_servers_run(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from stoa.client import HttpClient, LocalClient
+    from stoa.core.settings import Settings
+    from stoa.serve.server import create_app
+
+    app = create_app(Settings(home=tmp_path / "server"))
+    local = LocalClient(home=tmp_path / "local")
+    with TestClient(app, base_url="http://127.0.0.1/api/v1") as http:
+        remote = HttpClient("http://127.0.0.1")
+        remote._transport.http = http
+        with local.runs.start("outer") as outer, remote.runs.start("inner") as inner:
+            inner.log_metric("acc", 0.9)
+            with local.runs.start("nested") as nested:
+                pass
+        assert remote.runs.get(inner.id).info.parent_id is None
+        assert local.runs.get(nested.id).info.parent_id == outer.id  # same store: nested
+    local.close()
+    app.state.client.close()
+
+
+def test_a_wrong_method_is_a_405_with_its_own_code(api) -> None:
+    response = api.put(f"{API}/tokens", json={})
+    check_error(response, 405, "method", code="method_not_allowed", message="PUT is not allowed")

@@ -20,7 +20,7 @@ import httpx
 from stoa.core import errors
 from stoa.core.blobs import BlobStore
 from stoa.core.db import Database
-from stoa.core.errors import IntegrityError, StoaError
+from stoa.core.errors import IntegrityError, StoaError, UnreachableError
 from stoa.core.settings import Settings
 from stoa.core.tokens import TokenStore
 from stoa.govern.gate import Gate
@@ -103,10 +103,21 @@ class Http:
         self.http.close()
 
     def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        response = self.http.request(method, path, **kwargs)
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise self.unreachable(exc) from None
         if response.status_code >= 400:
             raise error_from(response)
         return response
+
+    def unreachable(self, exc: httpx.TransportError) -> UnreachableError:
+        """A connection that failed, as one clear error instead of httpx's."""
+        return UnreachableError(
+            f"cannot reach the Stoa server at {self.url}: {type(exc).__name__}: {exc}",
+            field="url",
+            fix="check --url / STOA_URL, and that `stoa server` is running there",
+        )
 
     def fetch(self, path: str, sha256: str, dest: Path) -> Path:
         """Stream one file through a temporary name; ``dest`` only ever holds verified bytes."""
@@ -125,6 +136,8 @@ class Http:
                 raise IntegrityError(f"download of {path} does not match its hash", field="sha256")
         except BaseException as exc:
             Path(tmp).unlink(missing_ok=True)
+            if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+                raise self.unreachable(exc) from None
             if isinstance(exc, httpx.RemoteProtocolError):
                 # The server checks a large blob's hash while streaming it and breaks off
                 # on a mismatch.

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from stoa.client._operation import Resource, Upload, Wire, operation
+from stoa.client._transport import Http
 from stoa.core.errors import InvalidInputError
 from stoa.core.names import safe_relpath
 from stoa.develop import tracking
@@ -19,6 +20,13 @@ class Runs(Resource):
     """Also the ``RunSink`` that ``start`` logs into, in process or over HTTP."""
 
     name = "runs"
+
+    @property
+    def store(self) -> str:
+        """Where these runs are kept: a run nests under the active one only in the same
+        store, so a server's run never names a local parent it cannot see."""
+        transport = self._transport
+        return f"http:{transport.url}" if isinstance(transport, Http) else f"db:{transport.db.url}"
 
     def start(self, name: str = "run", **options: Any) -> RunContext:
         """A tracked run: ``with client.runs.start("train", params={...}) as run:``.

@@ -82,6 +82,14 @@ class IntegrityError(StoaError):
     exit_code = 1
 
 
+class UnreachableError(StoaError):
+    """A Stoa server (or another configured service) did not answer at all."""
+
+    code = "unreachable"
+    http_status = 502
+    exit_code = 1
+
+
 class ConfigurationError(StoaError):
     """Settings that cannot work, such as a public bind address without tokens."""
 

@@ -114,6 +114,13 @@ def _git_state(where: str) -> dict[str, Any]:
     return env
 
 
+def _same_store(one: RunSink, other: RunSink) -> bool:
+    """Whether two sinks keep runs in one store (``client.runs.store``); an unknown
+    sink is taken to be the same, as before stores could differ."""
+    mine, theirs = getattr(one, "store", None), getattr(other, "store", None)
+    return mine is None or theirs is None or mine == theirs
+
+
 class ActiveRun:
     """A running run; use it from ``with client.runs.start(...) as run``."""
 
@@ -128,6 +135,7 @@ class ActiveRun:
         self._steps: dict[str, int] = {}
         self._written: dict[str, str] = {}  # params already stored
         self._last_flush = time.monotonic()
+        self.outer: ActiveRun | None = None  # the run that was active when this one began
 
     @property
     def id(self) -> str:
@@ -215,8 +223,14 @@ class RunContext:
         flush_seconds = options.pop("flush_seconds", 1.0)
         capture = options.pop("capture_environment", True)
         parent = options.pop("parent", None)
-        if parent is None and active_run() is not None:
-            parent = active_run().id  # type: ignore[union-attr]
+        active = active_run()
+        if parent is None:
+            # The nearest enclosing run kept in the same store: a run on a server never
+            # names a local parent the server cannot see, and vice versa.
+            enclosing = active
+            while enclosing is not None and not _same_store(enclosing.sink, self.sink):
+                enclosing = enclosing.outer
+            parent = enclosing
         if isinstance(parent, ActiveRun):
             parent = parent.id
         params = options.pop("params", None)
@@ -230,6 +244,7 @@ class RunContext:
             environment=capture_environment() if capture else {},
         )
         self.run = ActiveRun(self.sink, info, flush_every=flush_every, flush_seconds=flush_seconds)
+        self.run.outer = active
         self.run._written.update(clean_params(params))
         self._token = _current.set(self.run)
         return self.run

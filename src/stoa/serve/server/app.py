@@ -164,7 +164,10 @@ def create_app(
         if exc.status_code == 413:  # a body the gatekeeper stopped while it streamed in
             return _error(413, "too_large", str(exc.detail), "body", FIX)
         if exc.status_code == 405:
-            return _error(405, "http_error", str(exc.detail), "method", "see /docs for the routes")
+            return _error(
+                405, "method_not_allowed", f"{request.method} is not allowed on "
+                f"{request.url.path}", "method", "see /docs for the routes",
+            )  # fmt: skip
         code = "not_found" if exc.status_code == 404 else "http_error"
         return _error(exc.status_code, code, str(exc.detail))
 
