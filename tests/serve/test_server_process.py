@@ -80,14 +80,16 @@ def _healthy(proc: subprocess.Popen, url: str, log: Path) -> bool:
 
 
 @contextlib.contextmanager
-def running_server(tmp_path: Path, env: dict[str, str], host: str = "127.0.0.1") -> Iterator[str]:
+def running_server(
+    tmp_path: Path, env: dict[str, str], host: str = "127.0.0.1", *extra: str
+) -> Iterator[str]:
     """Start `stoa server`, yield its URL once healthy, and always stop it afterwards."""
     for _ in range(3):  # another test may grab the port between probing and binding
         port = free_port()
         log = tmp_path / f"server-{port}.log"
         with open(log, "wb") as out:
             proc = subprocess.Popen(
-                [STOA, "server", "--host", host, "--port", str(port)],
+                [STOA, "server", "--host", host, "--port", str(port), *extra],
                 env=env,
                 cwd=tmp_path,
                 stdout=out,
@@ -344,3 +346,32 @@ def test_http_client_builds_a_knowledge_base_on_a_real_server(tmp_path):
                 client.kbs.show("nope")
         finally:
             client.close()
+
+
+def test_several_workers_share_one_store(tmp_path, skops_file):
+    """`--workers 2`: writes through one process are read through the other at once, and
+    concurrent registrations keep gap-free version numbers."""
+    home = tmp_path / "home"
+    with running_server(tmp_path, stoa_env(home), "127.0.0.1", "--workers", "2") as url:
+        errors: list[BaseException] = []
+
+        def register(i: int) -> None:
+            try:
+                client = HttpClient(url)
+                client.prompts.register("p", f"version {i} says {{{{ x }}}}")
+                client.close()
+            except BaseException as exc:  # surfaced below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=register, args=(i,)) for i in range(12)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert not errors, errors
+        client = HttpClient(url)
+        versions = [v.version for v in client.prompts.versions("p")]
+        assert versions == list(range(1, 13))
+        seen = {httpx.get(f"{url}/api/v1/prompts/p@12").json()["version"] for _ in range(20)}
+        assert seen == {12}
+        client.close()

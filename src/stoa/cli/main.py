@@ -116,14 +116,28 @@ def server(
         str, typer.Option(help="Address to bind; anything but loopback needs tokens.")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Worker processes (each with its own stores).")
+    ] = 1,
+    access_log: Annotated[
+        bool, typer.Option("--access-log", help="Log every request (costs throughput).")
+    ] = False,
 ) -> None:
     """Serve the REST API (OpenAPI at /docs) with uvicorn."""
     import uvicorn
 
     from stoa.serve.server import create_app
+    from stoa.serve.server.app import WORKER_APP, configure_workers
 
-    api = create_app(state(ctx).settings, host=host)
-    uvicorn.run(api, host=host, port=port, log_level="info")
+    settings = state(ctx).settings
+    api = create_app(settings, host=host)  # refuses a public bind without tokens, here
+    options = {"host": host, "port": port, "log_level": "info", "access_log": access_log}
+    if workers == 1:
+        uvicorn.run(api, **options)
+        return
+    api.state.client.close()
+    configure_workers(settings, host)  # what every worker process rebuilds
+    uvicorn.run(WORKER_APP, factory=True, workers=workers, **options)
 
 
 @app.command()

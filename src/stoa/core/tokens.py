@@ -82,6 +82,7 @@ def _info(row: Token) -> TokenInfo:
 class TokenStore:
     def __init__(self, db: Database):
         self.db = db
+        self._enabled = False  # once True, always True: no need to ask the database again
 
     def create(self, name: str, scopes: Iterable[str], *, actor: str) -> NewToken:
         validate_name(name)
@@ -129,8 +130,11 @@ class TokenStore:
 
     def auth_enabled(self) -> bool:
         """Whether tokens were ever set up; once they were, revoking them all locks the API
-        rather than opening it again."""
-        return self._exists()
+        rather than opening it again. Another process may create the first token, so a
+        "no" is asked again every time; a "yes" is final."""
+        if not self._enabled:
+            self._enabled = self._exists()
+        return self._enabled
 
     def _exists(self, *where: Any) -> bool:
         with self.db.read() as session:

@@ -279,6 +279,19 @@ def audit(conn: Connection, actor: str, action: str, subject: str, detail: dict[
     )
 
 
+def fetch_one(
+    conn: Connection,
+    where: Iterable[ColumnElement[bool]],
+    joins: Iterable[tuple[Any, ColumnElement[bool]]] = (),
+) -> tuple[int, VersionInfo] | None:
+    """The one version ``where`` names, and its row id; None when it names none."""
+    statement = for_dialect(conn, "select_versions", _select_versions_statement)
+    for table, on in joins:
+        statement = statement.join(table, on)
+    row = conn.execute(statement.where(*where)).first()
+    return None if row is None else (row[0], to_info(row))
+
+
 def fetch_versions(
     conn: Connection,
     where: Iterable[ColumnElement[bool]],

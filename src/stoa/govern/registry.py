@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, and_, bindparam, select
 from sqlalchemy.orm import Session
 
 from stoa.core.blobs import BlobStore, StoredArtifact
@@ -281,11 +281,30 @@ class Registry:
     # -- reading -----------------------------------------------------------------
 
     def get(self, kind: Kind, ref: str) -> VersionInfo:
-        """One version, with the full report of the scan that judged it (when there is one)."""
+        """One version, with the full report of the scan that judged it (when there is one).
+
+        The hot path of every read: one query resolves the reference and reads the
+        version with its tags and aliases, one more reads the scan. Only a reference
+        that names nothing goes through the ORM, for the error that says why.
+        """
+        parsed = parse_ref(ref)
+        where = [_rows.S.c.kind == kind, _rows.S.c.name == parsed.name]
+        joins = []
+        if parsed.alias is not None:
+            on = and_(_rows.A.c.version_id == _rows.V.c.id, _rows.A.c.alias == parsed.alias)
+            joins.append((_rows.A, on))
+        elif parsed.version is not None:
+            where.append(_rows.V.c.version == parsed.version)
+        else:
+            where.append(_rows.V.c.version == _rows.S.c.latest_version)
         with self.db.read() as session:
-            row, _ = self._resolve(session, kind, ref)
-            info = self._fetch_one(session, row.id)
-            scan = _rows.latest_scan(session.connection(), row.id)
+            conn = session.connection()
+            found = _rows.fetch_one(conn, where, joins)
+            if found is None:
+                self._resolve(session, kind, ref)  # raises the NotFoundError that says why
+                raise NotFoundError(f"no {kind} {ref!r}", field="ref")
+            version_id, info = found
+            scan = _rows.latest_scan(conn, version_id)
             return info.model_copy(update={"scan": scan}) if scan else info
 
     def list_series(self, kind: Kind) -> list[SeriesInfo]:

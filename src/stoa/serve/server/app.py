@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import re
 from collections.abc import Sequence
 
@@ -188,3 +189,23 @@ def create_app(
 
     app.include_router(build_router(resources), prefix="/api/v1")
     return app
+
+
+#: What uvicorn imports in each of several worker processes (``stoa server --workers``).
+WORKER_APP = "stoa.serve.server.app:app_for_worker"
+_WORKER_HOST = "STOA_SERVER_HOST"
+
+
+def configure_workers(settings: Settings, host: str) -> None:
+    """Put the settings and bind address where every worker process reads them: uvicorn
+    imports ``WORKER_APP`` afresh in each, so they travel in the environment."""
+    values = {"STOA_HOME": str(settings.resolved_home), _WORKER_HOST: host,
+              "STOA_DATABASE_URL": settings.resolved_database_url,
+              "STOA_BLOB_URL": settings.resolved_blob_url}  # fmt: skip
+    if settings.scan_policy is not None:
+        values["STOA_SCAN_POLICY"] = str(settings.scan_policy)
+    os.environ.update(values)
+
+
+def app_for_worker() -> FastAPI:
+    return create_app(Settings(), host=os.environ.get(_WORKER_HOST, "127.0.0.1"))

@@ -42,7 +42,8 @@ def scope(needed: str) -> Callable[..., LocalClient]:
     """Dependency: the server's client acting as the caller. The gatekeeper middleware
     has checked the token against ``needed`` before the body was read."""
 
-    def check(request: Request) -> LocalClient:
+    async def check(request: Request) -> LocalClient:
+        # async: FastAPI would otherwise hop to a worker thread for a dictionary lookup.
         caller = request.scope.get("state", {}).get("stoa_caller")
         if caller is not None:
             return caller
