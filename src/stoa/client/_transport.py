@@ -27,6 +27,7 @@ from stoa.govern.gate import Gate
 from stoa.govern.registry import Registry
 from stoa.govern.scan.policy import load_policy
 from stoa.govern.scan.scan_gate import ScanGate
+from stoa.govern.webhooks import parse_hooks
 
 
 def default_actor() -> str:
@@ -44,7 +45,8 @@ class Local:
         settings.resolved_home.mkdir(parents=True, exist_ok=True)
         self.db = Database(settings.resolved_database_url)
         self.blobs = BlobStore(settings.resolved_blob_url)
-        self.registry = Registry(self.db, self.blobs)
+        self.hooks = parse_hooks(settings.webhooks)
+        self.registry = Registry(self.db, self.blobs, self.hooks)
         self.tokens = TokenStore(self.db)
         self.gate: Gate = gate or ScanGate(load_policy(settings.scan_policy))
         self.actor = actor or default_actor()

@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     max_json_mb: int = Field(
         default=64, ge=1, description="The largest JSON body the server reads, in MiB."
     )
+    webhooks: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Registry webhooks, as JSON: "
+        '{"NAME": {"url": "https://…", "secret_env": "VAR", "events": ["alias.moved"]}}.',
+    )
     embedders: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Named embedders a server offers, as JSON: "

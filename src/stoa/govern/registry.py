@@ -12,7 +12,7 @@ import contextlib
 import json
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ from stoa.core.schema import (
     Version,
     utcnow,
 )
-from stoa.govern import _rows
+from stoa.govern import _rows, webhooks
 from stoa.govern.types import (
     KINDS,
     AliasInfo,
@@ -52,6 +52,7 @@ from stoa.govern.types import (
     SeriesInfo,
     VersionInfo,
 )
+from stoa.govern.webhooks import Hook
 
 MAX_LIST = 10_000
 # Built once: constructing a statement per call cost more than running it.
@@ -117,9 +118,15 @@ class _AlreadyStored(Exception):
 class Registry:
     """Stores versions and answers references; kind-specific checks live in their modules."""
 
-    def __init__(self, db: Database, blobs: BlobStore):
+    def __init__(self, db: Database, blobs: BlobStore, hooks: Sequence[Hook] = ()):
         self.db = db
         self.blobs = blobs
+        self.hooks = list(hooks)  # configured webhooks: changes enqueue their deliveries
+
+    def _notify(self, conn: Connection, event: str, payload: dict[str, Any]) -> None:
+        """Enqueue ``event`` in the change's own transaction: both commit, or neither."""
+        if self.hooks:
+            webhooks.enqueue(conn, self.hooks, event, payload)
 
     # -- writing -----------------------------------------------------------------
 
@@ -168,7 +175,12 @@ class Registry:
                 _rows.link(conn, links, kind, str(version_id))
                 if scan is not None:
                     _rows.store_scan(conn, version_id, scan)
-                return _rows.new_info(kind, name, number, created_at, values, tags)
+                info = _rows.new_info(kind, name, number, created_at, values, tags)
+                payload = webhooks.version_payload(info, actor)
+                self._notify(conn, "version.registered", payload)
+                if status == "blocked":
+                    self._notify(conn, "version.blocked", payload)
+                return info
         except _AlreadyStored as found:
             # The same bytes with the same outcome again write no version; new lineage
             # (another run that produced the same bytes) is still recorded.
@@ -220,12 +232,16 @@ class Registry:
             subject = f"{kind}:{series.name}@{row.version}"
             _rows.audit(session.connection(), actor, "approve" if approve else "reject", subject,
                         detail)  # fmt: skip
+            event = "version.approved" if approve else "version.rejected"
+            info = self._fetch_one(session, row.id)
+            self._notify(session.connection(), event,
+                         {**webhooks.version_payload(info, actor), "note": note})  # fmt: skip
             session.merge(ContentReview(
                 kind=kind, sha256=row.sha256, decision="approved" if approve else "rejected",
                 ref=f"{series.name}@{row.version}", note=note, decided_by=actor,
                 decided_at=utcnow(),
             ))  # fmt: skip
-            return self._fetch_one(session, row.id)
+            return info
 
     def content_review(self, kind: Kind, sha256: str) -> ContentReview | None:
         """The latest admin decision on these bytes, under any name, if there is one."""
@@ -257,6 +273,8 @@ class Registry:
             previous, updated_at = _rows.point_alias(conn, series_id, alias, version_id, actor)
             detail = {"alias": alias, "from": previous, "to": version}
             _rows.audit(conn, actor, "alias", f"{kind}:{name}", detail)
+            self._notify(conn, "alias.moved", {"actor": actor, "kind": kind, "name": name,
+                                               **detail})  # fmt: skip
             return AliasInfo(
                 kind=kind,
                 name=name,
@@ -277,6 +295,8 @@ class Registry:
             session.delete(current)
             detail = {"alias": alias, "from": previous, "to": None}
             _rows.audit(session.connection(), actor, "alias", f"{kind}:{name}", detail)
+            self._notify(session.connection(), "alias.deleted",
+                         {"actor": actor, "kind": kind, "name": name, **detail})  # fmt: skip
 
     # -- reading -----------------------------------------------------------------
 

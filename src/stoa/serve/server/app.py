@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -22,6 +23,7 @@ from stoa.client._operation import Resource
 from stoa.core.errors import ConfigurationError, StoaError
 from stoa.core.settings import Settings
 from stoa.govern.gc import sweep_temporaries
+from stoa.govern.webhooks import Dispatcher
 from stoa.serve.server.gatekeeper import FIX, MIB, Gatekeeper
 
 log = logging.getLogger("stoa.server")
@@ -113,9 +115,22 @@ def create_app(
     limits = client.stores.settings
     sweep_temporaries(client.stores.blobs)  # what a crashed upload left behind
     check_bind(host, client)
+
     # Swagger UI and ReDoc from assets shipped in a package, never from a CDN: /docs
     # works offline.
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        """Deliver webhooks from the outbox while the server runs."""
+        dispatcher = None
+        if client.stores.hooks:
+            dispatcher = Dispatcher(client.stores.db, client.stores.hooks)
+            dispatcher.start()
+        yield
+        if dispatcher is not None:
+            dispatcher.stop()
+
     app = FastAPIOffline(
+        lifespan=lifespan,
         title="Stoa",
         version=__version__,
         description="Govern, develop, serve and measure AI solutions.",
