@@ -51,7 +51,7 @@ def test_unknown_references(client, skops_file):
     assert info.value.field == "name"
     with pytest.raises(NotFoundError, match="has no version 9") as info:
         client.models.show("churn@9")
-    assert info.value.fix == "its versions run from 1 to 1"
+    assert info.value.fix == "its versions run from 1 to 1; deleted versions are gone for good"
     with pytest.raises(NotFoundError, match="has no alias 'prod'"):
         client.models.show("churn@prod")
     with pytest.raises(NotFoundError):

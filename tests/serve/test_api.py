@@ -387,7 +387,7 @@ def test_bad_names_and_references(api, skops_file):
         api.get(f"{API}/models/churn@prod"), 404, "ref", code="not_found", message="no alias"
     )
     error = check_error(api.get(f"{API}/models/churn@9"), 404, "ref", message="has no version 9")
-    assert error["fix"] == "its versions run from 1 to 1"
+    assert error["fix"] == "its versions run from 1 to 1; deleted versions are gone for good"
     check_error(api.get(f"{API}/models/churn@0"), 422, "ref", message="versions run from 1")
     check_error(api.get(f"{API}/models/churn@-1"), 422, "ref")
     check_error(api.get(f"{API}/models/churn@"), 422, "ref")

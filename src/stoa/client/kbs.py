@@ -186,6 +186,12 @@ class KnowledgeBases(Resource):
         found = kbs.query(name, query, k=k, mode=mode, where=where, mmr=mmr, reranker=reranker)
         return [r.to_dict() for r in found]
 
+    @operation("DELETE", "/kbs/{name}", scope="admin")
+    def delete(self, name: str) -> dict[str, Any]:
+        """Remove a knowledge base for good, vectors and files included (admins)."""
+        local = self._local
+        return local.kbs.delete(name, actor=local.actor)
+
     @operation("POST", "/kbs/{name}/delete-docs", scope="write")
     def delete_documents(self, name: str, uris: list[str]) -> dict[str, Any]:
         local = self._local

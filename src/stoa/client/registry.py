@@ -113,6 +113,13 @@ class Versions(Resource):
         local = self._local
         return local.registry.archive(self.kind, ref, actor=local.actor)
 
+    @operation("DELETE", "/{kinds}/{ref}", scope="admin")
+    def delete(self, ref: str) -> VersionInfo:
+        """Remove a version for good (admins), refused while an alias points at it; its
+        bytes go at the next ``stoa gc`` unless another version shares them."""
+        local = self._local
+        return local.registry.delete(self.kind, ref, actor=local.actor)
+
     @operation("GET", "/{kinds}/{ref}/lineage", scope="read")
     def lineage(self, ref: str, depth: int = 16) -> LineageInfo:
         """What this version came from and what was made from it, ``depth`` steps out."""

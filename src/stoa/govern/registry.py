@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, select
+from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from stoa.core.blobs import BlobStore, StoredArtifact
@@ -115,6 +115,19 @@ class _AlreadyStored(Exception):
         self.version_id = version_id
 
 
+#: The aliases table under another name: the read's own aliases subquery must not
+#: correlate with the join that resolves ``NAME@ALIAS``.
+_NAMED = _rows.A.alias("named")
+_OTHER = _rows.V.alias("newest")
+#: The highest version number a series still holds (deleted ones are gone).
+_NEWEST = (
+    select(func.max(_OTHER.c.version))
+    .where(_OTHER.c.series_id == _rows.S.c.id)
+    .correlate(_rows.S)
+    .scalar_subquery()
+)
+
+
 class Registry:
     """Stores versions and answers references; kind-specific checks live in their modules."""
 
@@ -188,6 +201,29 @@ class Registry:
                 self.link_parents(conn, parents, kind, str(found.version_id))
                 [info] = _rows.fetch_versions(conn, [_rows.V.c.id == found.version_id])
                 return info.model_copy(update={"created": False})
+
+    def delete(self, kind: Kind, ref: str, *, actor: str) -> VersionInfo:
+        """Remove a version for good (admins): its row, tags, scans and lineage edges go
+        in one transaction; its bytes go at the next ``stoa gc`` unless another version
+        shares them. Refused while an alias points at it: move the alias first. Its
+        number is never given out again."""
+        with self.db.write() as session:
+            row, _ = self._resolve(session, kind, ref)
+            info = self._fetch_one(session, row.id)
+            if info.aliases:
+                raise ConflictError(
+                    f"{info.ref} carries the alias(es) {', '.join(info.aliases)}",
+                    field="ref",
+                    fix="move or delete the aliases first",
+                )
+            conn = session.connection()
+            node = (_rows.L.c.parent_type == kind) & (_rows.L.c.parent_id == str(row.id))
+            child = (_rows.L.c.child_type == kind) & (_rows.L.c.child_id == str(row.id))
+            conn.execute(delete(_rows.L).where(or_(node, child)))
+            session.delete(row)
+            detail = {"sha256": info.sha256, "status": info.status}
+            _rows.audit(conn, actor, "delete", f"{kind}:{info.ref}", detail)
+            return info
 
     def archive(self, kind: Kind, ref: str, *, actor: str) -> VersionInfo:
         """Archive a version; refused while an alias still points at it."""
@@ -311,12 +347,12 @@ class Registry:
         where = [_rows.S.c.kind == kind, _rows.S.c.name == parsed.name]
         joins = []
         if parsed.alias is not None:
-            on = and_(_rows.A.c.version_id == _rows.V.c.id, _rows.A.c.alias == parsed.alias)
-            joins.append((_rows.A, on))
+            on = and_(_NAMED.c.version_id == _rows.V.c.id, _NAMED.c.alias == parsed.alias)
+            joins.append((_NAMED, on))
         elif parsed.version is not None:
             where.append(_rows.V.c.version == parsed.version)
-        else:
-            where.append(_rows.V.c.version == _rows.S.c.latest_version)
+        else:  # the newest version; ``latest_version`` counts deleted ones too
+            where.append(_rows.V.c.version == _NEWEST)
         with self.db.read() as session:
             conn = session.connection()
             found = _rows.fetch_one(conn, where, joins)
@@ -444,11 +480,17 @@ class Registry:
             row = session.execute(
                 _VERSION_BY_NUMBER, {"b_series": series.id, "b_number": number}
             ).scalar()
+            if row is None and ref.version is None:  # the newest was deleted: the next one
+                row = session.scalars(
+                    select(Version).where(Version.series_id == series.id)
+                    .order_by(Version.version.desc()).limit(1)
+                ).first()  # fmt: skip
             if row is None:
                 raise NotFoundError(
                     f"{ref.name} has no version {number}",
                     field="ref",
-                    fix=f"its versions run from 1 to {series.latest_version}",
+                    fix=f"its versions run from 1 to {series.latest_version}; deleted "
+                    "versions are gone for good",
                 )
         return row, series
 

@@ -302,3 +302,11 @@ def test_a_milvus_collection_refuses_another_dimension(tmp_path):
     reopened = open_backend("milvus", tmp_path)  # the refused opening left the file usable
     assert reopened.count() == 5
     reopened.close()
+
+
+def test_drop_removes_every_vector_for_good(kind, tmp_path):
+    backend, _ = _filled(kind, tmp_path, n=20)
+    backend.drop()
+    reopened = open_backend(kind, tmp_path)
+    assert reopened.count() == 0
+    reopened.close()

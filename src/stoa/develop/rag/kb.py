@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from stoa.core.db import Database
 from stoa.core.errors import (
@@ -249,7 +249,9 @@ class KnowledgeBases:
         with self.db.read() as session:
             row = session.scalar(select(KnowledgeBase).where(KnowledgeBase.name == name))
             if row is None:
-                raise NotFoundError(f"no knowledge base named {name!r}", fix="see `stoa kb list`")
+                raise NotFoundError(
+                    f"no knowledge base named {name!r}", field="name", fix="see `stoa kb list`"
+                )
             return _info(row)
 
     def versions(self, name: str) -> list[dict[str, Any]]:
@@ -373,6 +375,32 @@ class KnowledgeBases:
         summary.pii = dict(sum((Counter(d.pii) for d in store.documents()), Counter()))
         summary.version = self._version(kb, store, actor)
         return summary
+
+    def delete(self, name: str, *, actor: str = "") -> dict[str, Any]:
+        """Remove a knowledge base for good: its definition and versions (one
+        transaction), then its vectors (a Milvus collection is dropped) and its folder.
+
+        The evaluation runs it logged stay: they are records of what was measured.
+        """
+        kb = self.get(name)
+        with self._lock:
+            opened = self._open.pop(kb.id, None)
+        if opened is not None:
+            store, backend, _ = opened
+        else:
+            folder = self.folder(kb)
+            dimension = int(kb.embedder["dimension"])  # recorded at create: no model to load
+            store, backend = KbStore(folder), open_backend(kb.backend, folder, dimension)
+        with self.db.write() as session:
+            session.execute(delete(KbVersion).where(KbVersion.kb_id == kb.id))
+            session.execute(delete(KnowledgeBase).where(KnowledgeBase.id == kb.id))
+            event = AuditEvent(actor=actor, action="kb.delete", subject=f"kb:{name}",
+                               detail={"embedder": kb.embedder.get("name")})  # fmt: skip
+            session.add(event)
+        backend.drop()
+        store.close()
+        shutil.rmtree(self.folder(kb), ignore_errors=True)
+        return {"name": name, "deleted": True}
 
     def delete_documents(self, name: str, uris: Iterable[str], *, actor: str = "") -> dict:
         kb = self.get(name)

@@ -170,6 +170,14 @@ class LocalVectorBackend:
         self.flush()
         self._db.close()
 
+    def drop(self) -> None:
+        """Close, then remove the vectors' files: the database, the graph and its stamp."""
+        self.close()
+        for path in self.folder.glob("vectors*"):
+            path.unlink(missing_ok=True)
+        for name in (GRAPH_FILE, GRAPH_STAMP):
+            (self.folder / name).unlink(missing_ok=True)
+
     @_locked
     def count(self) -> int:
         self._refresh()

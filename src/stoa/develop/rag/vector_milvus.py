@@ -165,6 +165,13 @@ class MilvusVectorBackend:
     def flush(self) -> None:
         """Nothing to do: Milvus has written each change to its log before answering."""
 
+    def drop(self) -> None:
+        """Drop the collection on the Milvus server (or in the Lite file), then close."""
+        with self._lock:
+            if self._client.has_collection(self.collection):
+                self._client.drop_collection(self.collection)
+        self.close()
+
     def close(self) -> None:
         with self._lock:
             if self._closed:

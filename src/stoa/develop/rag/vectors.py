@@ -48,6 +48,9 @@ class VectorBackend(Protocol):
 
     def close(self) -> None: ...
 
+    def drop(self) -> None:
+        """Remove every vector and the index itself, for good; the backend is closed after."""
+
 
 def check_vectors(
     dimension: int, ids: Sequence[int], vectors: Any, metadata: Sequence[Mapping[str, Any]]
