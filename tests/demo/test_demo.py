@@ -37,6 +37,8 @@ def test_demo_runs_the_lifecycle_and_cleans_up(monkeypatch, tmp_path):
     assert out["clean"].status == "allowed" and out["clean"].format == "pickle"
     assert (out["held"].status, out["held"].license) == ("pending", "CC-BY-NC-4.0")
     assert out["approved"].status == "allowed"
+    assert out["declared"].status == "pending"  # a declared licence clears nothing
+    assert out["copy"].status == "allowed"  # the approval follows the bytes
     tickets = out["tickets"]
     kinds = {r["kind"] for r in tickets["leaderboard"]}
     assert {"tfidf_linear", "embedding_head", "zero_shot", "llm_prompt"} <= kinds

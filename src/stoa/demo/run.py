@@ -176,9 +176,14 @@ def _pull_for_review(client: LocalClient, work: Path, out: dict[str, Any]) -> st
     save_file({"weight": np.ones((4, 4), dtype=np.float32)}, source / "model.safetensors")
     (source / "README.md").write_text("---\nlicense: cc-by-nc-4.0\n---\n# A hub model\n")
     held = client.models.pull(str(source), "hub-model")
+    # A declared licence cannot clear what the card says: still held for review.
+    declared = client.models.register("hub-model", source, license="MIT")
     approved = client.models.approve(held.ref, note="research use only")
-    out["held"], out["approved"] = held, approved
-    return f"{held.ref} {held.license} → {held.status}; approved by an admin → {approved.status}"
+    # The decision follows the bytes: the same content under another name is released.
+    copy = client.models.register("hub-model-copy", source)
+    out.update(held=held, declared=declared, approved=approved, copy=copy)
+    return (f"{held.ref} {held.license} → {held.status} (declared MIT: {declared.status}); "
+            f"approved → {approved.status}; same bytes as {copy.ref} → {copy.status}")  # fmt: skip
 
 
 def _frame(csv: Path) -> Any:
