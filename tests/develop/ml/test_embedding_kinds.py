@@ -115,7 +115,7 @@ def text(texts: list[str]) -> Inputs:
 @pytest.fixture(scope="module", params=sorted(KINDS))
 def fitted(request: pytest.FixtureRequest) -> Any:
     candidate = base.make(request.param, "classification", KINDS[request.param])
-    candidate.fit(text(TEXTS), LABELS)
+    candidate.fit(Inputs("text", texts=TEXTS, column="body"), LABELS)  # a file's body column
     return candidate
 
 
@@ -140,7 +140,7 @@ def test_save_load_round_trip(fitted: Any, tmp_path: Path) -> None:
     artifact = fitted.save(tmp_path / "saved")
     spec = fitted.spec()
     assert json.loads((artifact / "candidate.json").read_text()) == json.loads(json.dumps(spec))
-    assert set(spec) == {"kind", "params", "classes", "encoder"}
+    assert set(spec) == {"kind", "params", "classes", "encoder", "seed", "columns"}
     assert not [p for p in artifact.rglob("*") if p.suffix in {".pkl", ".pickle", ".bin", ".pt"}]
 
     restored = base.load(artifact, spec)
@@ -150,6 +150,22 @@ def test_save_load_round_trip(fitted: Any, tmp_path: Path) -> None:
     np.testing.assert_allclose(
         restored.predict_proba(text(NEW_TEXTS)), fitted.predict_proba(text(NEW_TEXTS)), atol=1e-6
     )
+
+
+def test_a_loaded_kind_predicts_from_what_a_user_has(fitted: Any, tmp_path: Path) -> None:
+    """Trained on the "body" column of a file, a loaded model reads that file's rows."""
+    import pandas as pd
+
+    restored = base.load(fitted.save(tmp_path / "saved"), fitted.spec())
+    expected = fitted.predict(text(NEW_TEXTS)).tolist()
+    frame = pd.DataFrame({"id": range(len(NEW_TEXTS)), "body": NEW_TEXTS})
+    for given in (NEW_TEXTS, pd.Series(NEW_TEXTS), frame, frame.to_dict("records")):
+        assert restored.predict(given).tolist() == expected
+    assert restored.predict(NEW_TEXTS[1]).tolist() == expected[1:2]
+    assert restored.predict_proba(frame).shape == (len(NEW_TEXTS), 3)
+    with pytest.raises(InvalidInputError) as caught:
+        restored.predict(frame.rename(columns={"body": "text"}))
+    assert caught.value.field == "inputs.body"
 
 
 def test_setfit_saves_its_own_encoder_and_the_others_name_theirs(
@@ -203,7 +219,7 @@ def test_zero_shot_names_the_labels_without_a_description() -> None:
 def test_unknown_params_are_named() -> None:
     with pytest.raises(InvalidInputError) as caught:
         base.make("embedding_head", "classification", {"C": 1.0, "depth": 3})
-    assert caught.value.field == "params"
+    assert caught.value.field == "params.depth"
     assert "'depth'" in caught.value.message
 
 

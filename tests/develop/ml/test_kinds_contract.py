@@ -76,3 +76,70 @@ def test_unknown_kinds_and_params_are_clear():
         make("logistic_regression", "regression")
     with pytest.raises(InvalidInputError, match="unknown param"):
         make("tfidf_linear", "classification", {"ngrams": 3})
+
+
+@pytest.mark.parametrize("kind", TABULAR)
+def test_a_loaded_tabular_kind_predicts_from_what_a_user_has(kind, tmp_path):
+    """A DataFrame with the training columns in any order (and extra ones such as the
+    target), rows as dicts, and numbers sent as text all predict like the training rows."""
+
+    x, y = _tabular("classification")
+    candidate = make(kind, "classification", SMALL.get(kind, {}))
+    candidate.fit(x.take(slice(0, 100)), y[:100])
+    loaded = load(candidate.save(tmp_path), candidate.spec())
+    test = x.frame.iloc[100:120]
+    expected = candidate.predict(x.take(slice(100, 120)))
+    user_frame = test[["c", "b", "a"]].assign(target=y[100:120], id=range(20))
+    np.testing.assert_array_equal(loaded.predict(user_frame), expected)
+    np.testing.assert_array_equal(loaded.predict(test.to_dict("records")), expected)
+    np.testing.assert_array_equal(loaded.predict(test.iloc[0].to_dict()), expected[:1])
+    as_text = test.assign(b=test["b"].astype(str))
+    np.testing.assert_array_equal(loaded.predict(as_text), expected)
+    proba = loaded.predict_proba(user_frame)
+    if kind == "ridge":  # a ridge classifier has decision values, not probabilities
+        assert proba is None
+    else:
+        assert proba.shape == (20, 3) and list(loaded.classes_) == ["maybe", "no", "yes"]
+    assert candidate.spec()["columns"] == ["a", "b", "c"]
+
+
+def test_a_tabular_kind_names_a_missing_or_non_numeric_column():
+    from stoa.core.errors import InvalidInputError
+
+    x, y = _tabular("regression")
+    candidate = make("ridge", "regression")
+    candidate.fit(x, y)
+    with pytest.raises(InvalidInputError) as err:
+        candidate.predict(x.frame.drop(columns=["b"]))
+    assert err.value.field == "inputs.b" and "a, b, c" in err.value.fix
+    with pytest.raises(InvalidInputError) as err:
+        candidate.predict(x.frame.assign(a="many"))
+    assert err.value.field == "inputs.a" and "not numbers" in err.value.message
+    with pytest.raises(InvalidInputError, match="reads a pandas DataFrame"):
+        candidate.predict("one string")
+
+
+def test_a_loaded_text_kind_predicts_from_strings_series_and_frames(tmp_path):
+    import pandas as pd
+
+    texts = ["refund my order", "where is my parcel", "cannot log in", "charge twice refund",
+             "parcel late again", "password reset fails"] * 5  # fmt: skip
+    labels = np.array(["billing", "shipping", "login"] * 10)
+    candidate = make("tfidf_linear", "classification")
+    candidate.fit(Inputs("text", texts=texts, column="body"), labels)
+    loaded = load(candidate.save(tmp_path), candidate.spec())
+    probe = ["my parcel is late", "refund please"]
+    expected = candidate.predict(Inputs("text", texts=probe))
+    frame = pd.DataFrame({"id": [1, 2], "body": probe, "intent": ["shipping", "billing"]})
+    for given in (probe, tuple(probe), np.array(probe), pd.Series(probe), frame,
+                  frame.to_dict("records")):  # fmt: skip
+        np.testing.assert_array_equal(loaded.predict(given), expected)
+    assert loaded.predict("refund please")[0] == expected[1]
+    assert loaded.predict_proba(frame).shape == (2, 3)
+    from stoa.core.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError) as err:
+        loaded.predict(frame.rename(columns={"body": "text"}))
+    assert err.value.field == "inputs.body"
+    with pytest.raises(InvalidInputError, match="not text, at position"):
+        loaded.predict(["fine", None])

@@ -55,16 +55,21 @@ def test_none_qualifies_and_lower_is_better_metrics():
         ({"data": {"target": "y", "path": "a.csv", "dataset": "d@1"}},
          "data", "exactly one of data.path and data.dataset"),
         ({"data": {"path": "a.csv"}}, "data.target", "must name the label column"),
-        ({"data": {"path": "a.csv", "target": "y", "colour": 1}}, "data", "unknown key(s) in data"),
+        ({"data": {"path": "a.csv", "target": "y", "colour": 1}}, "data.colour",
+         "unknown key(s) in data"),
         ({"data": {"path": "a.csv", "target": "y"}, "candidates": []}, "candidates", "non-empty"),
-        ({"data": {"path": "a.csv", "target": "y"}, "candidates": [{"kind": "a"}, {"kind": "a"}]},
-         "candidates", "unique"),
-        ({"data": {"path": "a.csv", "target": "y"}, "candidates": [{"name": "n"}]}, "candidates",
-         "needs a kind"),
-        ({"data": {"path": "a.csv", "target": "y"}, "candidates": [{"kind": "a"}],
-          "constraints": {"p95": 3}}, "constraints", "min_ or max_"),
-        ({"data": {"path": "a.csv", "target": "y"}, "candidates": [{"kind": "a"}]},
+        ({"data": {"path": "a.csv", "target": "y"},
+          "candidates": [{"kind": "ridge"}, {"kind": "ridge"}]}, "candidates", "unique"),
+        ({"data": {"path": "a.csv", "target": "y"}, "candidates": [{"name": "n"}]},
+         "candidates.0.kind", "needs a kind"),
+        ({"data": {"path": "a.csv", "target": "y"}, "candidates": [{"kind": "bert"}]},
+         "candidates.0.kind", "unknown candidate kind 'bert'"),
+        ({"data": {"path": "a.csv", "target": "y"}, "candidates": [{"kind": "ridge"}],
+          "constraints": {"p95": 3}}, "constraints.p95", "min_ or max_"),
+        ({"data": {"path": "a.csv", "target": "y"}, "candidates": [{"kind": "ridge"}]},
          "primary_metric", "required"),
+        ({"data": {"path": "a.csv", "target": "y"}, "candidates": [{"kind": "ridge"}],
+          "primary_metric": "f1"}, "primary_metric", "unknown primary_metric 'f1'"),
     ],
 )  # fmt: skip
 def test_bad_configs_name_the_field(doc, field, message):
@@ -205,21 +210,22 @@ def test_optuna_search_logs_every_trial_as_a_child_run(tmp_path, churn_csv):
 
 
 @pytest.mark.parametrize(
-    ("search", "message"),
+    ("search", "field", "message"),
     [
-        ({"trials": 3}, "needs a space"),
-        ({"trials": 0, "space": {"C": [1, 2]}}, "trials must be"),
-        ({"space": {"C": {"low": 5, "high": 1}}}, "needs low < high"),
-        ({"space": {"C": {"low": 0, "high": 1, "log": True}}}, "low > 0 on a log scale"),
-        ({"space": {"C": "wide"}}, "list of choices"),
+        ({"trials": 3}, "search.space", "needs a space"),
+        ({"trials": 0, "space": {"C": [1, 2]}}, "search.trials", "trials must be"),
+        ({"space": {"C": {"low": 5, "high": 1}}}, "search.space.C", "needs low < high"),
+        ({"space": {"C": {"low": 0, "high": 1, "log": True}}}, "search.space.C",
+         "low > 0 on a log scale"),
+        ({"space": {"C": "wide"}}, "search.space.C", "list of choices"),
     ],
-)
-def test_bad_search_spaces(search, message):
+)  # fmt: skip
+def test_bad_search_spaces(search, field, message):
     doc = {"data": {"path": "a.csv", "target": "y"}, "primary_metric": "f1_macro",
            "candidates": [{"kind": "logistic_regression", "search": search}]}  # fmt: skip
     with pytest.raises(InvalidInputError, match=message) as err:
         parse_config(doc)
-    assert err.value.field == "search"
+    assert err.value.field == f"candidates.0.{field}"
 
 
 def test_a_crashing_candidate_is_reported_and_the_others_still_rank(
@@ -278,3 +284,114 @@ def test_metric_and_task_edge_cases():
            "candidates": [{"kind": "ridge"}], "measurement": {"single": 20}}  # fmt: skip
     with pytest.raises(InvalidInputError, match="at least 200"):
         parse_config(doc)
+
+
+def _valid() -> dict:
+    return {"data": {"path": "a.csv", "target": "y", "split": {"seed": 1}},
+            "primary_metric": "f1_macro", "constraints": {"max_p95_ms": 20},
+            "pricing": {"cpu_hour": 0.05}, "evaluation": {"bootstrap": 10},
+            "measurement": {"single": 200},
+            "candidates": [{"name": "lr", "kind": "logistic_regression", "params": {"C": 1.0},
+                            "search": {"trials": 2, "space": {"C": {"low": 0.1, "high": 1}}}},
+                           {"name": "zs", "kind": "zero_shot",
+                            "labels": {"a": "about a"}}]}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("edit", "field", "known"),
+    [
+        (lambda d: d.update(primary_metrc="f1_macro"), "primary_metrc", "'primary_metric'"),
+        (lambda d: d["data"].update(traget="y"), "data.traget", "'target'"),
+        (lambda d: d["data"]["split"].update(sed=1), "data.split.sed", "'seed'"),
+        (lambda d: d["constraints"].update(max_p95=20), "constraints.max_p95", "'max_p95_ms'"),
+        (lambda d: d["constraints"].update(min_f1=0.8), "constraints.min_f1", "'min_f1_macro'"),
+        (lambda d: d["pricing"].update(cpu_hr=1), "pricing.cpu_hr", "'cpu_hour'"),
+        (lambda d: d["evaluation"].update(bootstraps=5), "evaluation.bootstraps", "'bootstrap'"),
+        (lambda d: d["measurement"].update(batches=5), "measurement.batches", "'batch'"),
+        (lambda d: d["candidates"][0].update(serach={}), "candidates.0.serach", "'search'"),
+        (lambda d: d["candidates"][1].update(temprature=1), "candidates.1.temprature",
+         "'temperature'"),
+        (lambda d: d["candidates"][0]["params"].update(c=2), "candidates.0.params.c", "'C'"),
+        (lambda d: d["candidates"][0]["search"].update(trails=3), "candidates.0.search.trails",
+         "'trials'"),
+        (lambda d: d["candidates"][0]["search"]["space"].update(max_itr=[5]),
+         "candidates.0.search.space.max_itr", "'max_iter'"),
+        (lambda d: d["candidates"][0]["search"]["space"]["C"].update(lg=True),
+         "candidates.0.search.space.C.lg", "'log'"),
+    ],
+)  # fmt: skip
+def test_a_misspelled_key_is_refused_at_every_level_with_its_path_and_the_known_keys(
+    edit, field, known
+):
+    parse_config(_valid())  # the unedited config is fine
+    doc = _valid()
+    edit(doc)
+    with pytest.raises(InvalidInputError) as err:
+        parse_config(doc)
+    assert err.value.field == field
+    assert field.rsplit(".", 1)[-1] in err.value.message
+    assert f"did you mean {known}?" in err.value.fix and "known: " in err.value.fix
+
+
+def test_a_constraint_of_the_other_task_is_refused_once_the_data_says_the_task(tmp_path, churn_csv):
+    from stoa.client import LocalClient
+    from stoa.develop.ml.select import run_selection
+
+    doc = _config(str(churn_csv))
+    doc["constraints"] = {"min_r2": 0.5}  # a regression metric; churn is classification
+    config = parse_config(doc)  # the task is not known until the data is read
+    client = LocalClient(home=tmp_path / "home", actor="t")
+    with pytest.raises(InvalidInputError) as err:
+        run_selection(client, config)
+    assert err.value.field == "constraints.min_r2" and "f1_macro" in err.value.fix
+    assert client.runs.search() == []
+    doc["data"]["task"] = "classification"  # said up front, it is refused up front
+    with pytest.raises(InvalidInputError, match="unknown constraint 'min_r2'"):
+        parse_config(doc)
+    client.close()
+
+
+def test_the_progress_callback_hears_every_step_of_every_candidate_and_trial(tmp_path, churn_csv):
+    from stoa.client import LocalClient
+    from stoa.develop.ml.select import STEPS, run_selection
+
+    doc = _config(str(churn_csv))
+    doc["candidates"] = [
+        {"name": "lr", "kind": "logistic_regression",
+         "search": {"trials": 3, "space": {"C": {"low": 0.1, "high": 10.0, "log": True}}}},
+        {"name": "xgb", "kind": "xgboost", "params": {"n_estimators": 5}},
+        {"name": "llm", "kind": "llm_prompt"},
+    ]  # fmt: skip
+    heard: list[tuple[str, int, int]] = []
+    client = LocalClient(home=tmp_path / "home", actor="t")
+    run_selection(client, parse_config(doc), progress=lambda *event: heard.append(event))
+    client.close()
+    steps = len(STEPS)
+    assert heard == [
+        ("lr", 0, steps), ("xgb", 0, steps), ("llm", 0, steps),  # all shown up front
+        ("lr: trials", 0, 3), ("lr: trials", 1, 3), ("lr: trials", 2, 3), ("lr: trials", 3, 3),
+        *[("lr", k, steps) for k in range(1, steps + 1)],
+        *[("xgb", k, steps) for k in range(1, steps + 1)],
+        ("llm", steps, steps),  # skipped: done at once
+    ]  # fmt: skip
+
+
+def test_the_registered_winner_predicts_on_a_dataframe(tmp_path, churn_csv):
+    """What a user has is the file they trained on: a DataFrame, target column included."""
+    from stoa.client import LocalClient
+    from stoa.develop.ml.select import numpy_safe, run_selection
+
+    client = LocalClient(home=tmp_path / "home", actor="t")
+    doc = _config(str(churn_csv))
+    result = numpy_safe(run_selection(client, parse_config(doc), register="churn"))
+    model = client.models.load(result["registered"]["ref"])
+    frame = pd.read_csv(churn_csv)
+    predicted = model.predict(frame)
+    assert predicted.shape == (len(frame),) and set(predicted) <= {0, 1}
+    proba = model.predict_proba(frame.drop(columns=["churned"]))
+    assert proba.shape == (len(frame), 2) and np.allclose(proba.sum(axis=1), 1)
+    assert model.predict(frame.iloc[0].to_dict())[0] == predicted[0]
+    assert client.models.show(result["registered"]["ref"]).spec["columns"] == [
+        "tenure", "charges", "contract"
+    ]  # fmt: skip
+    client.close()

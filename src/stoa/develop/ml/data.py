@@ -233,7 +233,7 @@ def _text_inputs(frame: Any, column: str, source: str) -> Inputs:
             field="data.text",
             fix="fill empty texts or drop those rows",
         )
-    return Inputs("text", texts=values.tolist())
+    return Inputs("text", texts=values.tolist(), column=column)
 
 
 def _rows(index: np.ndarray) -> str:

@@ -7,45 +7,58 @@ is evaluated. The sampler is seeded: the same config gives the same trials.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from stoa.core.errors import InvalidInputError
 from stoa.develop.ml import evaluate as ev
-from stoa.develop.ml.candidates.base import make
+from stoa.develop.ml.candidates.base import make, refuse_unknown
 
 MAX_TRIALS = 500
+_SEARCH_KEYS = {"trials", "space"}
+_RANGE_KEYS = {"low", "high", "log", "int", "float"}
 
 
-def check_search(search: Any, name: str) -> dict[str, Any]:
-    """``{trials: N, space: {param: {low, high, log?, int?} | [choices]}}``, validated now."""
+def check_search(search: Any, name: str, where: str = "search",
+                 params: set[str] | None = None) -> dict[str, Any]:  # fmt: skip
+    """``{trials: N, space: {param: {low, high, log?, int?, float?} | [choices]}}``,
+    validated now. ``where`` is its dotted place in the config, for error fields, and
+    ``params`` the names the candidate's kind knows (None: any)."""
     if not isinstance(search, dict) or not isinstance(search.get("space"), dict):
         raise InvalidInputError(
             f"candidate {name}: search needs a space of params",
-            field="search",
+            field=f"{where}.space",
             fix="write search: {trials: 20, space: {C: {low: 0.01, high: 10, log: true}}}",
         )
+    refuse_unknown(search, _SEARCH_KEYS, where, f"the search of candidate {name}")
     trials = search.get("trials", 20)
     if isinstance(trials, bool) or not isinstance(trials, int) or not 1 <= trials <= MAX_TRIALS:
-        raise InvalidInputError(f"candidate {name}: trials must be 1..{MAX_TRIALS}", field="search")
-    for param, domain in search["space"].items():
+        raise InvalidInputError(
+            f"candidate {name}: trials must be 1..{MAX_TRIALS}", field=f"{where}.trials"
+        )
+    space = search["space"]
+    if params is not None:
+        refuse_unknown(space, params, f"{where}.space", f"the search space of candidate {name}")
+    for param, domain in space.items():
+        at = f"{where}.space.{param}"
         if isinstance(domain, list) and domain:
             continue
         if isinstance(domain, dict) and {"low", "high"} <= set(domain):
+            refuse_unknown(domain, _RANGE_KEYS, at, f"the range of {param} ({name})")
             low, high = domain["low"], domain["high"]
             if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (low, high)):
-                raise InvalidInputError(f"{name}: {param} bounds must be numbers", field="search")
+                raise InvalidInputError(f"{name}: {param} bounds must be numbers", field=at)
             if low >= high or (domain.get("log") and low <= 0):
                 raise InvalidInputError(
-                    f"{name}: {param} needs low < high (and low > 0 on a log scale)",
-                    field="search",
+                    f"{name}: {param} needs low < high (and low > 0 on a log scale)", field=at
                 )
             continue
         raise InvalidInputError(
-            f"{name}: {param} must be a list of choices or {{low, high}}", field="search"
+            f"{name}: {param} must be a list of choices or {{low, high}}", field=at
         )
-    return {"trials": trials, "space": search["space"]}
+    return {"trials": trials, "space": space}
 
 
 def _suggest(trial: Any, space: dict[str, Any]) -> dict[str, Any]:
@@ -67,8 +80,10 @@ def _suggest(trial: Any, space: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-def tune(client: Any, spec: Any, task: Any, parts: Any, primary: str, parent_id: str,
-         seed: int) -> dict[str, Any]:  # fmt: skip
+def tune(client: Any, spec: Any, task: Any, parts: Any, primary: str, parent_id: str, seed: int,
+         on_trial: Callable[[int, int], None] | None = None) -> dict[str, Any]:  # fmt: skip
+    """The best params after ``spec.search["trials"]`` trials; ``on_trial(done, total)``
+    hears the count before the first trial and after each one."""
     import optuna
     from sklearn.model_selection import train_test_split
 
@@ -85,7 +100,7 @@ def tune(client: Any, spec: Any, task: Any, parts: Any, primary: str, parent_id:
         with client.runs.start(f"{spec.name}-trial-{trial.number}", parent=parent_id,
                               params={"kind": spec.kind, **params},
                               capture_environment=False) as run:  # fmt: skip
-            candidate = make(spec.kind, task, {**spec.params, **params})
+            candidate = make(spec.kind, task, {**spec.params, **params}, seed=seed)
             candidate.fit(x_fit, y_fit)
             proba = candidate.predict_proba(x_val)
             value = ev.score(task, primary, y_val, candidate.predict(x_val), proba,
@@ -102,6 +117,10 @@ def tune(client: Any, spec: Any, task: Any, parts: Any, primary: str, parent_id:
         direction="minimize" if lower else "maximize",
         sampler=optuna.samplers.TPESampler(seed=seed),
     )
-    study.optimize(objective, n_trials=spec.search["trials"])
+    total = spec.search["trials"]
+    counted = on_trial or (lambda done, total: None)
+    counted(0, total)
+    study.optimize(objective, n_trials=total,
+                   callbacks=[lambda study, _: counted(len(study.trials), total)])  # fmt: skip
     return {"trials": len(study.trials), "best_params": study.best_params,
             f"best_val_{primary}": study.best_value}  # fmt: skip

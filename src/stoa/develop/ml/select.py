@@ -13,6 +13,7 @@ import math
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,14 +23,32 @@ import numpy as np
 from stoa.core.errors import InvalidInputError
 from stoa.develop.ml import evaluate as ev
 from stoa.develop.ml import measure
-from stoa.develop.ml.candidates.base import Skipped, make
+from stoa.develop.ml.candidates.base import (
+    Skipped,
+    Task,
+    check_params,
+    kind_class,
+    kind_names,
+    known_keys,
+    make,
+    refuse_unknown,
+)
 from stoa.develop.ml.data import Dataset, DataSpec, prepare, read_table, split
 
 _CONFIG_KEYS = {"name", "data", "primary_metric", "constraints", "candidates", "pricing",
                 "evaluation", "measurement"}  # fmt: skip
 _DATA_KEYS = {"path", "dataset", "target", "text", "features", "task", "split"}
+_SPLIT_KEYS = {"test_size", "seed", "column"}
+_SECTION_KEYS = {"pricing": {"cpu_hour"}, "evaluation": {"bootstrap"},
+                 "measurement": {"single", "batch"}}  # fmt: skip
+_CANDIDATE_KEYS = {"name", "kind", "params", "search"}
 _CONSTRAINT = re.compile(r"^(min|max)_(.+)$")
 _DEFAULT_PRICE = 0.05  # USD per CPU-hour: a small cloud vCPU on demand, order of magnitude
+
+#: ``progress(task, done, total)``: a candidate's name and its steps (train, evaluate,
+#: latency, throughput, size), or ``"NAME: trials"`` and the trials of its search.
+Progress = Callable[[str, int, int], None]
+STEPS = ("train", "evaluate", "latency", "throughput", "size")
 
 
 @dataclass
@@ -38,6 +57,7 @@ class CandidateSpec:
     kind: str
     params: dict[str, Any] = field(default_factory=dict)
     search: dict[str, Any] | None = None  # Optuna: {trials, space: {param: range or choices}}
+    where: str = ""  # its place in the config, such as candidates.2, for error fields
 
 
 @dataclass
@@ -54,62 +74,36 @@ class SelectionConfig:
 
 
 def parse_config(doc: Any, base: Path | None = None) -> SelectionConfig:
-    """Validate a selection config (already parsed YAML/JSON); paths are relative to base."""
+    """Validate a selection config (already parsed YAML/JSON); paths are relative to base.
+
+    Every mapping with a known set of keys refuses the others, naming the dotted path
+    (``constraints.max_p95``): a misspelled key would otherwise be silently ignored.
+    """
     if not isinstance(doc, dict):
         raise InvalidInputError("the config must be a mapping", field="config")
-    _unknown(doc, _CONFIG_KEYS, "config")
-    data = doc.get("data")
-    if not isinstance(data, dict):
-        raise InvalidInputError("data is required: path or dataset, and target", field="data")
-    _unknown(data, _DATA_KEYS, "data")
-    if bool(data.get("path")) == bool(data.get("dataset")):
-        raise InvalidInputError("give exactly one of data.path and data.dataset", field="data")
-    if not isinstance(data.get("target"), str):
-        raise InvalidInputError("data.target must name the label column", field="data.target")
-    split_doc = data.get("split") or {}
-    if not isinstance(split_doc, dict):
-        raise InvalidInputError("data.split must be a mapping", field="data.split")
-    path = Path(data["path"]) if data.get("path") else None
-    if path is not None and base is not None and not path.is_absolute():
-        path = base / path
-    features = data.get("features")
-    if features is not None and not (
-        isinstance(features, list) and all(isinstance(f, str) for f in features)
-    ):
-        raise InvalidInputError("data.features must be a list of column names", field="data")
-    task = data.get("task")
-    if task not in (None, "classification", "regression"):
-        raise InvalidInputError("data.task is classification or regression", field="data.task")
-    spec = DataSpec(
-        target=data["target"], path=path, dataset=data.get("dataset"), text=data.get("text"),
-        features=features, task=task, test_size=float(split_doc.get("test_size", 0.2)),
-        seed=int(split_doc.get("seed", 0)), split_column=split_doc.get("column"),
-    )  # fmt: skip
+    refuse_unknown(doc, _CONFIG_KEYS, "")
+    spec = _data(doc.get("data"), base)
     candidates = doc.get("candidates")
     if not isinstance(candidates, list) or not candidates:
         raise InvalidInputError("candidates must be a non-empty list", field="candidates")
-    specs = [_candidate(c, i) for i, c in enumerate(candidates)]
+    specs = [_candidate(c, i, spec.task) for i, c in enumerate(candidates)]
     names = [c.name for c in specs]
     if len(set(names)) != len(names):
         raise InvalidInputError("candidate names must be unique", field="candidates")
-    constraints = doc.get("constraints") or {}
-    if not isinstance(constraints, dict) or not all(
-        isinstance(v, int | float) and not isinstance(v, bool) for v in constraints.values()
-    ):
-        raise InvalidInputError("constraints map names to numbers", field="constraints")
-    for key in constraints:
-        if not _CONSTRAINT.match(key):
-            raise InvalidInputError(
-                f"constraint {key!r} must start with min_ or max_", field="constraints"
-            )
-    pricing = doc.get("pricing") or {}
-    evaluation = doc.get("evaluation") or {}
-    measurement = doc.get("measurement") or {}
+    constraints = _constraints(doc.get("constraints") or {}, spec.task)
+    sections = {}
+    for name, known in _SECTION_KEYS.items():
+        section = doc.get(name) or {}
+        if not isinstance(section, dict):
+            raise InvalidInputError(f"{name} must be a mapping", field=name)
+        refuse_unknown(section, known, name)
+        sections[name] = section
+    pricing, evaluation, measurement = (sections[n] for n in _SECTION_KEYS)
     config = SelectionConfig(
         name=str(doc.get("name") or "selection"),
         data=spec,
         primary_metric=str(doc.get("primary_metric") or ""),
-        constraints={k: float(v) for k, v in constraints.items()},
+        constraints=constraints,
         candidates=specs,
         price_per_cpu_hour=float(pricing.get("cpu_hour", _DEFAULT_PRICE)),
         resamples=int(evaluation.get("bootstrap", 500)),
@@ -124,34 +118,103 @@ def parse_config(doc: Any, base: Path | None = None) -> SelectionConfig:
         )
     if not config.primary_metric:
         raise InvalidInputError("primary_metric is required", field="primary_metric")
+    metrics = _metric_names(spec.task)
+    if config.primary_metric not in metrics:
+        raise InvalidInputError(
+            f"unknown primary_metric {config.primary_metric!r}",
+            field="primary_metric",
+            fix=known_keys(config.primary_metric, metrics),
+        )
     return config
 
 
-def _candidate(doc: Any, index: int) -> CandidateSpec:
+def _data(data: Any, base: Path | None) -> DataSpec:
+    if not isinstance(data, dict):
+        raise InvalidInputError("data is required: path or dataset, and target", field="data")
+    refuse_unknown(data, _DATA_KEYS, "data")
+    if bool(data.get("path")) == bool(data.get("dataset")):
+        raise InvalidInputError("give exactly one of data.path and data.dataset", field="data")
+    if not isinstance(data.get("target"), str):
+        raise InvalidInputError("data.target must name the label column", field="data.target")
+    split_doc = data.get("split") or {}
+    if not isinstance(split_doc, dict):
+        raise InvalidInputError("data.split must be a mapping", field="data.split")
+    refuse_unknown(split_doc, _SPLIT_KEYS, "data.split")
+    path = Path(data["path"]) if data.get("path") else None
+    if path is not None and base is not None and not path.is_absolute():
+        path = base / path
+    features = data.get("features")
+    if features is not None and not (
+        isinstance(features, list) and all(isinstance(f, str) for f in features)
+    ):
+        raise InvalidInputError("data.features must be a list of column names", field="data")
+    task = data.get("task")
+    if task not in (None, "classification", "regression"):
+        raise InvalidInputError("data.task is classification or regression", field="data.task")
+    return DataSpec(
+        target=data["target"], path=path, dataset=data.get("dataset"), text=data.get("text"),
+        features=features, task=task, test_size=float(split_doc.get("test_size", 0.2)),
+        seed=int(split_doc.get("seed", 0)), split_column=split_doc.get("column"),
+    )  # fmt: skip
+
+
+def _candidate(doc: Any, index: int, task: Task | None) -> CandidateSpec:
+    where = f"candidates.{index}"
     if not isinstance(doc, dict) or not isinstance(doc.get("kind"), str):
-        raise InvalidInputError(f"candidate {index + 1} needs a kind", field="candidates")
+        raise InvalidInputError(
+            f"candidate {index + 1} needs a kind",
+            field=f"{where}.kind",
+            fix=f"use one of {', '.join(kind_names())}",
+        )
+    kind = doc["kind"]
+    known = kind_class(kind, field=f"{where}.kind").param_names(task)
     params = doc.get("params") or {}
     if not isinstance(params, dict):
-        raise InvalidInputError(f"candidate {index + 1}: params must be a mapping", field="params")
+        raise InvalidInputError(
+            f"candidate {index + 1}: params must be a mapping", field=f"{where}.params"
+        )
     # Keys beside name/kind/params (zero_shot's labels) are params written at the top level.
-    extra = {k: v for k, v in doc.items() if k not in ("name", "kind", "params", "search")}
-    name = str(doc.get("name") or doc["kind"])
+    extra = {k: v for k, v in doc.items() if k not in _CANDIDATE_KEYS}
+    if known is not None:
+        refuse_unknown(extra, _CANDIDATE_KEYS | known, where)
+    check_params(kind, task, params, where=f"{where}.params")
+    name = str(doc.get("name") or kind)
     search = doc.get("search")
     if search is not None:
         from stoa.develop.ml.search import check_search
 
-        search = check_search(search, name)
-    return CandidateSpec(name, doc["kind"], {**extra, **params}, search)
+        search = check_search(search, name, where=f"{where}.search", params=known)
+    return CandidateSpec(name, kind, {**extra, **params}, search, where)
 
 
-def _unknown(doc: dict[str, Any], known: set[str], where: str) -> None:
-    unknown = sorted(set(doc) - known)
-    if unknown:
-        raise InvalidInputError(
-            f"unknown key(s) in {where}: {', '.join(unknown)}",
-            field=where,
-            fix=f"use {', '.join(sorted(known))}",
-        )
+def _metric_names(task: Task | None) -> tuple[str, ...]:
+    if task is None:
+        return ev.CLASSIFICATION + ev.REGRESSION
+    return ev.CLASSIFICATION if task == "classification" else ev.REGRESSION
+
+
+def _constraints(doc: Any, task: Task | None) -> dict[str, float]:
+    """``min_X``/``max_X`` on a metric of the task or a measured number, each a number."""
+    if not isinstance(doc, dict):
+        raise InvalidInputError("constraints map names to numbers", field="constraints")
+    measurable = set(_metric_names(task)) | set(_ROW_VALUES)
+    for key, value in doc.items():
+        match = _CONSTRAINT.match(str(key))
+        if match is None or match.group(2) not in measurable:
+            raise InvalidInputError(
+                f"unknown constraint {key!r}: constraints are min_ or max_ and a measured name",
+                field=f"constraints.{key}",
+                fix=known_keys(
+                    str(key),
+                    {f"{b}_{n}" for b in ("min", "max") for n in measurable},
+                    listing=f"min_ or max_ with {', '.join(sorted(measurable))}",
+                ),
+            )
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidInputError(
+                f"constraint {key} must be a number", field=f"constraints.{key}"
+            )
+    return {str(k): float(v) for k, v in doc.items()}
 
 
 # -- running ----------------------------------------------------------------------------
@@ -171,10 +234,18 @@ def load_dataset(client: Any, spec: DataSpec) -> Dataset:
 
 
 def run_selection(
-    client: Any, config: SelectionConfig, *, register: str | None = None
+    client: Any,
+    config: SelectionConfig,
+    *,
+    register: str | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
+    """Train, measure and rank every candidate; ``progress`` hears each step (see
+    ``Progress``), so a caller can draw bars without this module knowing how."""
+    report = progress or _silent
     data = load_dataset(client, config.data)
     primary = ev.check_primary(data.task, config.primary_metric)
+    _constraints(config.constraints, data.task)  # min_r2 means nothing to a classifier
     if register and data.dataset_ref is None and config.data.path is not None:
         # The winner's lineage needs a dataset version: register the file it came from.
         name = re.sub(r"[^A-Za-z0-9._-]", "-", config.data.path.stem) or "data"
@@ -187,9 +258,13 @@ def run_selection(
     inputs = [data.dataset_ref] if data.dataset_ref else []
     rows: list[dict[str, Any]] = []
     fitted: dict[str, Any] = {}
+    for spec in config.candidates:  # every candidate shows up front, waiting its turn
+        report(spec.name, 0, len(STEPS))
     with client.runs.start(f"select-{config.name}", inputs=inputs, params=params) as parent:
         for spec in config.candidates:
-            row, model = _one(client, config, spec, data, parts, primary, parent.id)
+            row, model = _one(client, config, spec, data, parts, primary, parent.id, report)
+            if "skipped" in row or "failed" in row:  # they stopped short of the last step
+                report(spec.name, len(STEPS), len(STEPS))
             rows.append(row)
             if model is not None:
                 fitted[spec.name] = model
@@ -216,7 +291,20 @@ def run_selection(
     return result
 
 
+def _silent(task: str, done: int, total: int) -> None:
+    return None
+
+
 def _preflight(spec: CandidateSpec, data: Dataset) -> None:
+    """What the config could not check before the data said its task and modality."""
+    cls = kind_class(spec.kind, field=f"{spec.where}.kind")
+    if data.task not in cls.tasks:
+        raise InvalidInputError(
+            f"candidate {spec.name}: {spec.kind} does not do {data.task}",
+            field=f"{spec.where}.kind",
+            fix=f"it does {', '.join(cls.tasks)}",
+        )
+    check_params(spec.kind, data.task, spec.params, where=f"{spec.where}.params")
     try:
         candidate = make(spec.kind, data.task, spec.params)
     except Skipped:
@@ -225,41 +313,55 @@ def _preflight(spec: CandidateSpec, data: Dataset) -> None:
         raise InvalidInputError(
             f"candidate {spec.name}: {spec.kind} takes {' or '.join(candidate.modalities)} "
             f"data, not {data.inputs.modality}",
-            field="kind",
+            field=f"{spec.where}.kind",
         )
 
 
 def _one(client: Any, config: SelectionConfig, spec: CandidateSpec, data: Dataset, parts: Any,
-         primary: str, parent_id: str) -> tuple[dict[str, Any], Any]:  # fmt: skip
+         primary: str, parent_id: str, report: Progress) -> tuple[dict[str, Any], Any]:  # fmt: skip
     row: dict[str, Any] = {"name": spec.name, "kind": spec.kind, "params": spec.params}
+    seed = config.data.seed  # the split's seed seeds every candidate too
+
+    def done(step: str) -> None:
+        report(spec.name, STEPS.index(step) + 1, len(STEPS))
+
     try:
-        candidate = make(spec.kind, data.task, spec.params)
+        candidate = make(spec.kind, data.task, spec.params, seed=seed)
     except Skipped as exc:
         return _skipped(row, str(exc)), None
     try:
-        with client.runs.start(spec.name, params={"kind": spec.kind, **_flat(spec.params)},
+        with client.runs.start(spec.name, params={"kind": spec.kind, "seed": seed,
+                                                  **_flat(spec.params)},
                               parent=parent_id, capture_environment=False) as run:  # fmt: skip
             try:
                 started = time.perf_counter()
                 if spec.search:
                     from stoa.develop.ml.search import tune
 
-                    tuned = tune(client, spec, data.task, parts, primary, run.id, config.data.seed)
+                    trials = f"{spec.name}: trials"
+                    tuned = tune(client, spec, data.task, parts, primary, run.id, seed,
+                                 on_trial=lambda n, total: report(trials, n, total))  # fmt: skip
                     row["search"] = tuned
-                    candidate = make(spec.kind, data.task, {**spec.params, **tuned["best_params"]})
+                    candidate = make(spec.kind, data.task, {**spec.params, **tuned["best_params"]},
+                                     seed=seed)  # fmt: skip
                     run.log_params({f"best.{k}": v for k, v in tuned["best_params"].items()})
                 candidate.fit(parts.x_train, parts.y_train)
                 train_s = time.perf_counter() - started
             except Skipped as exc:
                 run.set_tag("skipped", str(exc))
                 return _skipped(row, str(exc)), None
+            done("train")
             pred = candidate.predict(parts.x_test)
             proba = candidate.predict_proba(parts.x_test)
             quality = ev.evaluate(data.task, parts.y_test, pred, proba, candidate.classes_, primary,
-                                  resamples=config.resamples, seed=config.data.seed)  # fmt: skip
+                                  resamples=config.resamples, seed=seed)  # fmt: skip
+            done("evaluate")
             lat = measure.latency(candidate, parts.x_test, single=config.single_predictions)
+            done("latency")
             thr = measure.throughput(candidate, parts.x_test, batch=config.batch)
+            done("throughput")
             size = measure.size_mb(candidate)
+            done("size")
             cost = measure.cost_per_1k(thr["cpu_s_per_row"], config.price_per_cpu_hour)
             row.update(
                 metrics=quality["metrics"],

