@@ -57,9 +57,13 @@ def ok_json(result: subprocess.CompletedProcess):
     return json.loads(result.stdout)
 
 
+#: The one line besides an error that stderr may hold: the first command on a new home.
+NEW_HOME_NOTE = "note: created a new Stoa home at "
+
+
 def one_line_error(result: subprocess.CompletedProcess, code: int, *fragments: str) -> str:
     assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
+    lines = [x for x in result.stderr.strip().splitlines() if not x.startswith(NEW_HOME_NOTE)]
     assert len(lines) == 1, result.stderr
     for fragment in fragments:
         assert fragment in lines[0], lines[0]

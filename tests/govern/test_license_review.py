@@ -82,3 +82,18 @@ def test_an_approval_applies_to_the_content(client, tmp_path):
     assert any(f["code"] == "license-approved" for f in copy.findings)
     other = client.models.register("other", _model(tmp_path / "o", "cc-by-nc-4.0", value=2.0))
     assert other.status == "pending"  # other bytes: a fresh review
+
+
+def test_a_version_approved_after_review_loads(client, tmp_path):
+    """Found trying `stoa models predict` on an approved model: it had no flavor."""
+    import skops.io
+    from sklearn.linear_model import LogisticRegression
+
+    folder = tmp_path / "nc-sk"
+    folder.mkdir()
+    path = folder / "model.skops"
+    skops.io.dump(LogisticRegression().fit([[0.0], [1.0]], [0, 1]), path)
+    held = client.models.register("sk", path, license="CC-BY-NC-4.0")
+    assert held.status == "pending" and held.flavor == "sklearn"
+    client.models.approve("sk@1", note="fine")
+    assert client.models.load("sk@1").predict([[1.0]]).tolist() == [1]

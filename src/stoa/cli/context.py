@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from stoa.cli.output import note
 from stoa.client import Client
 from stoa.core.errors import InvalidInputError
 from stoa.core.settings import Settings
@@ -23,8 +24,13 @@ class State:
 
     @property
     def client(self) -> Any:
+        """The client, built on first use; opening a home that did not exist says so."""
         if self._client is None:
+            home = self.settings.resolved_home
+            new_home = not self.settings.url and not home.exists()
             self._client = Client(settings=self.settings)
+            if new_home:
+                note(f"created a new Stoa home at {home} (choose another with --home or STOA_HOME)")
         return self._client
 
 

@@ -12,7 +12,7 @@ from rich.console import Group
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from stoa.cli.context import JsonOpt, parse_json_object, parse_pairs, state
-from stoa.cli.output import emit, notes, table
+from stoa.cli.output import emit, notes, table, when
 from stoa.core.errors import InvalidInputError
 
 app = typer.Typer(
@@ -69,10 +69,11 @@ def list_kbs(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     """Every knowledge base with its latest version."""
     kbs = state(ctx).client.kbs.list()
     emit(kbs, json_out, lambda rows: table(
-        "knowledge bases", ["name", "version", "embedder", "backend", "pii", "created (UTC)"],
+        None, ["name", "version", "embedder", "backend", "pii", "created"],
         [(k["name"], k["latest_version"], k["embedder"]["name"], k["backend"]["kind"],
-          k["pii_policy"], k["created_at"][:19]) for k in rows],
-    ))  # fmt: skip
+          k["pii_policy"], when(k["created_at"])) for k in rows],
+        numbers=("version",), times=("created",),
+    ), empty="no knowledge bases yet; create one with `stoa kb create NAME`")  # fmt: skip
 
 
 @app.command()
@@ -96,7 +97,9 @@ def _detail(kb: dict[str, Any]) -> Group:
         "versions", ["version", "added", "changed", "removed", "documents", "chunks", "created"],
         [(v["version"], len(v["diff"]["added"]), len(v["diff"]["changed"]),
           len(v["diff"]["removed"]), v["stats"].get("documents"), v["stats"].get("chunks"),
-          v["created_at"][:19]) for v in kb["versions"]],
+          when(v["created_at"])) for v in kb["versions"]],
+        numbers=("version", "added", "changed", "removed", "documents", "chunks"),
+        times=("created",),
     )  # fmt: skip
     pii = table(
         "documents with personal data", ["document", "findings"],
@@ -191,7 +194,8 @@ def query(
         f"{mode} results", ["#", "score", "source", "section", "offsets", "text"],
         [(n, f"{r['score']:.4f}", r["uri"].rsplit("/", 1)[-1], " > ".join(r["heading_path"]),
           f"{r['start']}-{r['end']}", _snippet(r["text"])) for n, r in enumerate(rows, 1)],
-    ))  # fmt: skip
+        numbers=("#", "score"),
+    ), empty=f"nothing in {name} matches; see what it holds: `stoa kb show {name}`")  # fmt: skip
 
 
 def _snippet(text: str, limit: int = 120) -> str:

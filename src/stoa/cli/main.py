@@ -8,10 +8,11 @@ from typing import Annotated
 
 import typer
 
+from stoa import __version__
+from stoa.cli import home as home_commands
 from stoa.cli import kb, registry, runs, scan, select, tokens
 from stoa.cli.context import JsonOpt, State, state
 from stoa.cli.output import console, emit
-from stoa.core.db import masked
 from stoa.core.errors import StoaError
 from stoa.core.settings import Settings
 
@@ -24,6 +25,8 @@ except ImportError:  # pragma: no cover - older typer uses click itself
 # typer re-exports click's. Catch whichever classes exist, so neither becomes a traceback.
 _EXITS = tuple({typer.Exit, getattr(click_exceptions, "Exit", typer.Exit)})
 _ABORTS = tuple({typer.Abort, getattr(click_exceptions, "Abort", typer.Abort)})
+# A bare group (`stoa`, `stoa models`) asks for its help (older click prints it itself).
+_BARE_GROUP = getattr(click_exceptions, "NoArgsIsHelpError", ())
 
 app = typer.Typer(
     name="stoa",
@@ -31,6 +34,10 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Plain help: flags read as flags (Rich panels label them <bool>), and it fits 80
+    # columns. Sub-apps inherit both settings.
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(registry.models_app, name="models")
 app.add_typer(registry.prompts_app, name="prompts")
@@ -40,6 +47,14 @@ app.add_typer(kb.app, name="kb")
 app.add_typer(tokens.app, name="tokens")
 app.command(name="scan")(scan.scan)
 app.command(name="select")(select.select)
+app.command(name="init")(home_commands.init)
+app.command(name="status")(home_commands.status)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"stoa {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -64,6 +79,12 @@ def root(
     token: Annotated[
         str | None, typer.Option(envvar="STOA_TOKEN", help="Bearer token for --url.")
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     """Options here apply to every command and override the STOA_* variables."""
     values = {
@@ -74,20 +95,6 @@ def root(
         "token": token,
     }
     ctx.obj = State(Settings(**{k: v for k, v in values.items() if v is not None}))
-
-
-@app.command()
-def init(ctx: typer.Context) -> None:
-    """Create the home folder and bring the database schema up to date."""
-    from stoa.client import LocalClient
-
-    settings = state(ctx).settings
-    client = LocalClient(settings=settings)
-    console.print(f"Stoa home: {settings.resolved_home}")
-    console.print(
-        f"database:  {masked(client.stores.db.url)} (schema {client.stores.db.current_revision()})"
-    )
-    console.print(f"blobs:     {client.stores.blobs.url}")
 
 
 @app.command()
@@ -155,6 +162,11 @@ def main() -> None:
     """Entry point: map every deliberate error onto exit codes 1 and 2, with one line each."""
     try:
         code = app(standalone_mode=False)
+    except _BARE_GROUP as exc:
+        help_text = exc.format_message()  # empty when the help was printed already
+        if help_text:
+            print(help_text)
+        sys.exit(0)
     except click_exceptions.UsageError as exc:
         hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
         print(f"error: {exc.format_message()}{hint}", file=sys.stderr)

@@ -3,27 +3,49 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from stoa.cli import predict
 from stoa.cli.context import JsonOpt, existing_path, parse_json_object, parse_pairs, state
 from stoa.cli.output import (
-    console,
     emit,
     lineage_table,
-    notes,
+    note,
     storing_progress,
     table,
     version_detail,
     version_table,
+    when,
 )
+from stoa.core.errors import InvalidInputError
 
 TagOpt = Annotated[list[str] | None, typer.Option("--tag", help="KEY=VALUE; repeatable.")]
 DescOpt = Annotated[str, typer.Option("--description", "-d", help="What this version is.")]
 MetaOpt = Annotated[
     str | None, typer.Option("--metadata", help="A JSON object of free-form metadata.")
 ]
+
+
+#: How each kind's first version is made, for the line an empty list prints.
+_FIRST = {
+    "model": "stoa models register NAME PATH",
+    "prompt": "stoa prompts register NAME --template TEXT",
+    "dataset": "stoa datasets register NAME PATH",
+}
+
+
+def detail(client: Any, kind: str, info: Any) -> Any:
+    """``version_detail`` with the licence decision that applies to a model, when its
+    findings show a licence review."""
+    review = None
+    if kind == "model" and info.scan is None:
+        info = client.models.show(info.ref)  # what approve or archive answer lacks the scan
+    codes = [str(f.get("code", "")) for f in info.findings]
+    if kind == "model" and any(code.startswith("license-") for code in codes):
+        review = client.models.review(info.ref)
+    return version_detail(info, review)
 
 
 def refused_if_blocked(status: str) -> None:
@@ -44,13 +66,21 @@ def kind_app(kind: str) -> typer.Typer:
             rows,
             json_out,
             lambda rs: table(
-                plural,
-                ["name", "latest", "aliases"],
+                None,
+                ["name", "latest", "aliases", "created"],
                 [
-                    (s.name, s.latest_version, ", ".join(f"{a}→{v}" for a, v in s.aliases.items()))
+                    (
+                        s.name,
+                        s.latest_version,
+                        ", ".join(f"{a}→{v}" for a, v in s.aliases.items()),
+                        when(s.created_at),
+                    )
                     for s in rs
                 ],
+                numbers=("latest",),
+                times=("created",),
             ),
+            empty=f"no {plural} yet; register one with `{_FIRST[kind]}`",
         )
 
     @app.command()
@@ -59,8 +89,9 @@ def kind_app(kind: str) -> typer.Typer:
         ref: Annotated[str, typer.Argument(help="NAME, NAME@3 or NAME@ALIAS")],
         json_out: JsonOpt = False,
     ) -> None:
-        """Show one version, with its status, findings, tags and aliases."""
-        emit(state(ctx).client.of_kind(kind).show(ref), json_out, version_detail)
+        """Show one version: its status now and why, its facts, and the scan's findings."""
+        client = state(ctx).client
+        emit(client.of_kind(kind).show(ref), json_out, lambda v: detail(client, kind, v))
 
     @app.command()
     def versions(
@@ -87,9 +118,9 @@ def kind_app(kind: str) -> typer.Typer:
             .client.of_kind(kind)
             .search(parse_pairs(tag, "tag"), name=name, status=status, limit=limit)
         )
-        emit(rows, json_out, version_table)
+        emit(rows, json_out, version_table, empty=f"no {kind} version matches these filters")
         if len(rows) == limit:
-            notes.print(f"note: stopped at --limit {limit}; there may be more matches")
+            note(f"stopped at --limit {limit}; there may be more matches")
 
     @app.command()
     def approve(
@@ -99,7 +130,9 @@ def kind_app(kind: str) -> typer.Typer:
         json_out: JsonOpt = False,
     ) -> None:
         """Release a version held for licence review (status pending)."""
-        emit(state(ctx).client.of_kind(kind).approve(ref, note=note), json_out, version_detail)
+        client = state(ctx).client
+        info = client.of_kind(kind).approve(ref, note=note)
+        emit(info, json_out, lambda v: detail(client, kind, v))
 
     @app.command()
     def reject(
@@ -109,12 +142,15 @@ def kind_app(kind: str) -> typer.Typer:
         json_out: JsonOpt = False,
     ) -> None:
         """Block a version held for licence review for good."""
-        emit(state(ctx).client.of_kind(kind).reject(ref, note=note), json_out, version_detail)
+        client = state(ctx).client
+        info = client.of_kind(kind).reject(ref, note=note)
+        emit(info, json_out, lambda v: detail(client, kind, v))
 
     @app.command()
     def archive(ctx: typer.Context, ref: str, json_out: JsonOpt = False) -> None:
         """Archive a version: it stays readable but can no longer be loaded or aliased."""
-        emit(state(ctx).client.of_kind(kind).archive(ref), json_out, version_detail)
+        client = state(ctx).client
+        emit(client.of_kind(kind).archive(ref), json_out, lambda v: detail(client, kind, v))
 
     @app.command()
     def alias(
@@ -125,10 +161,11 @@ def kind_app(kind: str) -> typer.Typer:
         emit(info, json_out, lambda a: f"{a.name}@{a.alias} → version {a.version}")
 
     @app.command()
-    def unalias(ctx: typer.Context, name: str, alias: str) -> None:
+    def unalias(ctx: typer.Context, name: str, alias: str, json_out: JsonOpt = False) -> None:
         """Remove ALIAS from NAME; the removal is recorded."""
         state(ctx).client.of_kind(kind).delete_alias(name, alias)
-        console.print(f"removed {name}@{alias}")
+        result = {"kind": kind, "name": name, "alias": alias, "removed": True}
+        emit(result, json_out, lambda r: f"removed {r['name']}@{r['alias']}")
 
     @app.command()
     def aliases(ctx: typer.Context, name: str, json_out: JsonOpt = False) -> None:
@@ -139,10 +176,10 @@ def kind_app(kind: str) -> typer.Typer:
             json_out,
             lambda rs: table(
                 f"alias history of {name}",
-                ["at (UTC)", "who", "alias", "from", "to"],
+                ["at", "who", "alias", "from", "to"],
                 [
                     (
-                        r.at.strftime("%Y-%m-%d %H:%M:%S"),
+                        when(r.at),
                         r.actor,
                         r.detail.get("alias"),
                         r.detail.get("from"),
@@ -150,7 +187,10 @@ def kind_app(kind: str) -> typer.Typer:
                     )
                     for r in rs
                 ],
+                times=("at",),
             ),
+            empty=f"no alias of {name} has moved yet; set one with "
+            f"`stoa {plural} alias {name} VERSION ALIAS`",
         )
 
     @app.command()
@@ -162,11 +202,16 @@ def kind_app(kind: str) -> typer.Typer:
     def download(
         ctx: typer.Context,
         ref: str,
-        dest: Annotated[Path, typer.Argument(help="File or folder to write.")],
+        dest: Annotated[Path, typer.Argument(help="File or folder to write; must not exist.")],
+        json_out: JsonOpt = False,
     ) -> None:
         """Write a verified copy of the artifact to DEST."""
-        path = state(ctx).client.of_kind(kind).download(ref, dest)
-        console.print(f"wrote {path}")
+        resource = state(ctx).client.of_kind(kind)
+        info = resource.show(ref)  # one version, even if an alias moves meanwhile
+        path = resource.download(info.ref, dest)
+        result = {"ref": info.ref, "path": str(path), "artifact": info.artifact,
+                  "sha256": info.sha256, "size": info.size}  # fmt: skip
+        emit(result, json_out, lambda r: f"wrote {r['path']} ({r['ref']}, {r['size']} bytes)")
 
     return app
 
@@ -174,6 +219,8 @@ def kind_app(kind: str) -> typer.Typer:
 models_app = kind_app("model")
 prompts_app = kind_app("prompt")
 datasets_app = kind_app("dataset")
+models_app.command("load")(predict.load)
+models_app.command("predict")(predict.predict)
 
 
 @models_app.command("register")
@@ -193,7 +240,12 @@ def register_model(
     description: DescOpt = "",
     tag: TagOpt = None,
     metadata: MetaOpt = None,
-    run_id: Annotated[str | None, typer.Option(help="The run that produced it.")] = None,
+    run_id: Annotated[
+        str | None,
+        typer.Option(
+            "--run", "--run-id", help="The run that produced it (id or a 6+ character prefix)."
+        ),
+    ] = None,
     dataset: Annotated[
         list[str] | None, typer.Option(help="Dataset REF it was trained on; repeatable.")
     ] = None,
@@ -213,7 +265,7 @@ def register_model(
             datasets=dataset or [],
             progress=progress,
         )
-    emit(info, json_out, version_detail)
+    emit(info, json_out, lambda v: detail(state(ctx).client, "model", v))
     refused_if_blocked(info.status)
 
 
@@ -231,8 +283,9 @@ def pull_model(
     json_out: JsonOpt = False,
 ) -> None:
     """Import a third-party model: licence and hash policy, download, scan, register."""
-    info = state(ctx).client.models.pull(source, name, license=license, description=description)
-    emit(info, json_out, version_detail)
+    client = state(ctx).client
+    info = client.models.pull(source, name, license=license, description=description)
+    emit(info, json_out, lambda v: detail(client, "model", v))
     refused_if_blocked(info.status)
 
 
@@ -277,8 +330,6 @@ def register_prompt(
     json_out: JsonOpt = False,
 ) -> None:
     """Register a prompt template from PATH or --template."""
-    from stoa.core.errors import InvalidInputError
-
     if (path is None) == (template is None):
         raise InvalidInputError("give exactly one of PATH or --template", field="template")
     try:
@@ -303,6 +354,9 @@ def render_prompt(
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="VARIABLE=VALUE; repeatable.")
     ] = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Render a prompt version with the given values."""
-    print(state(ctx).client.prompts.render(ref, parse_pairs(set_, "set")))
+    values = parse_pairs(set_, "set")
+    text = state(ctx).client.prompts.render(ref, values)
+    emit({"ref": ref, "values": values, "text": text}, json_out, lambda r: r["text"])

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from stoa.cli.context import JsonOpt, state
-from stoa.cli.output import emit, table
+from stoa.cli.output import emit, table, when
 
 app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
 
@@ -41,13 +41,22 @@ def list_(ctx: typer.Context, json_out: JsonOpt = False) -> None:
         rows,
         json_out,
         lambda rs: table(
-            "tokens",
+            None,
             ["id", "name", "scopes", "created", "revoked", "last used"],
             [
-                (t.id, t.name, ",".join(t.scopes), t.created_at, t.revoked_at, t.last_used_at)
+                (
+                    t.id,
+                    t.name,
+                    ",".join(t.scopes),
+                    when(t.created_at),
+                    when(t.revoked_at),
+                    when(t.last_used_at),
+                )
                 for t in rs
             ],
+            times=("created", "revoked", "last used"),
         ),
+        empty="no tokens yet; create one with `stoa tokens create NAME --scope read`",
     )
 
 

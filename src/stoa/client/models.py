@@ -3,13 +3,33 @@
 from __future__ import annotations
 
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, field_validator
 
 from stoa.client._operation import Upload, operation, remote_variant
 from stoa.client.registry import Versions
+from stoa.develop import tracking
 from stoa.govern import models
 from stoa.govern.types import VersionInfo
+
+
+class ReviewInfo(BaseModel):
+    """An admin's decision on a version's bytes after a licence review."""
+
+    decision: Literal["approved", "rejected"]
+    #: The version the decision was made on: the same bytes under any name share it.
+    ref: str
+    note: str = ""
+    decided_by: str
+    decided_at: datetime
+
+    @field_validator("decided_at")
+    @classmethod
+    def _as_utc(cls, value: datetime) -> datetime:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 def _load_over_http(resource: Models, ref: str) -> Any:
@@ -68,8 +88,18 @@ class Models(Versions):
         return models.register_model(
             local.registry, local.gate, name, Path(path), actor=local.actor, flavor=flavor,
             license=license, description=description, tags=tags, metadata=metadata, spec=spec,
-            run_id=run_id, datasets=datasets or (), progress=progress,
+            run_id=tracking.resolve_run_id(local.db, run_id), datasets=datasets or (),
+            progress=progress,
         )  # fmt: skip
+
+    @operation("GET", "/models/{ref}/review", scope="read")
+    def review(self, ref: str) -> ReviewInfo | None:
+        """The admin decision that applies to this version's bytes (``approve``/``reject``
+        on it, or on the same bytes under another name), or null when none was made."""
+        local = self._local
+        info = local.registry.get(self.kind, ref)
+        found = local.registry.content_review(self.kind, info.sha256)
+        return None if found is None else ReviewInfo.model_validate(found, from_attributes=True)
 
     def log(self, name: str, model: Any, **options: Any) -> VersionInfo:
         """Save a live model in its flavor's safe format, then ``register`` it."""

@@ -13,7 +13,7 @@ from typing import Annotated, Any, ClassVar
 
 from stoa.client._operation import Resource, Wire, operation, remote_variant
 from stoa.client._transport import seg
-from stoa.core.blobs import ensure_absent, parse_manifest, staged_folder
+from stoa.core.blobs import BlobStore, ensure_absent, parse_manifest, staged_folder
 from stoa.core.errors import IntegrityError, InvalidInputError, NotFoundError
 from stoa.core.names import safe_relpath
 from stoa.govern.types import AliasInfo, AuditInfo, Kind, LineageInfo, SeriesInfo, VersionInfo
@@ -144,7 +144,7 @@ class Versions(Resource):
         if info.artifact == "folder":
             data = self._local.blobs.read_bytes(info.sha256)
             return Response(data, media_type="application/json", headers=headers)
-        return self._blob_response(info.sha256, info.size, headers)
+        return blob_response(self._local.blobs, info.sha256, info.size, headers)
 
     @operation("GET", "/{kinds}/{ref}/files/{path:path}", scope="read", raw=True)
     def _artifact_file(self, ref: str, path: str) -> Any:
@@ -159,18 +159,22 @@ class Versions(Resource):
         entry = self._local.blobs.read_manifest(info.sha256).get(rel)
         if entry is None:
             raise NotFoundError(f"{info.ref} has no file {rel!r}", field="path")
-        return self._blob_response(str(entry["sha256"]), int(entry["size"]))
+        return blob_response(self._local.blobs, str(entry["sha256"]), int(entry["size"]))
 
-    def _blob_response(self, sha256: str, size: int, headers: dict[str, str] | None = None) -> Any:
-        from starlette.responses import Response, StreamingResponse
 
-        blobs = self._local.blobs
-        if size <= VERIFY_BEFORE_SENDING:
-            return Response(
-                blobs.read_bytes(sha256), media_type="application/octet-stream", headers=headers
-            )
-        if not blobs.exists(sha256):
-            raise NotFoundError(f"blob {sha256} is missing from the store", field="sha256")
-        return StreamingResponse(
-            blobs.open_verified(sha256), media_type="application/octet-stream", headers=headers
+def blob_response(
+    blobs: BlobStore, sha256: str, size: int, headers: dict[str, str] | None = None
+) -> Any:
+    """A stored blob as an HTTP answer, verified before the first byte up to
+    ``VERIFY_BEFORE_SENDING``, and while it streams above that."""
+    from starlette.responses import Response, StreamingResponse
+
+    if size <= VERIFY_BEFORE_SENDING:
+        return Response(
+            blobs.read_bytes(sha256), media_type="application/octet-stream", headers=headers
         )
+    if not blobs.exists(sha256):
+        raise NotFoundError(f"blob {sha256} is missing from the store", field="sha256")
+    return StreamingResponse(
+        blobs.open_verified(sha256), media_type="application/octet-stream", headers=headers
+    )

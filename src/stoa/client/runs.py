@@ -2,18 +2,52 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
-from stoa.client._operation import Resource, Upload, Wire, operation
-from stoa.client._transport import Http
-from stoa.core.errors import InvalidInputError
+from stoa.client._operation import Resource, Upload, Wire, operation, remote_variant
+from stoa.client._transport import Http, seg
+from stoa.client.registry import blob_response
+from stoa.core.blobs import ensure_absent, parse_manifest, staged_folder
+from stoa.core.errors import IntegrityError, InvalidInputError, NotFoundError
 from stoa.core.names import safe_relpath
 from stoa.develop import tracking
 from stoa.develop.active_run import RunContext
 from stoa.govern.types import LineageInfo, MetricPoint, RunDetail, RunInfo
 
 MAX_COMPARE = 100
+
+
+def _artifact_entry(run: RunDetail, name: str) -> dict[str, Any]:
+    """The artifact a run stored under ``name``."""
+    rel = safe_relpath(name, "name")
+    for entry in run.artifacts:
+        if entry["path"] == rel:
+            return entry
+    stored = ", ".join(a["path"] for a in run.artifacts) or "none"
+    raise NotFoundError(
+        f"run {run.info.id} has no artifact {rel!r}", field="name", fix=f"it stored: {stored}"
+    )
+
+
+def _download_artifact_over_http(resource: Runs, run_id: str, name: str, dest: str | Path) -> Path:
+    """Fetch a run artifact and verify every byte against the hashes the server recorded."""
+    run = resource.get(run_id)
+    entry = _artifact_entry(run, name)
+    dest = ensure_absent(Path(dest))
+    http = resource._http
+    route = f"/runs/{seg(run.info.id)}/artifacts/" + "/".join(map(seg, entry["path"].split("/")))
+    if entry["artifact"] == "file":
+        return http.fetch(route, entry["sha256"], dest)
+    manifest = http.call("GET", route).content
+    if hashlib.sha256(manifest).hexdigest() != entry["sha256"]:
+        raise IntegrityError("the manifest does not match its hash", field="manifest")
+    with staged_folder(dest) as tmp:
+        for rel, item in parse_manifest(manifest).items():
+            http.fetch(f"{route}?file={quote(rel)}", str(item["sha256"]), tmp / rel)
+    return dest
 
 
 class Runs(Resource):
@@ -132,7 +166,44 @@ class Runs(Resource):
         tracking.get(local.db, run_id)  # a missing run fails before any bytes are stored
         tracking.log_artifact(local.db, run_id, rel, local.blobs.put_path(path))
 
+    @remote_variant(_download_artifact_over_http)
+    def download_artifact(self, run_id: str, name: str, dest: str | Path) -> Path:
+        """Write a verified copy of the artifact the run stored as ``name`` to ``dest``,
+        which must not exist; a folder is rebuilt whole or not at all."""
+        entry = _artifact_entry(self.get(run_id), name)
+        blobs = self._local.blobs
+        return blobs.export(entry["sha256"], entry["artifact"], ensure_absent(Path(dest)))
+
+    # ``path`` (the artifact's name), as the registry's ``files/{path:path}`` route names it.
+    @operation("GET", "/runs/{run_id}/artifacts/{path:path}", scope="read", raw=True)
+    def _artifact(self, run_id: str, path: str, file: str | None = None) -> Any:
+        """A run artifact's bytes, or a folder's manifest; with ``file``, one file of that
+        folder. Headers carry its kind (``X-Stoa-Artifact``) and hash (``X-Stoa-Sha256``)."""
+        from starlette.responses import Response
+
+        entry = _artifact_entry(self.get(run_id), path)
+        blobs = self._local.blobs
+        if file is not None:
+            rel = safe_relpath(file, "file")
+            if entry["artifact"] != "folder":
+                raise InvalidInputError(
+                    f"{entry['path']} is a single file", field="file", fix="leave file out"
+                )
+            item = blobs.read_manifest(entry["sha256"]).get(rel)
+            if item is None:
+                raise NotFoundError(f"{entry['path']} has no file {rel!r}", field="file")
+            return blob_response(self._local.blobs, str(item["sha256"]), int(item["size"]))
+        headers = {"X-Stoa-Artifact": entry["artifact"], "X-Stoa-Sha256": entry["sha256"]}
+        if entry["artifact"] == "folder":
+            manifest = blobs.read_bytes(entry["sha256"])
+            return Response(manifest, media_type="application/json", headers=headers)
+        # The registry's downloads and these share one way of sending a blob: verified
+        # before the first byte up to a size, streamed and checked on the way above it.
+        return blob_response(self._local.blobs, entry["sha256"], int(entry["size"]), headers)
+
     @operation("GET", "/runs/{run_id}/lineage", scope="read")
     def lineage(self, run_id: str, depth: int = 16) -> LineageInfo:
         """The datasets the run read and the models it produced."""
-        return self._local.registry.lineage("run", run_id, depth=depth)
+        local = self._local
+        full_id = tracking.resolve_run_id(local.db, run_id)
+        return local.registry.lineage("run", full_id, depth=depth)

@@ -47,6 +47,10 @@ L = RunLatestMetric.__table__
 A = RunArtifact.__table__
 
 RUN_STATUSES = ("running", "finished", "failed", "killed")
+#: The fewest characters of a run id that ``resolve_run_id`` accepts as a prefix.
+MIN_RUN_ID_PREFIX = 6
+_RUN_ID_PREFIX = re.compile(rf"^[0-9a-fA-F]{{{MIN_RUN_ID_PREFIX},31}}$")
+_CANDIDATES_NAMED = 5
 MAX_BATCH = 10_000  # metric points in one call
 MAX_SEARCH = 10_000
 _KEY = re.compile(r"^[\w\-./:][\w\-./: ]{0,249}$")
@@ -168,6 +172,49 @@ def clean_metrics(points: Iterable[Any]) -> list[tuple[str, float, int, int]]:
     return rows
 
 
+def no_run(run_id: Any, field: str = "run_id") -> NotFoundError:
+    return NotFoundError(
+        f"no run {run_id!r}",
+        field=field,
+        fix=f"give the full id or a unique prefix of at least {MIN_RUN_ID_PREFIX} of its "
+        "characters, as `stoa runs list` shows",
+    )
+
+
+def resolve_run_id(source: Database | Connection, run_id: Any, field: str = "run_id") -> Any:
+    """The full id of the one run whose id starts with ``run_id``, for a prefix of 6 to
+    31 hex characters; anything else comes back unchanged for the caller to look up.
+
+    Every operation that takes a run id calls this, so the short id ``stoa runs list``
+    prints works everywhere. A prefix that names no run is a 404; one that names
+    several is a 422 listing them.
+    """
+    if not isinstance(run_id, str) or not _RUN_ID_PREFIX.match(run_id):
+        return run_id  # a full id (the hot path of logging) costs nothing here
+    if isinstance(source, Database):
+        with source.engine.connect() as conn:
+            return resolve_run_id(conn, run_id, field)
+    prefix = run_id.lower()
+    # A range on the primary key (hex sorts below "g"), so the lookup uses its index.
+    found = source.execute(
+        select(R.c.id, R.c.name)
+        .where(R.c.id >= prefix, R.c.id < prefix + "g", R.c.id.startswith(prefix))
+        .order_by(R.c.id)
+        .limit(_CANDIDATES_NAMED + 1)
+    ).all()
+    if not found:
+        raise no_run(run_id, field)
+    if len(found) > 1:
+        named = ", ".join(f"{row.id[:12]} ({row.name})" for row in found[:_CANDIDATES_NAMED])
+        more = ", and more" if len(found) > _CANDIDATES_NAMED else ""
+        raise InvalidInputError(
+            f"run id prefix {run_id!r} is ambiguous: it matches {named}{more}",
+            field=field,
+            fix="give more characters of the id",
+        )
+    return found[0].id
+
+
 def create_run(
     registry: Registry,
     name: str,
@@ -182,9 +229,10 @@ def create_run(
 ) -> RunInfo:
     """Record a run, the dataset versions it read (lineage) and what it starts with.
 
-    ``stoa runs create`` records a finished run for lineage; ``start_run`` opens a
-    ``running`` one that logs until it is finished. The registry resolves the inputs in
-    the same transaction, so a run never points at a dataset that does not exist.
+    ``stoa runs create`` records a finished run for lineage (it ends as it is created:
+    ``ended_at`` is ``created_at``); ``start_run`` opens a ``running`` one that logs
+    until it is finished. The registry resolves the inputs in the same transaction, so
+    a run never points at a dataset that does not exist.
     """
     validate_name(name, "run")
     if status not in ("running", "finished"):
@@ -192,11 +240,15 @@ def create_run(
     params_text, tags_text = clean_params(params), clean_tags(tags)
     check_json(environment, "environment")
     with registry.db.write() as session:
-        if parent_id is not None and session.get(Run, parent_id) is None:
-            raise NotFoundError(f"no run {parent_id!r}", field="parent_id")
+        if parent_id is not None:
+            parent_id = resolve_run_id(session.connection(), parent_id, "parent_id")
+            if session.get(Run, parent_id) is None:
+                raise no_run(parent_id, "parent_id")
+        now = utcnow()
         run = Run(
-            id=uuid.uuid4().hex, name=name, created_by=actor, status=status,
-            parent_id=parent_id, environment=dict(environment or {}),
+            id=uuid.uuid4().hex, name=name, created_by=actor, status=status, created_at=now,
+            ended_at=now if status == "finished" else None, parent_id=parent_id,
+            environment=dict(environment or {}),
         )  # fmt: skip
         session.add(run)
         session.flush()
@@ -238,16 +290,19 @@ def _tag_upsert(_: str, insert: Any) -> Any:
     )
 
 
-def _running(conn: Connection, run_id: str) -> None:
+def _running(conn: Connection, run_id: str) -> str:
+    """The run's full id, once it is known to be running."""
+    run_id = resolve_run_id(conn, run_id)
     status = conn.execute(select(R.c.status).where(R.c.id == run_id)).scalar()
     if status is None:
-        raise NotFoundError(f"no run {run_id!r}", field="run_id")
+        raise no_run(run_id)
     if status != "running":
         raise ConflictError(
             f"run {run_id} is {status}; only running runs take new values",
             field="run_id",
             fix="start a new run",
         )
+    return run_id
 
 
 def write_params(conn: Connection, run_id: str, params: dict[str, str]) -> None:
@@ -318,7 +373,7 @@ def log_batch(
     """One transaction for whatever a client flushed: all of it lands, or none."""
     clean_p, clean_t, rows = clean_params(params), clean_tags(tags), clean_metrics(metrics)
     with db.write_connection() as conn:
-        _running(conn, run_id)
+        run_id = _running(conn, run_id)
         write_params(conn, run_id, clean_p)
         write_tags(conn, run_id, clean_t)
         write_metrics(conn, run_id, rows)
@@ -327,7 +382,7 @@ def log_batch(
 def log_artifact(db: Database, run_id: str, path: str, stored: Any) -> None:
     """Record a file or folder already stored in the blob store under ``path``."""
     with db.write_connection() as conn:
-        _running(conn, run_id)
+        run_id = _running(conn, run_id)
         values = {"sha256": stored.sha256, "artifact": stored.artifact, "size": stored.size}
         updated = conn.execute(
             A.update().where(A.c.run_id == run_id, A.c.path == path).values(**values)
@@ -344,7 +399,7 @@ def finish(db: Database, run_id: str, status: str = "finished") -> RunInfo:
             fix=f"use one of {', '.join(RUN_STATUSES[1:])}",
         )
     with db.write_connection() as conn:
-        _running(conn, run_id)
+        run_id = _running(conn, run_id)
         conn.execute(R.update().where(R.c.id == run_id).values(status=status, ended_at=utcnow()))
     return get(db, run_id).info
 
@@ -352,10 +407,11 @@ def finish(db: Database, run_id: str, status: str = "finished") -> RunInfo:
 def get(db: Database, run_id: str) -> RunDetail:
     with db.read() as session:
         conn = session.connection()
+        run_id = resolve_run_id(conn, run_id)
         rows = list(conn.execute(select(*_RUN_COLUMNS, R.c.environment).where(R.c.id == run_id)))
         details = _details(conn, rows, with_environment=True)
     if not details:
-        raise NotFoundError(f"no run {run_id!r}", field="run_id")
+        raise no_run(run_id)
     return details[0]
 
 
@@ -364,8 +420,9 @@ def history(db: Database, run_id: str, key: str) -> list[MetricPoint]:
     check_key(key, "key")
     with db.read() as session:
         conn = session.connection()
+        run_id = resolve_run_id(conn, run_id)
         if conn.execute(select(R.c.id).where(R.c.id == run_id)).scalar() is None:
-            raise NotFoundError(f"no run {run_id!r}", field="run_id")
+            raise no_run(run_id)
         rows = conn.execute(
             select(M.c.key, M.c.value, M.c.step, M.c.timestamp)
             .where(M.c.run_id == run_id, M.c.key == key)
@@ -433,6 +490,8 @@ def search(
         if len(_SEARCHES) < 512:
             _SEARCHES[key_] = query
     with db.engine.connect() as conn:  # a plain connection: no ORM session for a read
+        if parent_id is not None:
+            values["parent_id"] = resolve_run_id(conn, parent_id, "parent_id")
         return _details(conn, list(conn.execute(query, values)), with_environment=False)
 
 

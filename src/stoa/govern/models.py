@@ -63,14 +63,17 @@ def register_model(
     if flavor is not None:
         get_flavor(flavor)
     verdict = run_gate(gate, path, license=license)
-    detected = flavor_for_path(path, verdict.format) if verdict.verdict == "allowed" else None
+    # A version held for review gets its flavor too, so it loads once an admin approves it;
+    # a blocked one is never loaded, and its content is not worth inspecting further.
+    judged = verdict.status in ("allowed", "pending")
+    detected = flavor_for_path(path, verdict.format) if judged else None
     if verdict.format in _NOT_A_MODEL and detected is None:
         raise InvalidInputError(
             f"{path.name} holds no model: it is {verdict.format} data",
             field="path",
             fix="register data with `stoa datasets register`, or give the model's file",
         )
-    if flavor is not None and verdict.verdict == "allowed" and flavor != detected:
+    if flavor is not None and judged and flavor != detected:
         what = f"a {detected} save" if detected else f"a {verdict.format} artifact no flavor loads"
         raise InvalidInputError(
             f"the artifact is {what}, not {flavor}",
