@@ -15,6 +15,7 @@ version tagged ``team=t0..t4``. Three reads are driven by ``wrk`` (Debian's pack
 
 Stoa runs ``stoa server --workers N``; MLflow runs ``mlflow server --workers M`` (4 by
 default, its own default) on SQLite, installed only into ``benchmarks/.venv-mlflow-server``.
+A ``health`` row at one client shows each server's floor: a route that reads nothing.
 The target of issue 12: Stoa serves at least 5x MLflow's requests per second on reads,
 with a p99 at or below MLflow's, and no error at 64 clients.
 """
@@ -39,6 +40,7 @@ HERE = Path(__file__).resolve().parent
 MLFLOW_VENV = HERE / ".venv-mlflow-server"
 MLFLOW_SPEC = "mlflow==3.17.2"
 NAMES, VERSIONS, TEAMS = 50, 5, 5
+READS = ("get", "search", "list")
 
 _MLFLOW_FILL = """
 import sys
@@ -126,10 +128,11 @@ def mlflow_server(work: Path, workers: int) -> tuple[str, subprocess.Popen]:
 
 def routes(side: str) -> dict[str, str]:
     if side == "stoa":
-        return {"get": "/api/v1/models/model-007@4",
+        return {"health": "/healthz", "get": "/api/v1/models/model-007@4",
                 "search": "/api/v1/models/-/search?tag=team%3Dt1&limit=1000",
                 "list": "/api/v1/models"}  # fmt: skip
-    return {"get": "/api/2.0/mlflow/model-versions/get?name=model-007&version=4",
+    return {"health": "/health",
+            "get": "/api/2.0/mlflow/model-versions/get?name=model-007&version=4",
             "search": "/api/2.0/mlflow/model-versions/search?filter=tags.team%3D%27t1%27"
                       "&max_results=1000",
             "list": "/api/2.0/mlflow/registered-models/search?max_results=100"}  # fmt: skip
@@ -139,6 +142,8 @@ def check_answers(url: str, side: str) -> dict[str, int]:
     """Each read answers 200 with the expected rows, so both sides do the same work."""
     counts = {}
     for name, path in routes(side).items():
+        if name == "health":
+            continue
         response = httpx.get(url + path, timeout=30)
         response.raise_for_status()
         body = response.json()
@@ -196,8 +201,9 @@ def main(argv: list[str] | None = None) -> None:
             if counts[0] != counts[1]:
                 raise SystemExit(f"the two registries differ: {counts}")
             results = []
-            for read in ("get", "search", "list"):
-                for concurrency in args.concurrency:
+            # The servers' own floor: one client, a route that reads nothing.
+            for read, levels in (("health", [1]), *((r, args.concurrency) for r in READS)):
+                for concurrency in levels:
                     row: dict[str, Any] = {"read": read, "c": concurrency}
                     for side, url in (("stoa", stoa_url), ("mlflow", mlflow_url)):
                         target = url + routes(side)[read]
@@ -233,7 +239,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace, counts: dict
     print("  read     c  stoa r/s mlflow r/s  ratio  stoa p50   p99  mlflow p50   p99  errors")
     for row in results:
         print_row(row)
-    reads = [r for r in results if r["read"] in ("get", "search", "list")]
+    reads = [r for r in results if r["read"] in READS]
     ratios = [r["stoa"]["rps"] / r["mlflow"]["rps"] for r in reads if r["mlflow"]["rps"]]
     p99_ok = all(r["stoa"]["p99_ms"] <= r["mlflow"]["p99_ms"] for r in reads)
     errors = sum(r["stoa"]["errors"] for r in reads)
