@@ -7,14 +7,11 @@ import contextlib
 import hashlib
 import hmac
 import json
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import update
@@ -25,6 +22,7 @@ from stoa.core.schema import WebhookDelivery
 from stoa.core.settings import Settings
 from stoa.govern.webhooks import parse_hooks
 from tests.artifacts import malicious_pickle, write_safetensors
+from tests.servers import serve_in_thread
 
 SECRET = "s3cret-signing-key-0123456789"
 
@@ -46,19 +44,8 @@ def receiver(fail_first: int = 0) -> Iterator[tuple[str, list[dict]]]:
         got.append({"headers": dict(request.headers), "body": body})
         return JSONResponse({"ok": True})
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}/hook", got
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serve_in_thread(app) as url:
+        yield f"{url}/hook", got
 
 
 def _client(tmp_path: Path, url: str, monkeypatch, **hook) -> LocalClient:

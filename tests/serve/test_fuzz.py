@@ -3,21 +3,18 @@ server with token auth on: whatever a caller sends, the answer is never a 5xx.""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import schemathesis
-import uvicorn
 from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 
 from stoa.core.settings import Settings
 from stoa.serve.server import create_app
 from stoa.serve.server.routes import build_router
+from tests.servers import serve_in_thread
 
 pytestmark = pytest.mark.slow  # creating a knowledge base loads the real MiniLM
 
@@ -32,22 +29,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
     home = Path(tmp_path_factory.mktemp("fuzz")) / "home"
     app = create_app(Settings(home=home, max_upload_mb=4, max_json_mb=4))
     admin = app.state.client.tokens.create("fuzz", ["admin"]).token
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical")
-    running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not running.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
     try:
-        yield f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {admin}"}
+        with serve_in_thread(app) as url:
+            yield url, {"Authorization": f"Bearer {admin}"}
     finally:
-        running.should_exit = True
-        thread.join(10)
         app.state.client.close()
 
 

@@ -4,14 +4,10 @@ uvicorn server on loopback, and the refusals of each embedder kind."""
 from __future__ import annotations
 
 import contextlib
-import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -22,6 +18,7 @@ from stoa.develop.rag.embed import (
     load_embedder,
     parse_embedder,
 )
+from tests.servers import serve_in_thread
 
 pytestmark = pytest.mark.slow  # loads the real MiniLM
 
@@ -60,21 +57,8 @@ def embeddings_server(status: int = 200) -> Iterator[tuple[str, list[str | None]
         data.reverse()  # servers may answer out of order; the index is what counts
         return JSONResponse({"object": "list", "data": data, "model": body["model"]})
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "the embeddings server did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}/v1", app.state.auth
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serve_in_thread(app) as url:
+        yield f"{url}/v1", app.state.auth
 
 
 def test_openai_compatible_embedder_matches_the_local_model(monkeypatch):
