@@ -53,3 +53,23 @@ def _csv(tmp_path):
     path = tmp_path / "d.csv"
     path.write_text("a,b\n1,2\n3,4\n")
     return path
+
+
+def test_a_run_is_deleted_for_good_unless_something_came_from_it(client, tmp_path) -> None:
+    data = client.datasets.register("d", _csv(tmp_path))
+    with client.runs.start("parent", inputs=[data.ref]) as parent:
+        with client.runs.start("child") as child:
+            child.log_metric("acc", 0.5)
+    producer = client.runs.create("producer")
+    client.models.register("m", write_safetensors(tmp_path / "w.safetensors"), run_id=producer.id)
+    with pytest.raises(ConflictError, match="has child runs") as refused:
+        client.runs.delete(parent.id)
+    assert refused.value.field == "run_id"
+    with pytest.raises(ConflictError, match="lineage of a registered model"):
+        client.runs.delete(producer.id)
+    assert client.runs.delete(child.id[:8]).id == child.id  # a short id works too
+    assert client.runs.delete(parent.id).name == "parent"
+    with pytest.raises(NotFoundError, match="no run"):
+        client.runs.get(parent.id)
+    assert client.datasets.lineage(data.ref).downstream == []  # its input edge went too
+    assert client.runs.get(producer.id).info.name == "producer"  # nothing else touched

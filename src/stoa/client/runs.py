@@ -201,6 +201,13 @@ class Runs(Resource):
         # before the first byte up to a size, streamed and checked on the way above it.
         return blob_response(self._local.blobs, entry["sha256"], int(entry["size"]), headers)
 
+    @operation("DELETE", "/runs/{run_id}", scope="admin")
+    def delete(self, run_id: str) -> RunInfo:
+        """Remove a run for good (admins), refused while a child run or a registered
+        version names it; its artifact bytes go at the next ``stoa gc`` unless shared."""
+        local = self._local
+        return tracking.delete_run(local.db, run_id, actor=local.actor)
+
     @operation("GET", "/runs/{run_id}/lineage", scope="read")
     def lineage(self, run_id: str, depth: int = 16) -> LineageInfo:
         """The datasets the run read and the models it produced."""

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
+    delete,
     exists,
     literal,
     null,
@@ -35,7 +36,17 @@ from sqlalchemy import (
 from stoa.core.db import Database, for_dialect
 from stoa.core.errors import ConflictError, InvalidInputError, NotFoundError
 from stoa.core.names import validate_name
-from stoa.core.schema import Run, RunArtifact, RunLatestMetric, RunMetric, RunParam, RunTag, utcnow
+from stoa.core.schema import (
+    AuditEvent,
+    LineageLink,
+    Run,
+    RunArtifact,
+    RunLatestMetric,
+    RunMetric,
+    RunParam,
+    RunTag,
+    utcnow,
+)
 from stoa.govern.registry import Registry, check_json
 from stoa.govern.types import MetricPoint, RunDetail, RunInfo
 
@@ -45,6 +56,7 @@ T = RunTag.__table__
 M = RunMetric.__table__
 L = RunLatestMetric.__table__
 A = RunArtifact.__table__
+LINKS = LineageLink.__table__
 
 RUN_STATUSES = ("running", "finished", "failed", "killed")
 #: The fewest characters of a run id that ``resolve_run_id`` accepts as a prefix.
@@ -402,6 +414,42 @@ def finish(db: Database, run_id: str, status: str = "finished") -> RunInfo:
         run_id = _running(conn, run_id)
         conn.execute(R.update().where(R.c.id == run_id).values(status=status, ended_at=utcnow()))
     return get(db, run_id).info
+
+
+def delete_run(db: Database, run_id: str, *, actor: str) -> RunInfo:
+    """Remove a run for good (admins): params, tags, metrics, artifact records and the
+    lineage edges to its inputs, in one transaction; artifact bytes go at the next
+    ``stoa gc`` unless shared. Refused while a child run or a registered version names
+    it: deleting it would erase where they came from."""
+    with db.write() as session:
+        conn = session.connection()
+        run_id = resolve_run_id(conn, run_id)
+        row = session.get(Run, run_id)
+        if row is None:
+            raise no_run(run_id)
+        child = conn.execute(select(R.c.id).where(R.c.parent_id == run_id).limit(1)).scalar()
+        if child is not None:
+            raise ConflictError(
+                f"run {run_id} has child runs (such as {child})",
+                field="run_id",
+                fix="delete the child runs first",
+            )
+        made = conn.execute(
+            select(LINKS.c.child_type, LINKS.c.child_id)
+            .where(LINKS.c.parent_type == "run", LINKS.c.parent_id == run_id).limit(1)
+        ).first()  # fmt: skip
+        if made is not None:
+            raise ConflictError(
+                f"run {run_id} is the lineage of a registered {made[0]}",
+                field="run_id",
+                fix="delete the versions it produced first; lineage is never rewritten",
+            )
+        info = RunInfo.model_validate(row, from_attributes=True)
+        conn.execute(delete(LINKS).where(LINKS.c.child_type == "run", LINKS.c.child_id == run_id))
+        session.delete(row)
+        session.add(AuditEvent(actor=actor, action="run.delete", subject=f"run:{run_id}",
+                               detail={"name": info.name}))  # fmt: skip
+        return info
 
 
 def get(db: Database, run_id: str) -> RunDetail:
