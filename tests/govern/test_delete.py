@@ -57,9 +57,11 @@ def _csv(tmp_path):
 
 def test_a_run_is_deleted_for_good_unless_something_came_from_it(client, tmp_path) -> None:
     data = client.datasets.register("d", _csv(tmp_path))
-    with client.runs.start("parent", inputs=[data.ref]) as parent:
-        with client.runs.start("child") as child:
-            child.log_metric("acc", 0.5)
+    with (
+        client.runs.start("parent", inputs=[data.ref]) as parent,
+        client.runs.start("child") as child,
+    ):
+        child.log_metric("acc", 0.5)
     producer = client.runs.create("producer")
     client.models.register("m", write_safetensors(tmp_path / "w.safetensors"), run_id=producer.id)
     with pytest.raises(ConflictError, match="has child runs") as refused:
