@@ -88,3 +88,12 @@ def test_unusable_databases_are_configuration_errors(tmp_path):
         conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
     with pytest.raises(ConfigurationError, match="newer than this Stoa knows"):
         Database(url)
+
+
+def test_every_time_read_back_carries_its_utc_offset(client) -> None:
+    """SQLite keeps no zone: knowledge-base and token times came back naive (issue 12)."""
+    token = client.tokens.create("t", ["read"])
+    [listed] = client.tokens.list()
+    run = client.runs.create("r")
+    times = [listed.created_at, client.runs.get(run.id).info.created_at, token.created_at]
+    assert all(t.tzinfo is not None and t.utcoffset().total_seconds() == 0 for t in times)
