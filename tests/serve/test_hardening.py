@@ -15,10 +15,14 @@ from tests.govern.test_license_review import _model
 from tests.serve.test_api import API, check_error, upload_folder
 
 
-@pytest.mark.parametrize("limit", ["0", "10001", "-1", "x"])
-def test_search_limit_out_of_range_is_a_422(api, limit: str) -> None:
+@pytest.mark.parametrize(
+    ("limit", "message"),
+    [("0", "limit must be 1..10000"), ("10001", "limit must be 1..10000"),
+     ("-1", "limit must be 1..10000"), ("x", "valid integer")],
+)  # fmt: skip
+def test_search_limit_out_of_range_is_a_422(api, limit: str, message: str) -> None:
     response = api.get(f"{API}/models/-/search", params={"limit": limit})
-    check_error(response, 422, "limit")
+    check_error(response, 422, "limit", message=message)
 
 
 def test_search_limit_in_range_still_answers(api) -> None:
