@@ -18,7 +18,9 @@ from stoa.govern.licenses import (
     license_from_text,
     normalize_license,
 )
+from stoa.govern.scan import scan_paths
 from stoa.govern.scan.policy import Policy, default_policy, load_policy
+from tests.govern.scan.test_symlinks import hf_snapshot
 
 # --- normalisation -------------------------------------------------------------------------
 
@@ -448,15 +450,49 @@ def test_front_matter_closing_past_the_limit_is_ignored(tmp_path):
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="symlinks need privileges on Windows")
-def test_symlinks_out_of_the_folder_are_ignored(tmp_path):
+@pytest.mark.parametrize(
+    ("files", "spdx", "source"),
+    [
+        ({"LICENSE": MIT_TEXT}, "MIT", "LICENSE"),
+        ({"LICENSE": APACHE_TEXT}, "Apache-2.0", "LICENSE"),
+        ({"README.md": card("license: apache-2.0"), "LICENSE": APACHE_TEXT},
+         "Apache-2.0", "README.md front-matter"),
+    ],
+)  # fmt: skip
+def test_a_hugging_face_snapshot_licence_is_read_through_its_symlinks(
+    tmp_path, files, spdx, source
+):
+    """The Hub cache links every snapshot file to ``../../blobs/<sha256>``."""
+    files = {**files, "config.json": '{"model_type": "bert"}'}
+    snapshot = hf_snapshot(tmp_path, {name: text.encode() for name, text in files.items()})
+    assert all((snapshot / name).is_symlink() for name in files)
+    info = detect_license(snapshot, declared=None, hints=[])
+    assert (info.spdx, info.source, info.conflicts) == (spdx, source, [])
+    # The scan a pull runs (licence required) decides on it instead of sending it to review.
+    [file] = scan_paths([snapshot], require_license=True).files
+    assert (file.license, file.license_source) == (spdx, source)
+    assert not [f for f in file.findings if f.rule.startswith("license")]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symlinks need privileges on Windows")
+def test_symlinks_out_of_the_folder_follow_the_scanners_rule(tmp_path):
     outside = tmp_path / "outside"
     write(outside / "LICENSE", MIT_TEXT)
-    write(outside / "README.md", card("license: mit"))
+    write(outside / "README.md", card("license: apache-2.0"))
     model = tmp_path / "model"
     model.mkdir()
     (model / "LICENSE").symlink_to(outside / "LICENSE")
     (model / "README.md").symlink_to("../outside/README.md")
-    assert detect_license(model, declared=None, hints=[]) == LicenseInfo(None, "none", None, [])
+    assert detect_license(model).spdx == "Apache-2.0"
+    # symlinks.allow_outside_root: false refuses them here as it does for weights.
+    refused = detect_license(model, allow_outside_root=False)
+    assert refused == LicenseInfo(None, "none", None, [])
+    # Links to a folder or to nothing are never read.
+    for name in ("LICENSE", "README.md"):
+        (model / name).unlink()
+    (model / "LICENSE").symlink_to(outside, target_is_directory=True)
+    (model / "README.md").symlink_to(outside / "gone.md")
+    assert detect_license(model) == LicenseInfo(None, "none", None, [])
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="symlinks need privileges on Windows")

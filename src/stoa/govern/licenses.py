@@ -48,6 +48,7 @@ from license_expression import (
     get_license_index,
 )
 
+from stoa.govern.scan.links import inspect_link
 from stoa.govern.scan.policy import DECISIONS, Decision, Policy
 
 MAX_LICENSE_BYTES = 64 * 1024  # licence texts are identified by their opening pages
@@ -372,6 +373,7 @@ def detect_license(
     *,
     declared: str | None = None,
     hints: Sequence[tuple[str, str]] = (),
+    allow_outside_root: bool = True,
 ) -> LicenseInfo:
     """The licence of the artifact at ``path`` and the sources that disagree with it.
 
@@ -379,9 +381,10 @@ def detect_license(
     searched at its top level for a model card and LICENSE files; a single file has only
     ``declared`` and ``hints``. The most trusted source that states a licence wins, even
     one we do not recognise: "Proprietary" declared at registration is not overruled by
-    an MIT tag some converter left in the metadata.
+    an MIT tag some converter left in the metadata. ``allow_outside_root`` is the policy's
+    ``symlinks.allow_outside_root``: the scanner's rule for links applies here too.
     """
-    claims = [c for c in _claims(Path(path), declared, hints) if c is not None]
+    claims = [c for c in _claims(Path(path), declared, hints, allow_outside_root) if c is not None]
     if not claims:
         return LicenseInfo(spdx=None, source="none", raw=None)
     chosen, others = claims[0], claims[1:]
@@ -391,12 +394,12 @@ def detect_license(
 
 
 def _claims(
-    path: Path, declared: str | None, hints: Sequence[tuple[str, str]]
+    path: Path, declared: str | None, hints: Sequence[tuple[str, str]], outside: bool
 ) -> Iterator[LicenseClaim | None]:
     """Every source's claim, most trusted first; None for a source that says nothing."""
     yield _stated("declared", declared)
     if path.is_dir():
-        files = _top_level_files(path)
+        files = _top_level_files(path, outside)
         card = files.get(_CARD_FILE)
         if card is not None:
             text = _read_head(card, MAX_CARD_BYTES)
@@ -407,6 +410,13 @@ def _claims(
                 yield _license_file(files[name])
     for value, where in hints:
         yield _stated(where, value)
+
+
+def read_model_card(folder: Path, *, allow_outside_root: bool = True) -> str | None:
+    """The head of the folder's model card, found as ``detect_license`` finds it, so a
+    pull can check the licence it states before copying any model byte."""
+    card = _top_level_files(folder, allow_outside_root).get(_CARD_FILE)
+    return None if card is None else _read_head(card, MAX_CARD_BYTES)
 
 
 def _stated(source: str, value: str | None) -> LicenseClaim | None:
@@ -426,13 +436,13 @@ def _license_file(path: Path) -> LicenseClaim | None:
     return LicenseClaim(path.name, None, license_from_text(text))
 
 
-def _top_level_files(folder: Path) -> dict[str, Path]:
+def _top_level_files(folder: Path, outside: bool) -> dict[str, Path]:
     """Licence-bearing files at the folder's top level by lowercase name.
 
-    A symlink counts only when it resolves inside the folder: a model folder must not be
-    able to make the scanner read, and report on, files elsewhere on the machine.
+    A symlink counts when the scanner would scan its target in its place (a regular
+    file; outside the folder only when ``outside``): Hugging Face's cache links every
+    snapshot file, LICENSE and README.md included, into ``../../blobs/``.
     """
-    root = folder.resolve()
     wanted = {_CARD_FILE, *_LICENSE_FILES}
     found: dict[str, Path] = {}
     try:
@@ -443,11 +453,7 @@ def _top_level_files(folder: Path) -> dict[str, Path]:
         name = entry.name.lower()
         if name not in wanted or name in found:
             continue
-        try:
-            target = entry.resolve(strict=True)
-        except (OSError, RuntimeError):
-            continue
-        if target.is_relative_to(root):
+        if not entry.is_symlink() or inspect_link(entry, folder).follows(outside):
             found[name] = entry
     return found
 
@@ -549,4 +555,5 @@ __all__ = [
     "license_from_model_card",
     "license_from_text",
     "normalize_license",
+    "read_model_card",
 ]

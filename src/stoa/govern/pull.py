@@ -11,7 +11,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,13 +22,13 @@ from stoa.core.errors import InvalidInputError, RefusedError
 from stoa.govern import licenses
 from stoa.govern.models import check_license, register_model
 from stoa.govern.registry import Registry
+from stoa.govern.scan.links import inspect_link
 from stoa.govern.scan.policy import Policy
 from stoa.govern.scan.scan_gate import ScanGate
 from stoa.govern.types import VersionInfo
 
 _HUB_ID = re.compile(r"^(?:hf://)?([A-Za-z0-9][\w.-]*/[\w.-]+)(?:@([\w./-]+))?$")
 _CARD_NAMES = ("README.md", "readme.md", "README.MD")
-_MAX_CARD = 256 * 1024
 
 
 def pull_model(
@@ -59,9 +61,9 @@ def pull_model(
 def fetch(policy: Policy, source: str, license: str | None, staging: Path) -> Path:
     """Steps 1 and 2: the policy checks that need no model bytes, then the download."""
     if Path(source).exists():
-        _precheck(policy, license, _local_card(Path(source)), source)
+        _precheck(policy, license, _local_card(policy, Path(source)), source)
         _check_hashes(policy, Path(source))
-        fetched = _copy_local(Path(source), staging)
+        fetched = _copy_local(policy, Path(source), staging)
     elif source.startswith("hf://") or (_HUB_ID.match(source) and "://" not in source):
         fetched = _pull_hub(policy, source, license, staging)
     elif "://" in source:
@@ -106,26 +108,66 @@ def _check_hashes(policy: Policy, path: Path) -> None:
             )
 
 
-def _local_card(path: Path) -> str | None:
-    if path.is_dir():
-        for name in _CARD_NAMES:
-            card = path / name
-            if card.is_file() and not card.is_symlink():
-                with open(card, encoding="utf-8", errors="replace") as handle:
-                    return handle.read(_MAX_CARD)
-    return None
+def _local_card(policy: Policy, path: Path) -> str | None:
+    """The model card the scan will read, found by the same rules (links included)."""
+    if not path.is_dir():
+        return None
+    return licenses.read_model_card(path, allow_outside_root=policy.symlinks_allow_outside_root)
 
 
-def _copy_local(source: Path, staging: Path) -> Path:
-    import shutil
+def _copy_local(policy: Policy, source: Path, staging: Path) -> Path:
+    """Copy a local file or folder into ``staging``, links judged by the scanner's rule.
 
-    if source.is_dir():
-        shutil.copytree(source, staging, symlinks=True)
-        return staging
-    staging.mkdir()
-    target = staging / source.name
-    shutil.copyfile(source, target)
-    return target
+    A link copied as a link would dangle there (Hugging Face's cache links every snapshot
+    file to ``../../blobs/``), so a link to a regular file becomes a copy of its target,
+    as the scanner would scan it. A link to a folder inside the source stays a link,
+    pointed inside ``staging``, for the scan to judge. Anything else is refused, naming it.
+    """
+    if not source.is_dir():
+        staging.mkdir()
+        target = staging / source.name
+        shutil.copyfile(source, target)
+        return target
+    for root, dirs, names in os.walk(source):
+        here = Path(root)
+        into = staging / here.relative_to(source)
+        into.mkdir()
+        for name in sorted(names) + sorted(d for d in dirs if (here / d).is_symlink()):
+            _copy_entry(policy, source, here / name, into / name)
+    return staging
+
+
+def _copy_entry(policy: Policy, source: Path, path: Path, copy: Path) -> None:
+    rel = path.relative_to(source).as_posix()
+    if not path.is_symlink():
+        if not path.is_file():
+            raise _uncopyable(source, f"{rel} is not a regular file (a FIFO, socket or device)")
+        shutil.copyfile(path, copy)
+        return
+    link = inspect_link(path, source)
+    if link.target is not None and link.follows(policy.symlinks_allow_outside_root):
+        shutil.copyfile(link.target, copy)
+    elif link.kind == "file":
+        raise RefusedError(
+            f"{source}: {link.says(rel)}, outside the source folder, and the policy sets "
+            "symlinks.allow_outside_root: false; nothing was pulled",
+            field="source",
+            fix="copy the folder with its links resolved (cp -rL), or change the policy",
+        )
+    elif link.target is not None and link.kind == "folder" and link.inside:
+        pointer = os.path.relpath(link.target, os.path.realpath(path.parent))
+        os.symlink(pointer, copy, target_is_directory=True)
+    else:
+        leaves = "" if link.inside or link.kind == "broken" else ", and it leaves the source folder"
+        raise _uncopyable(source, f"{link.says(rel)}{leaves}")
+
+
+def _uncopyable(source: Path, what: str) -> InvalidInputError:
+    return InvalidInputError(
+        f"{source}: {what}; nothing was pulled",
+        field="source",
+        fix="remove it, or restore what the link points at, and pull again",
+    )
 
 
 def _pull_fsspec(policy: Policy, url: str, declared: str | None, staging: Path) -> Path:
@@ -139,7 +181,7 @@ def _pull_fsspec(policy: Policy, url: str, declared: str | None, staging: Path) 
             for name in _CARD_NAMES:
                 if fs.isfile(f"{root}/{name}"):
                     with fs.open(f"{root}/{name}", "rb") as handle:
-                        card = handle.read(_MAX_CARD).decode("utf-8", "replace")
+                        card = handle.read(licenses.MAX_CARD_BYTES).decode("utf-8", "replace")
                     break
         _precheck(policy, declared, card, url)
         if is_dir:

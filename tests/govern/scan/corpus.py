@@ -1533,6 +1533,27 @@ def _onnx(folder: Path) -> Path:
     return path
 
 
+def _onnx_external_data(folder: Path) -> Path:
+    """A model folder as ``onnx.save_model(..., save_as_external_data=True)`` writes it."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper, save_model
+
+    weight = numpy_helper.from_array(np.arange(64, dtype=np.float32).reshape(8, 8), "W")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["X", "W"], ["Y"])],
+        "external",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 8])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, 8])],
+        initializer=[weight],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path = folder / "onnx-external-data"
+    path.mkdir()
+    save_model(model, path / "model.onnx", save_as_external_data=True, location="weights.bin",
+               size_threshold=0)  # fmt: skip
+    return path
+
+
 def _gguf(folder: Path) -> Path:
     path = folder / "chat-template.gguf"
     write_gguf(BENIGN_TEMPLATE)(path)
@@ -1571,6 +1592,7 @@ def _benign_builders() -> dict[str, Callable[[Path], Path]]:
         "numpy-npz-compressed": _npz(compressed=True),
         "minilm-safetensors": lambda folder: minilm_safetensors(),
         "onnx-linear": _onnx,
+        "onnx-external-data": _onnx_external_data,
         "gguf-chat-template": _gguf,
         "pandas-dataframe-pickle": _pandas,
     }

@@ -30,9 +30,10 @@ from onnx import TensorProto, helper
 from safetensors.numpy import save_file as save_numpy
 from safetensors.torch import save_file as save_torch
 
+from stoa.govern.scan import scan_paths
 from stoa.govern.scan.budget import Budget, BudgetExceeded
 from stoa.govern.scan.context import Blob, Context
-from stoa.govern.scan.findings import ScanFinding
+from stoa.govern.scan.findings import FileReport, ScanFinding
 from stoa.govern.scan.gguf_scan import (
     SAMPLES,
     check_chat_template,
@@ -56,6 +57,8 @@ from stoa.govern.scan.protobuf import (
 )
 from stoa.govern.scan.safetensors_scan import looks_like_safetensors, scan_safetensors
 from stoa.govern.scan.savedmodel_scan import scan_savedmodel
+from stoa.govern.scan.scan_gate import ScanGate
+from tests.govern.scan.corpus import system_pickle
 
 Scanner = Callable[[Blob, Context], None]
 
@@ -702,6 +705,84 @@ def test_onnx_garbage_is_a_parse_error(tmp_path: Path) -> None:
     assert (
         "not a valid ONNX protobuf" in block(scan_onnx, tmp_path / "x.onnx", "parse-error").message
     )
+
+
+def onnx_folder(folder: Path, location: str = "weights.bin") -> Path:
+    """What ``onnx.save_model(..., save_as_external_data=True)`` writes: the graph and a raw
+    tensor file it names."""
+    weights = onnx.numpy_helper.from_array(np.arange(512, dtype=np.float32), "w")
+    model = onnx_model([helper.make_node("Add", ["x", "w"], ["y"])], [weights])
+    (folder / location).parent.mkdir(parents=True, exist_ok=True)
+    onnx.save_model(
+        model, folder / "model.onnx", save_as_external_data=True, location=location,
+        size_threshold=0,
+    )  # fmt: skip
+    assert (folder / location).is_file()
+    return folder
+
+
+def scan_folder(folder: Path) -> FileReport:
+    [file] = scan_paths([folder]).files
+    return file
+
+
+def test_onnx_external_data_in_a_folder_is_data_not_an_unknown_format(tmp_path: Path) -> None:
+    folder = onnx_folder(tmp_path / "model")
+    file = scan_folder(folder)
+    assert (file.verdict, file.format) == ("allowed", "folder"), [m.message for m in file.findings]
+    [note] = [f for f in file.findings if f.rule == "onnx-external-data"]
+    assert (note.location.path, note.blocks) == (f"{folder}/weights.bin", False)
+    assert note.message == (
+        "weights.bin holds external tensor data of model.onnx: the ONNX runtime reads it as "
+        "raw bytes, so it was accepted as data"
+    )
+    assert ScanGate().check(folder).verdict == "allowed"  # what registering the folder runs
+
+
+def test_onnx_external_data_in_a_subfolder_is_claimed_by_its_path(tmp_path: Path) -> None:
+    folder = onnx_folder(tmp_path / "model", "weights/w.bin")
+    assert scan_folder(folder).verdict == "allowed"
+    (folder / "stray.bin").write_bytes((folder / "weights" / "w.bin").read_bytes())
+    file = scan_folder(folder)  # raw bytes no graph names are still an unknown format
+    assert [(f.rule, f.location.path) for f in file.findings if f.blocks] == [
+        ("unknown-format", f"{folder}/stray.bin")
+    ]
+
+
+def test_onnx_external_data_holding_a_pickle_is_still_scanned_as_one(tmp_path: Path) -> None:
+    folder = onnx_folder(tmp_path / "model", "pytorch_model.bin")
+    (folder / "pytorch_model.bin").write_bytes(system_pickle())  # torch.load would run it
+    file = scan_folder(folder)
+    assert (file.verdict, file.reason) == ("blocked", "malicious")
+    assert not [f for f in file.findings if f.rule == "onnx-external-data"]
+
+
+@pytest.mark.parametrize("how", ["absolute", "dotdot", "folder-link"])
+def test_onnx_external_data_outside_the_folder_blocks_the_folder(tmp_path: Path, how: str) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "w.bin").write_bytes(np.ones(2, dtype=np.float32).tobytes())
+    folder = tmp_path / "model"
+    folder.mkdir()
+    location, problem = {
+        "absolute": (str(outside / "w.bin"), "is an absolute path"),
+        "dotdot": ("../outside/w.bin", "climbs out of the model's folder with '..'"),
+        "folder-link": (
+            "link/w.bin",
+            f"resolves through a symlink to {outside.resolve()}/w.bin, outside the model's folder",
+        ),
+    }[how]
+    if how == "folder-link":
+        (folder / "link").symlink_to(outside, target_is_directory=True)
+    model = onnx_model([helper.make_node("Add", ["x", "w"], ["y"])], [external("w", location)])
+    save_onnx(model, folder / "model.onnx")
+    file = scan_folder(folder)
+    assert (file.verdict, file.reason) == ("blocked", "malicious")
+    [escape] = [f for f in file.findings if f.rule == "onnx-external-data-path"]
+    assert escape.location.path == f"{folder}/model.onnx"
+    assert escape.message.startswith(f"external data location {location!r} (graph initializer")
+    assert escape.message.endswith(problem)
+    assert not [f for f in file.findings if f.rule == "onnx-external-data"]
 
 
 # --------------------------------------------------------------------------- safetensors

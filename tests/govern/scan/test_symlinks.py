@@ -175,8 +175,7 @@ def test_a_fifo_in_a_model_folder_blocks_instead_of_hanging_the_scan(tmp_path):
 
 
 def onnx_external_paths(model: Path, policy: Policy) -> list[ScanFinding]:
-    """What the ONNX scanner says about external-data locations (raw tensor files have no
-    scanner of their own, so a folder scan would also name them as an unknown format)."""
+    """What the ONNX scanner alone says about external-data locations."""
     ctx = Context(policy=policy, budget=Budget(policy.limits))
     with model.open("rb") as stream:
         scan_onnx(Blob(model.name, stream, model.stat().st_size, path=model), ctx)
@@ -206,6 +205,11 @@ def test_onnx_external_data_linked_into_the_cache_stays_inside_the_model(tmp_pat
     assert onnx_external_paths(linked, default_policy()) == []
     [escape] = onnx_external_paths(linked, strict_policy(tmp_path))
     assert "'model.onnx_data'" in escape.message and "outside the model's folder" in escape.message
+    # The whole snapshot: the linked tensor file is the graph's data, not an unknown format.
+    file = scan_one(linked.parent)
+    assert (file.verdict, file.reason) == ("allowed", "clean"), blocking(file)
+    [data] = findings(file, "onnx-external-data")
+    assert data.location.path == f"{linked.parent}/model.onnx_data"
 
 
 def test_the_symlinks_policy_key_is_checked(tmp_path):

@@ -55,6 +55,9 @@ class Context:
     hash_files: bool = False
     # Refined format names (pytorch-zip, keras, ...) noted by container scanners.
     formats_seen: list[str] = field(default_factory=list)
+    # Files on disk that an ONNX graph names as external data, by real path -> the graph's
+    # file: its runtime reads them as raw tensor bytes (see scanner._accept_external_data).
+    external_data: dict[str, Path] = field(default_factory=dict)
 
     def add(
         self,

@@ -87,8 +87,7 @@ def scan_onnx(blob: Blob, ctx: Context) -> None:
     if not index.has_graph:
         ctx.parse_error(blob.label, "not an ONNX model: it has no graph")
         return
-    folder = blob.path.parent if blob.path is not None else None
-    _judge_external(index, folder, ctx, blob.label)
+    _judge_external(index, blob.path, ctx, blob.label)
     _judge_domains(index, ctx, blob.label)
 
 
@@ -276,7 +275,13 @@ def resolved_problem(location: str, folder: Path, *, file_links: bool = False) -
     return f"resolves through a symlink to {target}, outside the model's folder"
 
 
-def _judge_external(index: OnnxIndex, folder: Path | None, ctx: Context, label: str) -> None:
+def _judge_external(index: OnnxIndex, model: Path | None, ctx: Context, label: str) -> None:
+    """Block every location that leaves the model's folder; claim the others as data.
+
+    A claimed file is one a folder scan may accept as raw bytes (``ctx.external_data``):
+    the claim is the file the runtime opens, the location's real path.
+    """
+    folder = model.parent if model is not None else None
     by_location: dict[str, list[str]] = defaultdict(list)
     for ref in index.externals:
         by_location[ref.location].append(ref.where)
@@ -297,6 +302,8 @@ def _judge_external(index: OnnxIndex, folder: Path | None, ctx: Context, label: 
                 f"external data location {location!r} ({wheres[0]}{more}) {problem}",
                 label,
             )
+        elif model is not None and folder is not None:
+            ctx.external_data.setdefault(os.path.realpath(folder / location), model)
 
 
 # --- Domains --------------------------------------------------------------

@@ -31,6 +31,7 @@ _RULE_HELP = {
     "symlink": "A symlink to a regular file; its target's content was scanned.",
     "symlink-escape": "A symlink leaves the scanned folder, which the policy refuses.",
     "symlink-target": "A symlink to a folder, a device or nothing cannot be scanned.",
+    "onnx-external-data": "Raw tensor bytes an ONNX graph in the folder names; read as data.",
     "license-conflict": "Licence sources disagree; a person decides which holds.",
 }
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import os
-import stat
 import zipfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -20,7 +19,8 @@ from stoa.govern import formats
 from stoa.govern.gate import foreign_modules
 from stoa.govern.scan.budget import Budget, BudgetExceeded
 from stoa.govern.scan.context import Blob, Context
-from stoa.govern.scan.findings import FileReport, ScanReport
+from stoa.govern.scan.findings import FileReport, ScanFinding, ScanReport
+from stoa.govern.scan.links import inspect_link
 from stoa.govern.scan.pickle_vm import PickleError, PickleMachine
 from stoa.govern.scan.policy import Policy, default_policy
 
@@ -262,6 +262,7 @@ def _scan_folder(folder: Path, ctx: Context, top: str) -> str:
             ctx.budget.add_member()
     kind = "savedmodel" if (folder / "saved_model.pb").is_file() else "folder"
     model_files = 0
+    unknown: list[tuple[str, str, str, ScanFinding]] = []  # real path, label, rel, finding
     for file in files:
         rel = file.relative_to(folder).as_posix()
         label = f"{top}/{rel}" if top else rel
@@ -287,47 +288,59 @@ def _scan_folder(folder: Path, ctx: Context, top: str) -> str:
             continue
         with open(file, "rb") as stream:
             _check_hash(ctx, stream, label)
+            before = len(ctx.findings)
             fmt = _scan_guarded(ctx, Blob(label, stream, file.stat().st_size, file, folder))
+        found = ctx.findings[before:]
+        if len(found) == 1 and found[0].rule == "unknown-format":
+            unknown.append((os.path.realpath(file), label, rel, found[0]))
         if fmt not in formats.DATA_ONLY:
             model_files += 1
         if file.name == "modules.json":
             _foreign_modules(ctx, file, label)
+    _accept_external_data(ctx, folder, unknown)
     if model_files == 0:
         ctx.add("no-model-file", "medium", "the folder holds no model weights in a known format",
                 top or ".", reason="unknown-format")  # fmt: skip
     return kind
 
 
+def _accept_external_data(
+    ctx: Context, folder: Path, unknown: list[tuple[str, str, str, ScanFinding]]
+) -> None:
+    """Files of no known format that an ONNX graph in the folder names as external data
+    are tensor bytes: the runtime reads them raw, never as code. Only a file whose one
+    finding was "unknown format" qualifies, so bytes that parse as a pickle, or fail to
+    parse as what they claim to be, are still judged as that; a location that leaves the
+    folder is never claimed (onnx_scan blocks it)."""
+    for path, label, rel, finding in unknown:
+        model = ctx.external_data.get(path)
+        if model is None:
+            continue
+        ctx.findings.remove(finding)
+        graph = model.relative_to(folder).as_posix()
+        ctx.add("onnx-external-data", "info", f"{rel} holds external tensor data of {graph}: "
+                "the ONNX runtime reads it as raw bytes, so it was accepted as data", label,
+                reason="clean")  # fmt: skip
+
+
 def _follow_link(ctx: Context, link: Path, root: Path, label: str, name: str) -> bool:
     """Report a symlink; True when its target's content may be scanned in its place.
 
-    Only links to regular files are followed, as the blob store stores their target's
-    bytes; the policy decides whether a target may lie outside ``root``.
+    The rule is ``links.inspect_link``'s: only links to regular files are followed, as
+    the blob store stores their target's bytes; the policy decides whether a target may
+    lie outside ``root``.
     """
-    base = os.path.realpath(root)
-    try:
-        target = os.path.realpath(link, strict=True)
-        mode = os.stat(target).st_mode
-    except OSError as exc:  # dangling, a loop, or unreadable
-        ctx.add("symlink-target", "high", f"{name} is a symlink to {os.readlink(link)} that "
-                f"cannot be followed ({exc.strerror})", label, reason="parse-error")  # fmt: skip
+    found = inspect_link(link, root)
+    if found.problem is not None:
+        ctx.add("symlink-target", "high", found.says(name), label, reason="parse-error")
         return False
-    shown = os.path.relpath(target, base)
-    if not stat.S_ISREG(mode):
-        what = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
-        ctx.add("symlink-target", "high", f"{name} is a symlink to {shown}, which is {what}; "
-                "only links to regular files are followed", label,
-                reason="parse-error")  # fmt: skip
+    if not found.follows(ctx.policy.symlinks_allow_outside_root):
+        ctx.add("symlink-escape", "high", f"{found.says(name)}, outside the scanned folder, and "
+                "the policy sets symlinks.allow_outside_root: false", label)  # fmt: skip
         return False
-    inside = os.path.commonpath([target, base]) == base
-    if not inside and not ctx.policy.symlinks_allow_outside_root:
-        ctx.add("symlink-escape", "high", f"{name} is a symlink to {shown}, outside the scanned "
-                "folder, and the policy sets symlinks.allow_outside_root: false",
-                label)  # fmt: skip
-        return False
-    where = "" if inside else ", outside the scanned folder"
-    ctx.add("symlink", "info", f"{name} is a symlink to {shown}{where}; its target was scanned",
-            label, reason="clean")  # fmt: skip
+    where = "" if found.inside else ", outside the scanned folder"
+    ctx.add("symlink", "info", f"{found.says(name)}{where}; its target was scanned", label,
+            reason="clean")  # fmt: skip
     return True
 
 
@@ -348,7 +361,12 @@ def _check_license(
     path: Path, ctx: Context, declared: str | None, report: FileReport, required: bool, label: str
 ) -> None:
     licenses = importlib.import_module("stoa.govern.licenses")
-    info = licenses.detect_license(path, declared=declared, hints=ctx.license_hints)
+    info = licenses.detect_license(
+        path,
+        declared=declared,
+        hints=ctx.license_hints,
+        allow_outside_root=ctx.policy.symlinks_allow_outside_root,
+    )
     report.license, report.license_source = info.spdx, info.source
     if info.spdx is None and not required:
         ctx.add("license-unknown", "info", "no licence was declared or found; pass one with "
