@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,6 +30,8 @@ from stoa.core.schema import AuditEvent, Token, utcnow
 
 SCOPES = ("read", "write", "admin")
 _TOUCH = timedelta(minutes=1)
+#: How long a "no tokens yet" answer is trusted before the database is asked again.
+NO_TOKENS_RECHECK_S = 1.0
 _IMPLIED = {"read": {"read"}, "write": {"read", "write"}, "admin": {"read", "write", "admin"}}
 
 
@@ -83,6 +86,7 @@ class TokenStore:
     def __init__(self, db: Database):
         self.db = db
         self._enabled = False  # once True, always True: no need to ask the database again
+        self._no_until = 0.0  # a "no" from the database holds until this monotonic time
 
     def create(self, name: str, scopes: Iterable[str], *, actor: str) -> NewToken:
         validate_name(name)
@@ -102,6 +106,7 @@ class TokenStore:
                 )
             )
             session.flush()
+            self._enabled = True  # erring towards closed if the commit then fails
             return NewToken(**_info(row).model_dump(), token=f"stoa_{token_id}_{secret}")
 
     def list(self) -> list[TokenInfo]:
@@ -130,10 +135,17 @@ class TokenStore:
 
     def auth_enabled(self) -> bool:
         """Whether tokens were ever set up; once they were, revoking them all locks the API
-        rather than opening it again. Another process may create the first token, so a
-        "no" is asked again every time; a "yes" is final."""
-        if not self._enabled:
-            self._enabled = self._exists()
+        rather than opening it again. A "yes" is final. Another process may create the
+        first token, so a "no" is asked again after ``NO_TOKENS_RECHECK_S``: a query per
+        request would cost a loopback server more than the read it guards. The first
+        token created in this process counts at once."""
+        if self._enabled:
+            return True
+        now = time.monotonic()
+        if now < self._no_until:
+            return False
+        self._enabled = self._exists()
+        self._no_until = now + NO_TOKENS_RECHECK_S
         return self._enabled
 
     def _exists(self, *where: Any) -> bool:

@@ -109,7 +109,7 @@ def create_app(
 ) -> FastAPI:
     """The app over ``client`` (or the stores ``settings`` name), with a route for every
     operation of ``resources``."""
-    from stoa.serve.server.routes import build_router, route_scopes
+    from stoa.serve.server.routes import build_router, route_scopes, unknown_kind
 
     client = client or LocalClient(settings=settings or Settings())
     limits = client.stores.settings
@@ -170,6 +170,9 @@ def create_app(
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 404 and exc.detail == "Not Found":  # no route matched the URL
+            wrong_kind = unknown_kind(request.url.path)
+            if wrong_kind:
+                return _error(422, "invalid_input", wrong_kind, "kinds", "see /docs for the routes")
             return _error(
                 404,
                 "not_found",
@@ -199,7 +202,7 @@ def create_app(
         return _error(500, "internal", f"internal error ({type(exc).__name__}); see the server log")
 
     @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
     app.include_router(build_router(resources), prefix="/api/v1")

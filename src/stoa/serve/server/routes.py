@@ -24,6 +24,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, create_model
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.routing import compile_path
 
 from stoa.client import KINDS, RESOURCES, LocalClient
@@ -36,6 +37,22 @@ _KEYWORD = inspect.Parameter.KEYWORD_ONLY
 #: The kinds the registry routes take as their first path segment.
 Kinds = StrEnum("Kinds", {cls.name: cls.name for cls in KINDS.values()})  # type: ignore[misc]
 _BY_PLURAL = {cls.name: cls for cls in KINDS.values()}
+
+
+class _KindConvertor(Convertor[str]):
+    """Matches only a kind's plural, so ``/{kinds}/{ref}`` cannot swallow ``/runs/…``
+    and the registry's routes, the most read, can be matched first."""
+
+    regex = "|".join(sorted(_BY_PLURAL))
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("kind", _KindConvertor())
 
 
 def scope(needed: str) -> Callable[..., LocalClient]:
@@ -57,8 +74,9 @@ def scope(needed: str) -> Callable[..., LocalClient]:
 def _mount_order(
     resources: Sequence[type[Resource]],
 ) -> list[tuple[Operation, type[Resource] | None]]:
-    """Every operation once, with its resource; the registry's ``/{kinds}/…`` ones last
-    (resource None), so that ``/runs``, ``/kbs`` and the rest are matched first."""
+    """Every operation once, with its resource; the registry's ``/{kinds}/…`` ones
+    (resource None) first, since registry reads are the most frequent requests and the
+    router tries routes in order. ``/{kinds}`` matches only a kind's plural."""
     own: list[tuple[Operation, type[Resource] | None]] = []
     by_kind: dict[str, Operation] = {}
     for resource in resources:
@@ -67,7 +85,7 @@ def _mount_order(
                 by_kind.setdefault(op.name, op)  # shared by the kinds: mounted once
             else:
                 own.append((op, resource))
-    return own + [(op, None) for op in by_kind.values()]
+    return [(op, None) for op in by_kind.values()] + own
 
 
 def route_scopes(
@@ -80,6 +98,17 @@ def route_scopes(
         paths = [op.path] if resource else [op.path.replace("{kinds}", k) for k in _BY_PLURAL]
         table += [(op.method, compile_path(prefix + p)[0], op.scope) for p in paths]
     return table
+
+
+def unknown_kind(path: str, prefix: str = "/api/v1") -> str | None:
+    """The error for a path whose first segment names no resource and no kind (the
+    router found no route), so that ``/api/v1/widgets`` says which kinds exist."""
+    head = path.removeprefix(prefix + "/").split("/", 1)[0] if path.startswith(prefix) else ""
+    known = {op.path.split("/")[1] for op, _ in _mount_order(RESOURCES)}
+    if not head or head in known or head in _BY_PLURAL:
+        return None
+    kinds = [repr(k) for k in sorted(_BY_PLURAL)]
+    return f"Input should be {', '.join(kinds[:-1])} or {kinds[-1]}"
 
 
 def build_router(resources: Sequence[type[Resource]] = RESOURCES) -> APIRouter:
@@ -116,6 +145,15 @@ def _mount(router: APIRouter, op: Operation, resource: type[Resource] | None) ->
             values[op.upload[0]] = save_uploads(*uploads, Path(tmp))
             return _answer(op, op.fn(target, **values))
 
+    if op.method == "GET" and not op.raw:
+        # A read runs on the event loop: handing a sub-millisecond query to a worker
+        # thread and back cost more than the query (benchmarks/api_request_cost.py).
+        # Downloads and writes still go to the thread pool; docs/decisions.md says why.
+        on_thread = endpoint
+
+        async def endpoint(**received: Any) -> Any:
+            return on_thread(**received)
+
     endpoint.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     endpoint.__name__ = op.name.lstrip("_")
     extra: dict[str, Any] = {}
@@ -123,7 +161,7 @@ def _mount(router: APIRouter, op: Operation, resource: type[Resource] | None) ->
         extra = {"response_class": Response,
                  "responses": {200: {"content": {"application/octet-stream": {}}}}}  # fmt: skip
     router.add_api_route(
-        op.path,
+        op.path.replace("{kinds}", "{kinds:kind}"),
         endpoint,
         methods=[op.method],
         status_code=op.status_code,
