@@ -16,6 +16,7 @@ from typing import Any
 
 from stoa.client._operation import Resource
 from stoa.client._transport import Http, Local, Transport, default_actor
+from stoa.client.activity import Activity
 from stoa.client.admin import Admin
 from stoa.client.datasets import Datasets
 from stoa.client.kbs import KnowledgeBases
@@ -32,7 +33,7 @@ from stoa.develop.active_run import RunContext
 
 #: Every resource, in the order the server mounts their routes.
 RESOURCES: tuple[type[Resource], ...] = (
-    Models, Prompts, Datasets, Runs, KnowledgeBases, Scans, Tokens, Selections, Admin,
+    Models, Prompts, Datasets, Runs, KnowledgeBases, Scans, Tokens, Selections, Admin, Activity,
 )  # fmt: skip
 KINDS: dict[str, type[Versions]] = {r.kind: r for r in RESOURCES if issubclass(r, Versions)}
 
@@ -49,6 +50,7 @@ class Client:
     tokens: Tokens
     selections: Selections
     admin: Admin
+    activity: Activity
     _transport: Transport
 
     def __new__(cls, url: str | None = None, token: str | None = None, **kwargs: Any) -> Client:

@@ -295,6 +295,19 @@ class Token(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class BrowserSession(Base):
+    """A dashboard sign-in: the cookie holds a random secret, this row only its SHA-256,
+    and every request checks the token behind it, so revoking the token ends the
+    session."""
+
+    __tablename__ = "browser_sessions"
+
+    id_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_id: Mapped[str] = mapped_column(String(16), ForeignKey("tokens.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
 class KnowledgeBase(Base):
     """A knowledge base's definition; its chunks and indexes live under STOA_HOME/kbs/ID."""
 

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from stoa.core.db import Database
 from stoa.core.errors import (
@@ -26,10 +26,12 @@ from stoa.core.errors import (
     PermissionDeniedError,
 )
 from stoa.core.names import validate_name
-from stoa.core.schema import AuditEvent, Token, utcnow
+from stoa.core.schema import AuditEvent, BrowserSession, Token, utcnow
 
 SCOPES = ("read", "write", "admin")
 _TOUCH = timedelta(minutes=1)
+#: How long a dashboard sign-in lasts before the browser must sign in again.
+SESSION_HOURS = 12
 #: How long a "no tokens yet" answer is trusted before the database is asked again.
 NO_TOKENS_RECHECK_S = 1.0
 _IMPLIED = {"read": {"read"}, "write": {"read", "write"}, "admin": {"read", "write", "admin"}}
@@ -187,6 +189,50 @@ class TokenStore:
             with self.db.write() as session:
                 session.get(Token, token_id).last_used_at = now
         return info
+
+    def open_session(self, token: str, hours: float = SESSION_HOURS) -> tuple[str, TokenInfo]:
+        """A browser session for a valid token: a new random secret for the cookie, whose
+        SHA-256 alone is stored. Expired sessions are pruned on the way."""
+        info = self.authenticate(token)
+        secret = secrets.token_urlsafe(32)
+        now = utcnow()
+        with self.db.write() as session:
+            session.execute(delete(BrowserSession).where(BrowserSession.expires_at <= now))
+            session.add(
+                BrowserSession(
+                    id_sha256=_digest(secret),
+                    token_id=info.id,
+                    created_at=now,
+                    expires_at=now + timedelta(hours=hours),
+                )
+            )
+        return secret, info
+
+    def session(self, secret: str) -> TokenInfo:
+        """The token behind a browser session; it must be unexpired and its token not
+        revoked, so revoking a token signs its browsers out."""
+        with self.db.read() as session:
+            row = session.get(BrowserSession, _digest(secret)) if secret else None
+            if row is None or row.expires_at <= utcnow():
+                raise AuthenticationError(
+                    "your dashboard session has expired or was signed out",
+                    field="session",
+                    fix="sign in again with a token",
+                )
+            token = session.get(Token, row.token_id)
+            if token is None or token.revoked_at is not None:
+                raise AuthenticationError(
+                    "the token this session signed in with was revoked",
+                    field="session",
+                    fix="sign in again with a valid token",
+                )
+            return _info(token)
+
+    def close_session(self, secret: str) -> None:
+        with self.db.write() as session:
+            session.execute(
+                delete(BrowserSession).where(BrowserSession.id_sha256 == _digest(secret))
+            )
 
 
 def require_scope(token: TokenInfo | None, scope: str) -> None:

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -110,6 +110,7 @@ def create_app(
     """The app over ``client`` (or the stores ``settings`` name), with a route for every
     operation of ``resources``."""
     from stoa.serve.server.routes import build_router, route_scopes, unknown_kind
+    from stoa.ui.app import mount_dashboard
 
     client = client or LocalClient(settings=settings or Settings())
     limits = client.stores.settings
@@ -205,7 +206,12 @@ def create_app(
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        return RedirectResponse("/ui", status_code=307)
+
     app.include_router(build_router(resources), prefix="/api/v1")
+    mount_dashboard(app)
     return app
 
 
