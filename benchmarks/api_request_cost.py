@@ -52,8 +52,9 @@ def fill(home: Path, work: Path) -> None:
     client.close()
 
 
-def asgi_caller(app: Any, path: str, query: str) -> Callable[[], Any]:
-    """One GET through the whole app, as uvicorn would hand it over."""
+def asgi_caller(app: Any, path: str, query: str, ok: tuple[int, ...] = (200,)) -> Callable[[], Any]:
+    """One GET through the whole app, as uvicorn would hand it over; it fails unless the
+    status is one of ``ok``."""
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
         "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
@@ -73,7 +74,7 @@ def asgi_caller(app: Any, path: str, query: str) -> Callable[[], Any]:
                 status = message["status"]
 
         await app(dict(scope, state={}), receive, send)
-        if status != 200:
+        if status not in ok:
             raise SystemExit(f"{path}?{query} answered {status}")
         return status
 
