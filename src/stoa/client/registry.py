@@ -69,9 +69,18 @@ class Versions(Resource):
         )
 
     @operation("GET", "/{kinds}/{name}/versions", scope="read")
-    def versions(self, name: str, status: str | None = None) -> list[VersionInfo]:
-        """Every version of ``name`` in order."""
-        return self._local.registry.list_versions(self.kind, name, status=status)
+    def versions(
+        self,
+        name: str,
+        status: str | None = None,
+        before: int | None = None,
+        limit: int | None = None,
+    ) -> list[VersionInfo]:
+        """Every version of ``name`` in order; with ``limit``, only the newest ``limit``
+        (numbered below ``before`` when given), still in order: a page of a long series."""
+        return self._local.registry.list_versions(
+            self.kind, name, status=status, before=before, limit=limit
+        )
 
     @operation("GET", "/{kinds}/{ref}", scope="read")
     def show(self, ref: str) -> VersionInfo:
@@ -121,9 +130,10 @@ class Versions(Resource):
         return local.registry.delete(self.kind, ref, actor=local.actor)
 
     @operation("GET", "/{kinds}/{ref}/lineage", scope="read")
-    def lineage(self, ref: str, depth: int = 16) -> LineageInfo:
-        """What this version came from and what was made from it, ``depth`` steps out."""
-        return self._local.registry.lineage(self.kind, ref, depth=depth)
+    def lineage(self, ref: str, depth: int = 16, limit: int = 1000) -> LineageInfo:
+        """What this version came from and what was made from it, ``depth`` steps out and
+        at most ``limit`` nodes each way."""
+        return self._local.registry.lineage(self.kind, ref, depth=depth, limit=limit)
 
     @remote_variant(_download_over_http)
     def download(self, ref: str, dest: str | Path) -> Path:

@@ -381,16 +381,35 @@ class Registry:
             ]
 
     def list_versions(
-        self, kind: Kind, name: str, *, status: str | None = None
+        self,
+        kind: Kind,
+        name: str,
+        *,
+        status: str | None = None,
+        before: int | None = None,
+        limit: int | None = None,
     ) -> list[VersionInfo]:
+        """Versions in order; with ``limit``, the newest ``limit`` of them (numbered below
+        ``before`` when given): a page that reads only its own rows, however long the series."""
+        if limit is not None and (isinstance(limit, bool) or not 1 <= limit <= MAX_LIST):
+            raise InvalidInputError(
+                f"limit must be 1..{MAX_LIST}", field="limit", fix="page with a smaller limit"
+            )
         with self.db.read() as session:
             series = self._series(session, kind, validate_name(name))
             where = [_rows.V.c.series_id == series.id]
             if status:
                 where.append(_rows.V.c.status == status)
-            return _rows.fetch_versions(
-                session.connection(), where, order_by=[_rows.V.c.version], limit=MAX_LIST
+            if before is not None:
+                where.append(_rows.V.c.version < validate_version(before, "before"))
+            if limit is None:
+                return _rows.fetch_versions(
+                    session.connection(), where, order_by=[_rows.V.c.version], limit=MAX_LIST
+                )
+            newest = _rows.fetch_versions(
+                session.connection(), where, order_by=[_rows.V.c.version.desc()], limit=limit
             )
+            return newest[::-1]
 
     def search(
         self,
@@ -425,9 +444,18 @@ class Registry:
             ).all()
             return [AuditInfo.model_validate(r, from_attributes=True) for r in rows]
 
-    def lineage(self, kind: Kind, ref: str, *, depth: int = MAX_LINEAGE_DEPTH) -> LineageInfo:
-        """Walk lineage links both ways from one version (or run, with kind 'run')."""
+    def lineage(
+        self,
+        kind: Kind,
+        ref: str,
+        *,
+        depth: int = MAX_LINEAGE_DEPTH,
+        limit: int = MAX_LINEAGE_NODES,
+    ) -> LineageInfo:
+        """Walk lineage links both ways from one version (or run, with kind 'run'), at
+        most ``limit`` nodes each way: the walk stops reading links once it has them."""
         depth = max(1, min(int(depth), MAX_LINEAGE_DEPTH))
+        limit = max(1, min(int(limit), MAX_LINEAGE_NODES))
         with self.db.read() as session:
             if kind == "run":
                 run = session.get(Run, ref)
@@ -438,8 +466,8 @@ class Registry:
                 row, _ = self._resolve(session, kind, ref)
                 start_key = (kind, str(row.id))
             start = LineageNode(type=start_key[0], ref=self._label(session, *start_key), depth=0)
-            up = self._walk(session, start_key, depth, upstream=True)
-            down = self._walk(session, start_key, depth, upstream=False)
+            up = self._walk(session, start_key, depth, limit, upstream=True)
+            down = self._walk(session, start_key, depth, limit, upstream=False)
             return LineageInfo(start=start, upstream=up, downstream=down)
 
     @contextlib.contextmanager
@@ -544,9 +572,9 @@ class Registry:
         return f"{row[0]}@{row[1]}"
 
     def _walk(
-        self, session: Session, start: tuple[str, str], depth: int, *, upstream: bool
+        self, session: Session, start: tuple[str, str], depth: int, limit: int, *, upstream: bool
     ) -> list[LineageNode]:
-        """Breadth-first over links, at most ``depth`` hops and MAX_LINEAGE_NODES nodes."""
+        """Breadth-first over links, at most ``depth`` hops and ``limit`` nodes."""
         labels: dict[tuple[str, str], str] = {}
 
         def label(key: tuple[str, str]) -> str:
@@ -560,6 +588,8 @@ class Registry:
         for level in range(1, depth + 1):
             next_frontier: list[tuple[str, str]] = []
             for node in frontier:
+                if len(found) >= limit:
+                    break
                 if upstream:
                     q = select(LineageLink.parent_type, LineageLink.parent_id).where(
                         LineageLink.child_type == node[0], LineageLink.child_id == node[1]
@@ -570,7 +600,7 @@ class Registry:
                     )
                 for other_type, other_id in session.execute(q).all():
                     key = (other_type, other_id)
-                    if key in seen or len(found) >= MAX_LINEAGE_NODES:
+                    if key in seen or len(found) >= limit:
                         continue
                     seen.add(key)
                     next_frontier.append(key)
