@@ -128,12 +128,14 @@ class Runs(Resource):
         parent_id: str | None = None,
         order_by: str | None = None,
         limit: int = 100,
+        offset: int = 0,
     ) -> list[RunDetail]:
         """Runs whose params and tags match and whose latest metric values meet each
-        condition (``acc>0.9``); ``order_by`` such as ``-metrics.acc`` or ``created_at``."""
+        condition (``acc>0.9``); ``order_by`` such as ``-metrics.acc`` or ``created_at``;
+        ``offset`` skips that many matches (the next page starts at ``offset + limit``)."""
         return tracking.search(
             self._local.db, params=params, tags=tags, metrics=metrics or (), name=name,
-            status=status, parent_id=parent_id, order_by=order_by, limit=limit,
+            status=status, parent_id=parent_id, order_by=order_by, limit=limit, offset=offset,
         )  # fmt: skip
 
     @operation("GET", "/runs/-/compare", scope="read")
@@ -148,6 +150,14 @@ class Runs(Resource):
     def metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
         """Every point of one metric, by step."""
         return tracking.history(self._local.db, run_id, key)
+
+    @operation("GET", "/runs/{run_id}/curves/{key}", scope="read")
+    def metric_curve(
+        self, run_id: str, key: str, max_points: int = tracking.CURVE_POINTS
+    ) -> tracking.MetricCurve:
+        """One metric by step for a chart: the last value at each step, thinned to at most
+        ``max_points`` points that keep the first, the last and each stretch's extremes."""
+        return tracking.curve(self._local.db, run_id, key, max_points)
 
     def log_artifact(self, run_id: str, path: Path | str, name: str | None = None) -> None:
         """Store a file or folder with the run, under ``name`` (default: its file name)."""

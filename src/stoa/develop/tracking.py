@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import (
     Connection,
     Float,
@@ -65,6 +66,8 @@ _RUN_ID_PREFIX = re.compile(rf"^[0-9a-fA-F]{{{MIN_RUN_ID_PREFIX},31}}$")
 _CANDIDATES_NAMED = 5
 MAX_BATCH = 10_000  # metric points in one call
 MAX_SEARCH = 10_000
+#: How far into a search's matches a page may start; past it, a narrower search is faster.
+MAX_OFFSET = 1_000_000
 _KEY = re.compile(r"^[\w\-./:][\w\-./: ]{0,249}$")
 _MAX_PARAM = 6000
 _MAX_TAG = 5000
@@ -479,6 +482,73 @@ def history(db: Database, run_id: str, key: str) -> list[MetricPoint]:
     return [MetricPoint(key=r.key, value=r.value, step=r.step, timestamp=r.timestamp) for r in rows]
 
 
+#: The most points ``curve`` sends for one metric unless asked for fewer: more than any
+#: chart is wide, in pixels.
+CURVE_POINTS = 1000
+_CURVE_LIMITS = (10, 100_000)
+
+
+class MetricCurve(BaseModel):
+    """One metric by step, thinned for drawing: ``steps`` and ``values`` side by side, and
+    how many steps it had before thinning (``total``)."""
+
+    key: str
+    steps: list[int]
+    values: list[float]
+    total: int
+
+    @property
+    def thinned(self) -> bool:
+        return self.total > len(self.steps)
+
+
+def thin(
+    steps: Sequence[int], values: Sequence[float], max_points: int = CURVE_POINTS
+) -> tuple[list[int], list[float]]:
+    """At most ``max_points`` of a curve, in step order: the first and last points and
+    each stretch's lowest and highest, so spikes and dips survive the thinning."""
+    n = len(steps)
+    if n <= max_points:
+        return list(steps), list(values)
+    buckets = max(1, (max_points - 2) // 2)  # between the two ends, two points each
+    keep = {0, n - 1}
+    size = (n - 2) / buckets
+    for b in range(buckets):
+        lo, hi = 1 + int(b * size), min(1 + int((b + 1) * size), n - 1)
+        if hi > lo:
+            stretch = range(lo, hi)
+            keep.add(min(stretch, key=values.__getitem__))
+            keep.add(max(stretch, key=values.__getitem__))
+    chosen = sorted(keep)
+    return [steps[i] for i in chosen], [values[i] for i in chosen]
+
+
+def curve(db: Database, run_id: str, key: str, max_points: int = CURVE_POINTS) -> MetricCurve:
+    """One metric by step for a chart: the last value logged at each step, thinned to at
+    most ``max_points`` (``thin``). Reads plain rows, not ``MetricPoint``s, so a curve of
+    100,000 points costs a fraction of ``history``."""
+    check_key(key, "key")
+    low, high = _CURVE_LIMITS
+    if (
+        isinstance(max_points, bool)
+        or not isinstance(max_points, int)
+        or not (low <= max_points <= high)
+    ):
+        raise InvalidInputError(f"max_points must be {low}..{high:,}", field="max_points")
+    with db.engine.connect() as conn:
+        run_id = resolve_run_id(conn, run_id)
+        if conn.execute(select(R.c.id).where(R.c.id == run_id)).scalar() is None:
+            raise no_run(run_id)
+        rows = conn.execute(
+            select(M.c.step, M.c.value)
+            .where(M.c.run_id == run_id, M.c.key == key)
+            .order_by(M.c.step, M.c.timestamp, M.c.id)
+        ).all()
+    by_step: dict[int, float] = dict(rows)  # in logging order per step: the last one stays
+    steps, values = thin(list(by_step), list(by_step.values()), max_points)
+    return MetricCurve(key=key, steps=steps, values=values, total=len(by_step))
+
+
 def parse_condition(text: str) -> tuple[str, str, float]:
     """'acc>0.9' -> ('acc', '>', 0.9): a metric condition for search."""
     match = _CONDITION.match(text) if isinstance(text, str) else None
@@ -508,16 +578,22 @@ def search(
     order_by: str | None = None,
     limit: int = 100,
     parent_id: str | None = None,
+    offset: int = 0,
 ) -> list[RunDetail]:
     """Runs whose params and tags equal the given values and whose latest metric values
-    meet every condition, newest first unless ``order_by`` says otherwise."""
+    meet every condition, newest first unless ``order_by`` says otherwise; ``offset``
+    skips that many matches first (a page of a long list)."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_SEARCH:
         raise InvalidInputError(f"limit must be 1..{MAX_SEARCH}", field="limit")
+    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
+        raise InvalidInputError(
+            f"offset must be 0..{MAX_OFFSET}", field="offset", fix="narrow the search instead"
+        )
     if status is not None and status not in RUN_STATUSES:
         raise InvalidInputError(
             f"unknown status {status!r}", field="status", fix=f"use one of {RUN_STATUSES}"
         )
-    values: dict[str, Any] = {"limit": limit}
+    values: dict[str, Any] = {"limit": limit, "offset": offset}
     shape: list[Any] = [order_by or "-created_at"]
     for field_name, value in (("name", name), ("status", status), ("parent_id", parent_id)):
         if value is not None:
@@ -572,7 +648,7 @@ def _search_statement(shape: list[Any], order_by: str | None) -> Any:
             ))  # fmt: skip
     query = select(*_RUN_COLUMNS)
     query = query.where(and_(*where)) if where else query
-    return _ordered(query, order_by).limit(bindparam("limit"))
+    return _ordered(query, order_by).limit(bindparam("limit")).offset(bindparam("offset"))
 
 
 def _ordered(query: Any, order_by: str | None) -> Any:
