@@ -109,12 +109,32 @@ class KnowledgeBases(Resource):
 
     @operation("GET", "/kbs", scope="read")
     def list(self) -> list[dict[str, Any]]:
-        return [kb.to_dict() for kb in self._local.kbs.list()]
+        """Every knowledge base, with its documents and chunks as of its latest version."""
+        kbs = self._local.kbs
+        totals = kbs.totals()
+        return [
+            {**kb.to_dict(), "documents": totals.get(kb.name, {}).get("documents", 0),
+             "chunks": totals.get(kb.name, {}).get("chunks", 0)}
+            for kb in kbs.list()
+        ]  # fmt: skip
 
     @operation("GET", "/kbs/{name}", scope="read")
     def show(self, name: str) -> dict[str, Any]:
         """Its settings, counts and versions."""
         return self._local.kbs.show(name)
+
+    @operation("GET", "/kbs/{name}/documents", scope="read")
+    def documents(self, name: str, *, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+        """A page of documents by URI (``items``), each with its chunk count, the personal
+        data found in it, and the versions that added and last changed it; ``documents``
+        and ``chunks`` are the totals."""
+        return self._local.kbs.documents(name, limit=limit, offset=offset)
+
+    @operation("GET", "/kbs/{name}/versions", scope="read")
+    def versions(self, name: str, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        """The ingest history, newest first: each version's added, changed and removed
+        document URIs and the totals after it."""
+        return self._local.kbs.versions(name, limit=limit, offset=offset, newest_first=True)
 
     @remote_variant(_ingest_over_http)
     def ingest(

@@ -250,6 +250,26 @@ def test_a_crashing_candidate_is_reported_and_the_others_still_rank(
     client.close()
 
 
+def test_the_whole_result_is_logged_as_selection_json_on_the_parent_run(tmp_path, churn_csv):
+    from stoa.client import LocalClient
+    from stoa.develop.ml.select import RESULT_ARTIFACT, numpy_safe, run_selection
+
+    client = LocalClient(home=tmp_path / "home", actor="t")
+    doc = _config(str(churn_csv))
+    doc["candidates"] = doc["candidates"][:1]
+    result = numpy_safe(run_selection(client, parse_config(doc)))
+    path = client.runs.download_artifact(result["run_id"], RESULT_ARTIFACT, tmp_path / "s.json")
+    logged = json.loads(path.read_text())
+    assert logged["constraints"] == {"max_p95_ms": 1000.0, "min_roc_auc_ovr": 0.5}
+    assert logged["primary_metric"] == "roc_auc_ovr" and logged["recommendation"] == "lr"
+    assert logged["leaderboard"] == result["leaderboard"]
+    assert logged["leaderboard"][0]["run_id"] in {
+        r.info.id for r in client.runs.search(parent_id=result["run_id"])
+    }
+    assert [r.info.id for r in client.runs.search(tags={"kind": "selection"})] == [result["run_id"]]
+    client.close()
+
+
 def test_a_bad_candidate_fails_before_anything_trains(tmp_path, churn_csv):
     from stoa.client import LocalClient
     from stoa.develop.ml.select import run_selection

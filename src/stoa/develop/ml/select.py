@@ -9,6 +9,7 @@ says why. ``register`` stores the winner through the registry gate, aliased
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import tempfile
@@ -260,7 +261,9 @@ def run_selection(
     fitted: dict[str, Any] = {}
     for spec in config.candidates:  # every candidate shows up front, waiting its turn
         report(spec.name, 0, len(STEPS))
-    with client.runs.start(f"select-{config.name}", inputs=inputs, params=params) as parent:
+    # The kind tag finds every selection run (the dashboard lists them by it).
+    with client.runs.start(f"select-{config.name}", inputs=inputs, params=params,
+                           tags={"kind": SELECTION_KIND}) as parent:  # fmt: skip
         for spec in config.candidates:
             row, model = _one(client, config, spec, data, parts, primary, parent.id, report)
             if "skipped" in row or "failed" in row:  # they stopped short of the last step
@@ -271,17 +274,19 @@ def run_selection(
         _rank(rows, primary, config.constraints)
         recommendation = next((r["name"] for r in rows if r["meets_constraints"]), None)
         parent.set_tag("recommendation", recommendation or "none")
-    result: dict[str, Any] = {
-        "leaderboard": rows,
-        "recommendation": recommendation,
-        "run_id": parent.id,
-        "primary_metric": primary,
-        "task": data.task,
-        "split": parts.describe(),
-        "dataset": data.dataset_ref or data.source,
-    }
-    if recommendation is None:
-        result["note"] = "no candidate meets every constraint; see rejected_because"
+        result: dict[str, Any] = {
+            "leaderboard": rows,
+            "recommendation": recommendation,
+            "run_id": parent.id,
+            "primary_metric": primary,
+            "constraints": dict(config.constraints),
+            "task": data.task,
+            "split": parts.describe(),
+            "dataset": data.dataset_ref or data.source,
+        }
+        if recommendation is None:
+            result["note"] = "no candidate meets every constraint; see rejected_because"
+        _log_result(parent, result)
     if register:
         if recommendation is None:
             result["registered"] = None
@@ -293,6 +298,21 @@ def run_selection(
 
 def _silent(task: str, done: int, total: int) -> None:
     return None
+
+
+#: The artifact on the selection's parent run that holds its whole result.
+RESULT_ARTIFACT = "selection.json"
+#: The parent run's ``kind`` tag.
+SELECTION_KIND = "selection"
+
+
+def _log_result(parent: Any, result: dict[str, Any]) -> None:
+    """The leaderboard, constraints and recommendation as ``selection.json`` on the
+    parent run: the run's tags say only who won, and the dashboard draws the rest."""
+    with tempfile.TemporaryDirectory(prefix="stoa-selection-") as tmp:
+        path = Path(tmp) / RESULT_ARTIFACT
+        path.write_text(json.dumps(numpy_safe(result), indent=1, default=str))
+        parent.log_artifact(path)
 
 
 def _preflight(spec: CandidateSpec, data: Dataset) -> None:

@@ -254,12 +254,31 @@ class KnowledgeBases:
                 )
             return _info(row)
 
-    def versions(self, name: str) -> list[dict[str, Any]]:
+    def totals(self) -> dict[str, dict[str, Any]]:
+        """Each knowledge base's documents and chunks as of its latest version, by name:
+        read from the version records, so no store or embedder is opened to count."""
+        with self.db.read() as session:
+            rows = session.execute(
+                select(KnowledgeBase.name, KbVersion.stats).join(
+                    KbVersion,
+                    (KbVersion.kb_id == KnowledgeBase.id)
+                    & (KbVersion.version == KnowledgeBase.latest_version),
+                )
+            ).all()
+        return {name: dict(stats) for name, stats in rows}
+
+    def versions(
+        self, name: str, *, limit: int | None = None, offset: int = 0, newest_first: bool = False
+    ) -> list[dict[str, Any]]:
+        """Every version with its document diff and totals; ``limit`` and ``offset`` page."""
         kb = self.get(name)
+        _check_page(limit, offset)
+        order = KbVersion.version.desc() if newest_first else KbVersion.version
         with self.db.read() as session:
             rows = session.scalars(
-                select(KbVersion).where(KbVersion.kb_id == kb.id).order_by(KbVersion.version)
-            ).all()
+                select(KbVersion).where(KbVersion.kb_id == kb.id).order_by(order)
+                .offset(offset).limit(limit)
+            ).all()  # fmt: skip
             return [
                 {"version": r.version, "diff": dict(r.diff), "stats": dict(r.stats),
                  "created_at": r.created_at.isoformat(), "created_by": r.created_by}
@@ -280,6 +299,16 @@ class KnowledgeBases:
                 {"uri": d.uri, "findings": d.pii} for d in documents if any(d.pii.values())
             ],
         }
+
+    def documents(self, name: str, *, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+        """One page of documents by URI: chunk counts, personal data found, and the
+        versions that added and last changed each; ``total`` counts them all."""
+        kb = self.get(name)
+        _check_page(limit, offset)
+        store, _, _ = self.open(kb)
+        return {"name": kb.name, "version": kb.latest_version, **store.counts(),
+                "limit": limit, "offset": offset,
+                "items": store.document_page(limit, offset)}  # fmt: skip
 
     # -- the data plane -------------------------------------------------------------
 
@@ -535,6 +564,19 @@ class KnowledgeBases:
             backend.close()
             store.close()
         shutil.rmtree(self.folder(kb), ignore_errors=True)
+
+
+#: The most rows one page of documents or versions holds.
+MAX_PAGE = 1000
+
+
+def _check_page(limit: int | None, offset: int) -> None:
+    if limit is not None and (
+        isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE
+    ):
+        raise InvalidInputError(f"limit must be 1..{MAX_PAGE}", field="limit")
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise InvalidInputError("offset must be 0 or more", field="offset")
 
 
 def open_backend(config: Mapping[str, Any], folder: Path, dimension: int) -> VectorBackend:

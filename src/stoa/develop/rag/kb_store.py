@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS embeddings (text_sha TEXT PRIMARY KEY, vector BLOB NO
 CREATE TABLE IF NOT EXISTS journal (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, uri TEXT NOT NULL, change TEXT NOT NULL,
     version INTEGER);
+CREATE INDEX IF NOT EXISTS ix_journal_uri ON journal (uri);
 CREATE TABLE IF NOT EXISTS tombstones (id INTEGER PRIMARY KEY);
 """
 # Words too common to tell chunks apart: matching them scores every chunk for nothing.
@@ -139,6 +140,36 @@ class KbStore:
                 " FROM documents ORDER BY uri"
             ).fetchall()
         return [_document(r) for r in rows]
+
+    def document_page(self, limit: int, offset: int) -> list[dict[str, Any]]:
+        """One page of documents by URI, each with its chunk count, personal data found,
+        and the versions that added it and last changed it (from the journal)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT uri, title, format, json_array_length(chunk_ids), pii, status,"
+                " updated_at FROM documents ORDER BY uri LIMIT ? OFFSET ?",
+                (limit, offset),
+            ).fetchall()
+            marks = ",".join("?" * len(rows))
+            history = self._db.execute(
+                f"SELECT uri, change, max(version) FROM journal WHERE uri IN ({marks})"
+                " AND version IS NOT NULL GROUP BY uri, change",
+                [r[0] for r in rows],
+            ).fetchall()
+        latest: dict[tuple[str, str], int] = {(u, c): v for u, c, v in history}
+        page = []
+        for uri, title, fmt, chunks, pii, status, updated in rows:
+            added = latest.get((uri, "added"))
+            changed = latest.get((uri, "changed"))
+            page.append({
+                "uri": uri, "title": title, "format": fmt, "chunks": int(chunks),
+                "pii": json.loads(pii), "status": status,
+                "added_in": added,
+                # A change before the document was last added belongs to a removed copy.
+                "changed_in": changed if changed and (added is None or changed > added) else None,
+                "updated_at": updated.replace(" ", "T") + "+00:00",
+            })  # fmt: skip
+        return page
 
     def replace_document(
         self,
