@@ -273,6 +273,33 @@ def test_lexical_filters_give_exactly_the_reference_results(tmp_path):
     store.close()
 
 
+def test_a_term_in_most_chunks_is_dropped_without_changing_the_ranking(tmp_path):
+    """BM25 gives a term in over half the chunks no weight; scoring it anyway cost 0.3 s a
+    query on 200,000 chunks. Dropping it keeps the order of the chunks a rarer term finds,
+    and a query of that term alone still searches for it."""
+    from stoa.develop.rag.kb_store import KbStore, NewChunk, StoredDocument, fts_expression
+
+    store = KbStore(tmp_path)
+    texts = ["common filler words here"] * 7 + [
+        "common rare token", "common rare rare token twice", "rare alone",
+    ]  # fmt: skip
+    for i, text in enumerate(texts):
+        doc = StoredDocument(f"d{i}", "sha", "t", "md", {}, [], {}, "pending", "")
+        store.replace_document(doc, [NewChunk(text, f"sha{i}", 0, len(text), (), {})], {}, "added")
+    with store._lock:
+        assert store._weighted_terms(["common", "rare"]) == ["rare"]
+        assert store._weighted_terms(["common"]) == ["common"]
+        assert store._weighted_terms(["common", "filler"]) == ["filler"]  # the rarer one
+    both = store.lexical("common rare", 3)
+    alone = store._db.execute(
+        "SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY bm25(chunks_fts, 2.0, 1.0)"
+        " LIMIT 3", (fts_expression(["common", "rare"]),),
+    ).fetchall()  # fmt: skip
+    assert [i for i, _ in both] == [r[0] for r in alone], "same top chunks as scoring both"
+    assert len(store.lexical("common", 20)) == 9
+    store.close()
+
+
 def test_eval_reports_every_mode_and_logs_a_run(sqlite_client, tmp_path):
     corpus = _corpus(tmp_path / "corpus")
     sqlite_client.kbs.create("docs")
