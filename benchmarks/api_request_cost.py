@@ -75,7 +75,7 @@ def asgi_caller(app: Any, path: str, query: str, ok: tuple[int, ...] = (200,)) -
 
         await app(dict(scope, state={}), receive, send)
         if status not in ok:
-            raise SystemExit(f"{path}?{query} answered {status}")
+            raise RuntimeError(f"{path}?{query} answered {status}")
         return status
 
     return call

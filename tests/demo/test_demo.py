@@ -1,9 +1,12 @@
 import io
+import re
+import shutil
+from pathlib import Path
 
 from rich.console import Console
 
 
-def test_demo_runs_the_lifecycle_and_cleans_up(monkeypatch, tmp_path):
+def test_demo_runs_the_lifecycle_and_says_how_to_browse_it(monkeypatch, tmp_path):
     from stoa.demo.run import run_demo
 
     # The demo uses its own temporary home, whatever the environment points at.
@@ -11,8 +14,12 @@ def test_demo_runs_the_lifecycle_and_cleans_up(monkeypatch, tmp_path):
     monkeypatch.setenv("STOA_BLOB_URL", str(tmp_path / "must-stay-empty"))
 
     buffer = io.StringIO()
-    out = run_demo(Console(file=buffer, width=200), keep=False)
+    out = run_demo(Console(file=buffer, width=200), keep=True)
     text = buffer.getvalue()
+    home = Path(re.search(r"stoa --home (\S+) server", text).group(1))
+    assert (home / "stoa.db").exists(), "the kept home holds what the dashboard shows"
+    assert "http://127.0.0.1:8000/ui" in text
+    shutil.rmtree(home)
     for step in [
         "register dataset",
         "train and log model",
@@ -29,6 +36,7 @@ def test_demo_runs_the_lifecycle_and_cleans_up(monkeypatch, tmp_path):
         "knowledge base: ingest docs",
         "knowledge base: re-ingest",
         "knowledge base: evaluate",
+        "dashboard: render every page",
     ]:
         assert step in text
     assert out["model"].status == "allowed" and out["model"].flavor == "sklearn"
@@ -55,5 +63,6 @@ def test_demo_runs_the_lifecycle_and_cleans_up(monkeypatch, tmp_path):
     modes = out["kb_eval"]["modes"]
     for metric in ("mrr", "hit_at_k"):  # the quality bar, on the shipped QA set
         assert modes["hybrid"][metric] >= max(modes["vector"][metric], modes["lexical"][metric])
+    assert out["dashboard_pages"] >= 15  # every page named by dashboard_pages rendered 200
     assert not (tmp_path / "must-stay-empty.db").exists()
     assert not (tmp_path / "must-stay-empty").exists()

@@ -17,7 +17,7 @@ def test_overview_counts_and_links_everything(visitor, stoa) -> None:
     assert "alias" in text and "champion" in text, "alias moves are recent activity"
     assert "handbook" in text
     page.click(f"text={stoa.refs['pending']}")
-    assert "/ui/models/vendor-model/1" in page.url
+    assert "/ui/models/research-model/1" in page.url
 
 
 def test_a_reader_sees_no_review_link(visitor) -> None:

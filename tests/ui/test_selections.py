@@ -81,7 +81,7 @@ def test_both_charts_mark_the_front_the_recommendation_and_each_constraint(visit
         ]  # its p95 latency, as the table rounds it
         assert mark["y"] == [pytest.approx(float(row[2]), rel=1e-2)]  # its quality
     limit = next(s for s in latency["series"] if s["label"].startswith("max_p95_ms"))
-    assert limit["dash"] and limit["x"] == [50, 50]
+    assert limit["dash"] and limit["x"] == [1000, 1000]
 
 
 def test_a_run_without_a_logged_result_says_what_to_do(visitor, stoa) -> None:

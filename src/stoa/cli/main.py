@@ -150,9 +150,16 @@ def server(
 @app.command()
 def demo(
     ctx: typer.Context,
-    keep: Annotated[bool, typer.Option(help="Keep the demo home instead of deleting it.")] = False,
+    keep: Annotated[
+        bool,
+        typer.Option(
+            "--keep/--clean",
+            help="Keep the demo home, to browse it in the dashboard (default), or delete it.",
+        ),
+    ] = True,
 ) -> None:
-    """Run the lifecycle end to end on embedded defaults in a temporary home."""
+    """Run the lifecycle end to end on embedded defaults in a new home, and say how to
+    browse everything it made in the dashboard."""
     from stoa.demo.run import run_demo
 
     run_demo(console, keep=keep)

@@ -72,6 +72,7 @@ def run_demo(console: Console, *, keep: bool = False) -> dict[str, Any]:
         step("knowledge base: ingest docs", lambda: _kb_ingest(client, out))
         step("knowledge base: re-ingest", lambda: _kb_reingest(client, out))
         step("knowledge base: evaluate", lambda: _kb_eval(client, out, console))
+        step("dashboard: render every page", lambda: _dashboard(client, out))
 
         summary = Table(title=f"Stoa demo — home {home}", title_justify="left")
         summary.add_column("step")
@@ -81,12 +82,53 @@ def run_demo(console: Console, *, keep: bool = False) -> dict[str, Any]:
             summary.add_row(label, outcome, f"{ms:.0f}")
         console.print(summary)
         client.close()
+        if keep:
+            console.print(
+                "Everything above is in the dashboard. Start the server on the demo's home:\n"
+                f"  stoa --home {home} server\n"
+                f"and open {DASHBOARD_URL}"
+            )
         return out
     finally:
-        if keep:
-            console.print(f"kept the demo home at {home}")
-        else:
+        if not keep:
             shutil.rmtree(home, ignore_errors=True)
+
+
+#: Where ``stoa server`` serves the dashboard with its default host and port.
+DASHBOARD_URL = "http://127.0.0.1:8000/ui"
+
+
+def dashboard_pages(out: dict[str, Any]) -> list[str]:
+    """A page for everything the demo made, as a user would click through them."""
+    model, prompt, kb = out["model"], out["prompt"], "stoa-docs"
+    churn = out["churn"]
+    children = [row["run_id"] for row in churn["leaderboard"] if row.get("run_id")]
+    return [
+        "/ui", "/ui/models", f"/ui/models/{model.name}", f"/ui/models/{model.name}/{model.version}",
+        f"/ui/models/{out['held'].name}/{out['held'].version}", "/ui/review",
+        f"/ui/prompts/{prompt.name}/{prompt.version}", f"/ui/datasets/{out['dataset'].name}",
+        "/ui/runs", f"/ui/runs/{out['run'].id}", "/ui/selections",
+        f"/ui/selections/{churn['run_id']}", "/ui/kbs", f"/ui/kbs/{kb}", "/ui/scans",
+        *([f"/ui/runs/compare?ids={children[0]}&ids={children[1]}"] if len(children) > 1 else []),
+    ]  # fmt: skip
+
+
+def _dashboard(client: LocalClient, out: dict[str, Any]) -> str:
+    """Render every page in process, as ``stoa server`` would serve it: the demo fails
+    here rather than leaving a user a broken page."""
+    from fastapi.testclient import TestClient
+
+    from stoa.serve.server.app import create_app
+
+    pages = dashboard_pages(out)
+    with TestClient(create_app(client=client), base_url="http://127.0.0.1:8000") as browser:
+        broken = [
+            f"{p} ({r.status_code})" for p in pages if (r := browser.get(p)).status_code != 200
+        ]
+    if broken:
+        raise RuntimeError(f"dashboard pages failed: {', '.join(broken)}")
+    out["dashboard_pages"] = len(pages)
+    return f"{len(pages)} pages render; serve them with `stoa server`, then open {DASHBOARD_URL}"
 
 
 def _register_dataset(client: LocalClient, csv: Path, out: dict[str, Any]) -> str:

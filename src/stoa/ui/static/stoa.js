@@ -15,9 +15,10 @@
 
   function fmt(v) {
     if (v == null) return "—";
+    if (Number.isInteger(v)) return v.toLocaleString();
     var a = Math.abs(v);
     if (a !== 0 && (a >= 1e6 || a < 1e-3)) return v.toExponential(3);
-    return a < 1 ? v.toPrecision(4) : v.toLocaleString(undefined, {maximumFractionDigits: 3});
+    return a < 1 ? String(parseFloat(v.toPrecision(4))) : v.toLocaleString(undefined, {maximumFractionDigits: 3});
   }
 
   function size(el) {
