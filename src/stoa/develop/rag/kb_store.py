@@ -339,8 +339,7 @@ class KbStore:
         total = self._db.execute("SELECT count(*) FROM chunks").fetchone()[0]
         count = "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?"
         frequency = {
-            term: self._db.execute(count, (fts_expression([term]),)).fetchone()[0]
-            for term in terms
+            term: self._db.execute(count, (fts_expression([term]),)).fetchone()[0] for term in terms
         }
         kept = [term for term in terms if frequency[term] <= total / 2]
         return kept or [min(terms, key=frequency.__getitem__)]
