@@ -99,6 +99,13 @@ env.filters.update(
 )
 
 
+def attachment(response: Response, filename: str) -> Response:
+    """Offer ``response`` as a download named ``filename`` (percent-encoded, so no
+    character of a stored name can break the header)."""
+    response.headers["content-disposition"] = f"attachment; filename*=UTF-8''{quote(filename)}"
+    return response
+
+
 def page(
     request: Request, viewer: Viewer | None, template: str, status: int = 200, **values: Any
 ) -> HTMLResponse:

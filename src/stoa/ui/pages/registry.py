@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from stoa.client.registry import Versions
 from stoa.core.errors import NotFoundError
 from stoa.govern.types import LineageInfo, LineageNode, VersionInfo
-from stoa.ui.render import UiRoute, page
+from stoa.ui.render import UiRoute, attachment, page
 from stoa.ui.session import Viewer, check_same_origin, viewer
 
 router = APIRouter(route_class=UiRoute, include_in_schema=False)
@@ -334,11 +334,6 @@ def _unfilled(info: VersionInfo) -> set[str]:
     return {k for k, v in optional.items() if not v and k not in shown}
 
 
-def _attachment(response: Response, filename: str) -> Response:
-    response.headers["content-disposition"] = f"attachment; filename*=UTF-8''{quote(filename)}"
-    return response
-
-
 @_each_kind("/{name}/{version}/download")
 def download(
     request: Request, name: str, version: int = Path(ge=1), who: Viewer = Depends(viewer)
@@ -354,7 +349,7 @@ def download(
         filename = f"{name}-{version}.manifest.json"
     else:
         filename = stem or f"{name}-{version}.{info.format or 'bin'}"
-    return _attachment(response, filename)
+    return attachment(response, filename)
 
 
 @_each_kind("/{name}/{version}/files/{path:path}")
@@ -369,7 +364,7 @@ def download_file(
     who.require("read")
     resource = _resource(who, _kinds(request))
     response = resource._artifact_file(f"{name}@{version}", path)
-    return _attachment(response, path.rsplit("/", 1)[-1])
+    return attachment(response, path.rsplit("/", 1)[-1])
 
 
 # -- review --------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, Response
 from stoa.core.errors import InvalidInputError, StoaError
 from stoa.develop.tracking import CURVE_POINTS, RUN_STATUSES, parse_condition
 from stoa.govern.types import RunDetail
-from stoa.ui.render import UiRoute, page
+from stoa.ui.render import UiRoute, attachment, page
 from stoa.ui.session import Viewer, viewer
 
 router = APIRouter(route_class=UiRoute, include_in_schema=False)
@@ -340,5 +340,4 @@ def run_artifact(
     filename = (file or path).rsplit("/", 1)[-1]
     if response.headers.get("x-stoa-artifact") == "folder":
         filename += ".manifest.json"
-    response.headers["content-disposition"] = f"attachment; filename*=UTF-8''{quote(filename)}"
-    return response
+    return attachment(response, filename)
