@@ -28,8 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from api_vs_mlflow import NAMES, TEAMS, VERSIONS
-from registry_vs_mlflow import safetensors_bytes
+from api_vs_mlflow import fill_stoa
 
 READS = {
     "health": ("/healthz", ""),
@@ -37,19 +36,6 @@ READS = {
     "search": ("/api/v1/models/-/search", "tag=team%3Dt1&limit=1000"),
     "list": ("/api/v1/models", ""),
 }
-
-
-def fill(home: Path, work: Path) -> None:
-    from stoa.client import LocalClient
-
-    client = LocalClient(home=home, actor="bench")
-    for m in range(NAMES):
-        for v in range(VERSIONS):
-            path = work / "artifact.safetensors"
-            path.write_bytes(safetensors_bytes(m * VERSIONS + v))
-            client.models.register(f"model-{m:03d}", path, license="MIT",
-                                   tags={"team": f"t{(m + v) % TEAMS}"})  # fmt: skip
-    client.close()
 
 
 def asgi_caller(app: Any, path: str, query: str, ok: tuple[int, ...] = (200,)) -> Callable[[], Any]:
@@ -123,7 +109,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="stoa-cost-") as tmp:
         work = Path(tmp)
         home = work / "home"
-        fill(home, work)
+        fill_stoa(home, work)
         client = LocalClient(settings=Settings(home=home))
         app = create_app(client=client)
         loop = asyncio.new_event_loop()

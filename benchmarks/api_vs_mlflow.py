@@ -75,13 +75,12 @@ def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 1
     raise SystemExit(f"server not up after {timeout} s:\n{log.read_text()[-3000:]}")
 
 
-def stoa_server(work: Path, workers: int) -> tuple[str, subprocess.Popen]:
-    """Fill a Stoa home in process, then serve it."""
+def fill_stoa(home: Path, work: Path) -> None:
+    """The registry both servers hold, in a Stoa home: NAMES x VERSIONS tagged versions."""
     from registry_vs_mlflow import safetensors_bytes
 
     from stoa.client import LocalClient
 
-    home = work / "stoa-home"
     client = LocalClient(home=home, actor="bench")
     for m in range(NAMES):
         for v in range(VERSIONS):
@@ -90,6 +89,12 @@ def stoa_server(work: Path, workers: int) -> tuple[str, subprocess.Popen]:
             client.models.register(f"model-{m:03d}", path, license="MIT",
                                    tags={"team": f"t{(m + v) % TEAMS}"})  # fmt: skip
     client.close()
+
+
+def stoa_server(work: Path, workers: int) -> tuple[str, subprocess.Popen]:
+    """Fill a Stoa home in process, then serve it."""
+    home = work / "stoa-home"
+    fill_stoa(home, work)
     port = free_port()
     log = work / "stoa.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("STOA_")}
