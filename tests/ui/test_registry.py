@@ -201,3 +201,15 @@ def test_unknown_names_and_bad_versions_get_error_pages(visitor) -> None:
     )
     page = reader.visit("/ui/prompts/greeting/2?against=x", expect_errors=True)
     assert "against" in page.inner_text("[role=alert]")
+
+
+def test_a_decision_other_than_approve_or_reject_is_refused_and_changes_nothing(
+    visitor, stoa
+) -> None:
+    admin = visitor("admin")
+    ref = stoa.refs["research-model"]
+    name, version = ref.split("@")
+    answer = _post(stoa, admin, f"/ui/models/{name}/{version}/publish")
+    assert answer.status_code == 422
+    assert "approve" in answer.text and "reject" in answer.text  # names the choices
+    assert "pending" in admin.visit(f"/ui/models/{name}/{version}").inner_text("main")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
@@ -391,9 +391,19 @@ def review_queue(request: Request, who: Viewer = Depends(viewer)) -> HTMLRespons
     )  # fmt: skip
 
 
-def _decide(
-    request: Request, who: Viewer, name: str, version: int, note: str, back: str, approve: bool
+@_each_kind("/{name}/{version}/{decision}", "post", dependencies=[Depends(check_same_origin)])
+def decide(
+    request: Request,
+    name: str,
+    decision: Literal["approve", "reject"],
+    version: int = Path(ge=1),
+    note: str = Form("", max_length=2000),
+    back: str = Form(""),
+    who: Viewer = Depends(viewer),
 ) -> RedirectResponse:
+    """Approve (release) or reject (block for good) a version held for review, as an
+    admin, then go back to where the form was."""
+    approve = decision == "approve"
     who.require("admin")
     kinds = _kinds(request)
     resource = _resource(who, kinds)
@@ -402,29 +412,3 @@ def _decide(
     target = "/ui/review" if back == "review" else version_url(info.kind, info.ref)
     query = urlencode({"approved" if approve else "rejected": info.ref})
     return RedirectResponse(f"{target}?{query}", status_code=303)
-
-
-@_each_kind("/{name}/{version}/approve", "post", dependencies=[Depends(check_same_origin)])
-def approve(
-    request: Request,
-    name: str,
-    version: int = Path(ge=1),
-    note: str = Form("", max_length=2000),
-    back: str = Form(""),
-    who: Viewer = Depends(viewer),
-) -> RedirectResponse:
-    """Release a version held for review (admins), then go back to where the form was."""
-    return _decide(request, who, name, version, note, back, approve=True)
-
-
-@_each_kind("/{name}/{version}/reject", "post", dependencies=[Depends(check_same_origin)])
-def reject(
-    request: Request,
-    name: str,
-    version: int = Path(ge=1),
-    note: str = Form("", max_length=2000),
-    back: str = Form(""),
-    who: Viewer = Depends(viewer),
-) -> RedirectResponse:
-    """Block a version held for review for good (admins)."""
-    return _decide(request, who, name, version, note, back, approve=False)
