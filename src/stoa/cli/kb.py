@@ -207,7 +207,13 @@ def _snippet(text: str, limit: int = 120) -> str:
 def delete_docs(
     ctx: typer.Context,
     name: str,
-    uris: Annotated[list[str], typer.Argument(help="Document URIs, as `kb show --json` lists.")],
+    uris: Annotated[
+        list[str],
+        typer.Argument(
+            help="Files or folders as ingest took them (gone ones too), or document URIs "
+            "as `kb show --json` lists them; a folder removes every document under it."
+        ),
+    ],
     json_out: JsonOpt = False,
 ) -> None:
     """Remove documents and their chunks; the removal is a new version."""

@@ -22,6 +22,15 @@ def _root_uri(path: str) -> str:
     return Path(path.removeprefix("file://")).resolve().as_uri()
 
 
+def document_uri(item: Any) -> Any:
+    """The URI ingest stored a document or folder under: a local path resolved as
+    ``expand_sources`` does, whether or not it still exists; a URI (or anything but a
+    path, for the server to refuse) unchanged."""
+    if not isinstance(item, str | Path) or not str(item) or "://" in str(item):
+        return item
+    return Path(item).resolve().as_uri()
+
+
 def _offered_embedders_only(resource: KnowledgeBases, values: dict[str, Any]) -> None:
     """A remote caller picks an embedder the server offers; it never names a URL (the
     server would call it, key and all) or a path (the server would load it unscanned)."""
@@ -148,20 +157,19 @@ class KnowledgeBases(Resource):
         progress: Any = None,
     ) -> dict[str, Any]:
         """Load files, folders or URLs, then ingest what changed; ``sync`` removes what is gone."""
-        from stoa.develop.rag.load import DEFAULT_PATTERNS, load_paths
+        from stoa.develop.rag.load import DEFAULT_PATTERNS, expand_sources, read_sources
 
         local = self._local
         local.kbs.get(name)  # an unknown name fails before any file is read
         paths = [str(p) for p in paths]
         if not paths:
             raise InvalidInputError("name at least one file, folder or URL", field="paths")
-        documents, failures = load_paths(
-            paths, patterns=tuple(patterns or DEFAULT_PATTERNS), metadata=dict(metadata or {})
-        )
+        sources = expand_sources(paths, tuple(patterns or DEFAULT_PATTERNS))
         roots = [_root_uri(p) for p in paths] if sync else None
         return local.kbs.ingest(
-            name, documents, failures, sync_roots=roots, progress=progress, actor=local.actor
-        ).to_dict()
+            name, read_sources(sources, dict(metadata or {})), sync_roots=roots,
+            progress=progress, total=len(sources), actor=local.actor,
+        ).to_dict()  # fmt: skip
 
     @operation("POST", "/kbs/{name}/ingest", scope="write")
     def ingest_documents(
@@ -212,8 +220,18 @@ class KnowledgeBases(Resource):
         local = self._local
         return local.kbs.delete(name, actor=local.actor)
 
+    def delete_documents(
+        self, name: str, uris: str | Path | Iterable[str | Path]
+    ) -> dict[str, Any]:
+        """Remove documents, each named as ingest took it: a file path, a folder path (every
+        document stored under it) or a URI; a path need not exist any more."""
+        items = [uris] if isinstance(uris, str | Path) else list(uris)
+        return self._delete_documents(name, [document_uri(item) for item in items])
+
     @operation("POST", "/kbs/{name}/delete-docs", scope="write")
-    def delete_documents(self, name: str, uris: list[str]) -> dict[str, Any]:
+    def _delete_documents(self, name: str, uris: list[str]) -> dict[str, Any]:
+        """Documents by URI; the URI of a folder removes every document stored under it.
+        A caller's paths become URIs on the caller's side: the server reads no path."""
         local = self._local
         return local.kbs.delete_documents(name, list(uris), actor=local.actor)
 

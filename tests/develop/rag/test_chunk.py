@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from stoa.core.errors import InvalidInputError
-from stoa.develop.rag.chunk import ChunkConfig, chunk_text, minilm_token_counter
+from stoa.develop.rag.chunk import ChunkConfig, chunk_text, context_header, minilm_token_counter
 
 DOC = """Intro line before any heading.
 
@@ -83,3 +83,38 @@ def test_summed_token_counts_equal_counting_the_chunk(target, overlap):
     assert len(chunks) > 50
     assert all(c.tokens == count(c.text) for c in chunks)
     assert all(c.tokens <= target for c in chunks if " " in c.text)  # one huge word may exceed
+
+
+def test_the_header_carries_title_and_heading_path_without_repeats():
+    chunks = chunk_text(DOC, ChunkConfig(target_tokens=40, overlap_tokens=10), words,
+                        title="Stoa guide")  # fmt: skip
+    by_path = {c.heading_path: c.header for c in chunks}
+    assert by_path[("Install", "From source")] == "Stoa guide > Install > From source"
+    assert by_path[()] == "Stoa guide"
+    source = next(c for c in chunks if c.heading_path == ("Install", "From source"))
+    assert source.embedded_text == "Stoa guide > Install > From source\n\n" + source.text
+    assert DOC[source.start : source.end] == source.text  # the display text is untouched
+    # A page whose first heading is its title says it once; a longer heading replaces it.
+    assert context_header("functools", ("functools — higher-order functions", "lru_cache"),
+                          words) == "functools — higher-order functions > lru_cache"  # fmt: skip
+    assert context_header("open(2)", ("open(2)", "Description"), words) == "open(2) > Description"
+    # Too long: the outer parts go first, the nearest heading stays.
+    assert context_header("a " * 30, ("b " * 30, "Nearest"), words, limit=10) == "Nearest"
+
+
+def test_context_off_embeds_the_body_alone():
+    chunks = chunk_text(DOC, ChunkConfig(40, 10, context=False), words, title="Stoa guide")
+    assert all(c.header == "" and c.embedded_text == c.text for c in chunks)
+
+
+def test_header_and_body_stay_inside_the_embedders_window():
+    """MiniLM reads 256 word pieces: a chunk whose header pushes it past them would be cut."""
+    count = minilm_token_counter()
+    title = "A rather long document title about configuration of the system"
+    chunks = chunk_text(DOC, ChunkConfig(target_tokens=250, overlap_tokens=10), count,
+                        title=title, window=254)  # fmt: skip
+    assert chunks and all(count(c.embedded_text) <= 254 for c in chunks)
+    assert max(count(c.embedded_text) for c in chunks) > 200  # the window is used, not wasted
+    unbounded = chunk_text(DOC, ChunkConfig(target_tokens=250, overlap_tokens=10), count,
+                           title=title, window=None)  # fmt: skip
+    assert max(count(c.embedded_text) for c in unbounded) > 254

@@ -47,7 +47,7 @@ def _corpus(folder: Path) -> Path:
 def test_create_list_show_and_refusals(client):
     kb = client.kbs.create("docs", description="product docs")
     assert kb["embedder"]["name"] == "all-MiniLM-L6-v2" and kb["embedder"]["dimension"] == 384
-    assert kb["chunking"] == {"target_tokens": 192, "overlap_tokens": 32}
+    assert kb["chunking"] == {"target_tokens": 192, "overlap_tokens": 32, "context": True}
     assert kb["backend"] == {"kind": "local"} and kb["latest_version"] == 0
     assert [k["name"] for k in client.kbs.list()] == ["docs"]
     shown = client.kbs.show("docs")
@@ -163,15 +163,23 @@ def test_an_interrupted_ingest_resumes_without_duplicates(sqlite_client, tmp_pat
     with pytest.raises(KeyboardInterrupt):
         sqlite_client.kbs.ingest("docs", [corpus])
     monkeypatch.setattr(vector_local.LocalVectorBackend, "upsert", real)
+    shown = sqlite_client.kbs.show("docs")  # no version exists yet: nothing is counted
+    assert (shown["documents"], shown["chunks"], shown["versions"]) == (0, 0, [])
+    assert shown["uncommitted"] == {"added": 2, "changed": 0, "removed": 0}
 
     resumed = sqlite_client.kbs.ingest("docs", [corpus])
-    assert resumed["resumed"] == 1  # committed but not indexed: finished, not redone
-    assert resumed["documents"]["added"] == 1 and resumed["documents"]["unchanged"] == 2
+    # Two documents were committed before the stop (one not yet in the vector backend):
+    # finished, not redone, and counted as what the version adds, as its diff says.
+    assert resumed["resumed"] == 2
+    assert resumed["documents"]["added"] == 3 and resumed["documents"]["unchanged"] == 0
+    assert resumed["chunks"]["embedded"] == 1  # notes.txt, one chunk, was never committed
     kb = sqlite_client.stores.kbs.get("docs")
     store, backend, _ = sqlite_client.stores.kbs.open(kb)
     assert backend.count() == store.counts()["chunks"]  # no duplicate, no missing vector
     assert resumed["version"] == 1  # one version holds all three documents
-    assert len(sqlite_client.kbs.show("docs")["versions"][0]["diff"]["added"]) == 3
+    shown = sqlite_client.kbs.show("docs")
+    assert len(shown["versions"][0]["diff"]["added"]) == 3 and shown["documents"] == 3
+    assert shown["uncommitted"] == {"added": 0, "changed": 0, "removed": 0}
 
 
 @pytest.mark.parametrize(
@@ -192,7 +200,11 @@ def test_pii_policy_applies_at_ingest(sqlite_client, tmp_path, policy, stored, f
     shown = sqlite_client.kbs.show("p")
     assert shown["pii"] == {"credit_card": 1, "email": 1}
     assert shown["documents_with_pii"][0]["findings"] == {"credit_card": 1, "email": 1}
-    text = sqlite_client.kbs.query("p", "privacy data", k=1)[0]["text"]
+    hit = sqlite_client.kbs.query("p", "privacy data", k=1)[0]
+    text = hit["text"]
+    # Offsets point into the original document, which is what a citation opens.
+    assert PRIVACY[hit["start"] : hit["end"]].startswith("Write to dpo@example.com")
+    assert PRIVACY[hit["start"] : hit["end"]].endswith("4111 1111 1111 1111.")
     folder = sqlite_client.stores.kbs.folder(sqlite_client.stores.kbs.get("p"))
     on_disk = b"".join(p.read_bytes() for p in folder.rglob("*") if p.is_file())
     if policy == "allow":

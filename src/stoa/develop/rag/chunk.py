@@ -5,6 +5,13 @@ citation can point at the place it came from, and carries its heading path. Unit
 packed greedily up to ``target_tokens``; a new chunk starts with the last units of the
 previous one, up to ``overlap_tokens``, within the same section. The same text and
 config always give the same chunks.
+
+With ``context`` on, each chunk also carries a header, the document title and the
+heading path above it (``functools > lru_cache``), which leads the text that is
+embedded: a passage that says "the cache" without naming what it caches is then
+still found by a question about ``lru_cache``. The header never enters the displayed
+text or its offsets. Header and body together stay inside the embedder's window, since
+a text past it is silently cut.
 """
 
 from __future__ import annotations
@@ -25,6 +32,14 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
 _WORD = re.compile(r"\S+")
 
 
+#: Word pieces the embedder reads when nothing else is known: MiniLM's 256 less the two
+#: special tokens it adds.
+DEFAULT_WINDOW = 254
+#: A header longer than this loses its outer headings first: the nearest ones say most.
+MAX_HEADER_TOKENS = 48
+SEPARATOR = " > "
+
+
 @dataclass(frozen=True)
 class ChunkConfig:
     """192 tokens by default: on the shipped QA set, chunks of 224-256 tokens dilute what
@@ -33,6 +48,7 @@ class ChunkConfig:
 
     target_tokens: int = 192
     overlap_tokens: int = 32
+    context: bool = True  # title and heading path lead the embedded text
 
     def __post_init__(self) -> None:
         if not 16 <= self.target_tokens <= 8192:
@@ -52,6 +68,36 @@ class Chunk:
     heading_path: tuple[str, ...]
     tokens: int
     index: int
+    header: str = ""  # title and heading path, embedded ahead of the text; never displayed
+
+    @property
+    def embedded_text(self) -> str:
+        return contextual_text(self.header, self.text)
+
+
+def contextual_text(header: str, text: str) -> str:
+    """What the embedder reads: the header, a blank line, then the chunk."""
+    return f"{header}\n\n{text}" if header else text
+
+
+def context_header(title: str, heading_path: tuple[str, ...], count: TokenCounter,
+                   limit: int = MAX_HEADER_TOKENS) -> str:  # fmt: skip
+    """``title > heading > subheading`` with repeats dropped (a page's first heading is
+    usually its title), nearest headings kept first when it must be shortened."""
+    parts: list[str] = []
+    for part in (title, *heading_path):
+        part = " ".join(part.split())
+        key = part.casefold()
+        if not part or any(key in kept.casefold() for kept in parts):
+            continue
+        parts = [kept for kept in parts if kept.casefold() not in key]
+        parts.append(part)
+    while parts:
+        header = SEPARATOR.join(parts)
+        if count(header) <= limit:
+            return header
+        parts = parts[1:] if len(parts) > 1 else []
+    return ""
 
 
 @functools.cache
@@ -72,22 +118,37 @@ def minilm_token_counter() -> TokenCounter:
 
 
 def chunk_text(
-    source: str, config: ChunkConfig | None = None, count_tokens: TokenCounter | None = None
+    source: str,
+    config: ChunkConfig | None = None,
+    count_tokens: TokenCounter | None = None,
+    *,
+    title: str = "",
+    window: int | None = DEFAULT_WINDOW,
 ) -> list[Chunk]:
     """Chunk Markdown or plain text (text without headings is one section).
 
     Each unit and each gap between units is tokenized once, and a span's count is their
     sum: WordPiece splits at whitespace and punctuation, so counts add up across those
     boundaries exactly. Counting every candidate span instead cost 72 % of a 100k-chunk
-    ingest (benchmarks/kb_scale.py).
+    ingest (benchmarks/kb_scale.py). ``window`` is what the embedder reads (None: no
+    limit); a section whose header leaves less room gets smaller chunks.
     """
     config = config or ChunkConfig()
     count = count_tokens or minilm_token_counter()
     chunks: list[Chunk] = []
+    headers: dict[tuple[str, ...], tuple[str, int]] = {}
     for path, start, end in _sections(source):
-        units = _units(source, start, end, config.target_tokens, count)
-        for a, b, tokens in _pack(units, config, count, source):
-            chunks.append(Chunk(source[a:b], a, b, path, tokens, len(chunks)))
+        if path not in headers:
+            header = context_header(title, path, count) if config.context else ""
+            headers[path] = header, count(header) if header else 0
+        header, header_tokens = headers[path]
+        target = config.target_tokens
+        if window is not None:
+            target = max(16, min(target, window - header_tokens))
+        section = ChunkConfig(target, min(config.overlap_tokens, target // 2 - 1), config.context)
+        units = _units(source, start, end, section.target_tokens, count)
+        for a, b, tokens in _pack(units, section, count, source):
+            chunks.append(Chunk(source[a:b], a, b, path, tokens, len(chunks), header))
     return chunks
 
 

@@ -14,8 +14,11 @@ float32, so cosine similarity is a dot product everywhere downstream.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import os
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from importlib import metadata as importlib_metadata
@@ -182,45 +185,145 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
 
 
 class SentenceTransformerEmbedder:
-    """Local and offline: the packaged MiniLM or a folder, never a hub download."""
+    """Local and offline: the packaged MiniLM or a folder, never a hub download.
+
+    Name, version and dimension come from the folder's files, so a command that only
+    reads a knowledge base (``kb show``, a lexical query) never imports torch: the model
+    loads on the first ``embed``, once, whichever thread asks first.
+    """
 
     def __init__(self, spec: EmbedderSpec):
         self.spec = spec
-        path = _model_path(spec.model)
+        self._path = _model_path(spec.model)
+        if spec.model != DEFAULT_MODEL:
+            _check_module_configs(spec.model, self._path)
+        self.backend = _resolve_backend(spec.backend)
+        self.name = "all-MiniLM-L6-v2" if spec.model == DEFAULT_MODEL else spec.model
+        self.version = f"{_model_version(spec.model, self._path)}+{self.backend}"
+        self._dimension = folder_dimension(self._path)
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def dimension(self) -> int:
+        if self._dimension is None:  # a module whose output size no config file states
+            model = self._loaded()
+            size = getattr(model, "get_embedding_dimension", None)
+            self._dimension = int(size() if size else model.get_sentence_embedding_dimension())
+        return self._dimension
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return in_length_order(texts, self.spec.batch_size, self._encode)
+
+    def _encode(self, batch: list[str]) -> np.ndarray:
+        vectors = self._loaded().encode(
+            batch, batch_size=len(batch), convert_to_tensor=True, show_progress_bar=False
+        )
+        return vectors.float().cpu().numpy()  # bf16 has no NumPy dtype
+
+    def _loaded(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                self._model = self._load()
+            return self._model
+
+    def _load(self) -> Any:
         from transformers.utils import logging as hf_logging
 
         from stoa.govern.flavors.sentence_transformers_flavor import SentenceTransformersFlavor
 
         hf_logging.disable_progress_bar()  # a bar per load is noise on a CLI's stderr
         try:
-            self._model = SentenceTransformersFlavor().load(path, {})
-        except (ValueError, OSError, ImportError, KeyError) as exc:
-            raise InvalidInputError(
-                f"{spec.model} does not load as a sentence-transformers model: "
-                f"{type(exc).__name__}: {exc}",
-                field="embedder",
-            ) from None
-        model = self._model
-        dimension = getattr(model, "get_embedding_dimension", None)
-        self.dimension = int(dimension() if dimension else model.get_sentence_embedding_dimension())
-        self.backend = _resolve_backend(spec.backend)
+            model = SentenceTransformersFlavor().load(self._path, {})
+        except Exception as exc:  # safetensors, torch and transformers raise their own kinds
+            raise _not_loadable(self.spec.model, exc) from None
         if self.backend == "int8":
-            self._model = _quantized(self._model)
-        elif self.backend == "bf16":
+            return _quantized(model)
+        if self.backend == "bf16":
             import torch
 
-            self._model = self._model.to(torch.bfloat16)
-        self.name = "all-MiniLM-L6-v2" if spec.model == DEFAULT_MODEL else spec.model
-        self.version = f"{_model_version(spec.model, path)}+{self.backend}"
+            return model.to(torch.bfloat16)
+        return model
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        return in_length_order(texts, self.spec.batch_size, self._encode)
 
-    def _encode(self, batch: list[str]) -> np.ndarray:
-        vectors = self._model.encode(
-            batch, batch_size=len(batch), convert_to_tensor=True, show_progress_bar=False
-        )
-        return vectors.float().cpu().numpy()  # bf16 has no NumPy dtype
+def _not_loadable(model: str, exc: Exception) -> InvalidInputError:
+    return InvalidInputError(
+        f"{model} does not load as a sentence-transformers model: {type(exc).__name__}: {exc}",
+        field="embedder",
+    )
+
+
+#: The weight files transformers loads a Transformer module from, one of them sharded.
+_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+            "pytorch_model.bin.index.json")  # fmt: skip
+
+
+def _check_module_configs(model: str, path: Path) -> None:
+    """Every module's JSON files parse and a Transformer module has its weights: the part
+    of loading that needs no torch, so that a broken folder is refused when a knowledge
+    base is created, before anything is written."""
+    try:
+        modules = json.loads((path / "modules.json").read_text())
+        for module in modules:
+            folder = path / module.get("path", "")
+            for file in sorted(folder.glob("*.json")):
+                json.loads(file.read_text(encoding="utf-8"))
+            transformer = str(module["type"]).endswith(".Transformer")
+            if transformer and not any((folder / name).is_file() for name in _WEIGHTS):
+                raise OSError(f"no {' or '.join(_WEIGHTS[::2])} in {folder}")
+    except (ValueError, OSError, AttributeError, TypeError, KeyError) as exc:
+        raise _not_loadable(model, exc) from None
+
+
+#: Modules that pass the sentence embedding through at the same size.
+_SAME_SIZE_MODULES = ("Normalize", "Dropout", "LayerNorm")
+_LEGACY_POOLING_FLAGS = (
+    "pooling_mode_cls_token", "pooling_mode_mean_tokens", "pooling_mode_max_tokens",
+    "pooling_mode_mean_sqrt_len_tokens", "pooling_mode_weightedmean_tokens",
+    "pooling_mode_lasttoken",
+)  # fmt: skip
+
+
+def folder_dimension(path: Path) -> int | None:
+    """The sentence embedding's size as a sentence-transformers folder's files state it:
+    the last Pooling module's token size times its pooling modes, or a later Dense layer's
+    ``out_features``. None when a module's size cannot be read without loading it."""
+    try:
+        modules = json.loads((path / "modules.json").read_text())
+        size: int | None = None
+        for module in modules:
+            kind = str(module["type"]).rsplit(".", 1)[-1]
+            config_file = path / module.get("path", "") / "config.json"
+            if kind == "Transformer":
+                continue  # token embeddings: the sentence size comes from what follows
+            if kind in _SAME_SIZE_MODULES:
+                continue
+            config = json.loads(config_file.read_text())
+            if kind == "Pooling":
+                size = _pooled_size(config)
+            elif kind == "Dense":
+                size = config["out_features"]
+            else:
+                return None
+    except (ValueError, OSError, KeyError, TypeError, AttributeError):
+        return None
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        return None
+    return size
+
+
+def _pooled_size(config: dict[str, Any]) -> int | None:
+    """``embedding_dimension`` (``word_embedding_dimension`` before sentence-transformers 6)
+    times the number of pooling modes, which are concatenated."""
+    token_size = config.get("embedding_dimension", config.get("word_embedding_dimension"))
+    modes = config.get("pooling_mode")
+    if modes is None:
+        count = sum(bool(config.get(flag)) for flag in _LEGACY_POOLING_FLAGS) or 1
+    else:
+        count = 1 if isinstance(modes, str) else len(modes)
+    if isinstance(token_size, bool) or not isinstance(token_size, int):
+        return None
+    return token_size * count
 
 
 def _resolve_backend(backend: str) -> str:
@@ -293,7 +396,12 @@ class OpenAIEmbedder:
         key = os.environ.get(spec.api_key_env) if spec.api_key_env else None
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self._http = httpx.Client(base_url=str(spec.url), headers=headers, timeout=60.0)
-        self.dimension = int(self._post(["dimension probe"]).shape[1])
+
+    @functools.cached_property
+    def dimension(self) -> int:
+        """Asked of the endpoint once, when first needed: opening a knowledge base to read
+        it must not depend on the endpoint being up."""
+        return int(self._post(["dimension probe"]).shape[1])
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         return in_length_order(texts, self.spec.batch_size, self._post)

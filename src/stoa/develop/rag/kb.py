@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +37,18 @@ from stoa.core.errors import (
 from stoa.core.names import validate_name
 from stoa.core.schema import AuditEvent, KbVersion, KnowledgeBase
 from stoa.develop import tracking
-from stoa.develop.rag.chunk import ChunkConfig, chunk_text
-from stoa.develop.rag.embed import Embedder, EmbedderSpec, describe, load_embedder, parse_embedder
+from stoa.develop.rag.chunk import DEFAULT_WINDOW, ChunkConfig, chunk_text, contextual_text
+from stoa.develop.rag.embed import (
+    DEFAULT_MODEL,
+    Embedder,
+    EmbedderSpec,
+    describe,
+    load_embedder,
+    parse_embedder,
+)
 from stoa.develop.rag.kb_eval import evaluate, parse_qa
 from stoa.develop.rag.kb_store import KbStore, NewChunk, StoredDocument
-from stoa.develop.rag.load import Document, LoadFailure
+from stoa.develop.rag.load import Document, LoadError, LoadFailure, Source
 from stoa.develop.rag.pii import apply_policy
 from stoa.develop.rag.retrieve import MODES, Result, check_query_options, retrieve
 from stoa.develop.rag.vectors import VectorBackend, check_where
@@ -113,15 +121,38 @@ def check_chunking(chunking: ChunkConfig | Mapping[str, Any] | None) -> ChunkCon
     if chunking is None:
         return ChunkConfig()
     if isinstance(chunking, ChunkConfig):
-        return ChunkConfig(chunking.target_tokens, chunking.overlap_tokens)
-    unknown = set(chunking) - {"target_tokens", "overlap_tokens"}
+        return ChunkConfig(chunking.target_tokens, chunking.overlap_tokens, chunking.context)
+    unknown = set(chunking) - {"target_tokens", "overlap_tokens", "context"}
     if unknown:
         raise InvalidInputError(
             f"unknown chunking setting(s) {', '.join(sorted(unknown))}",
             field="chunking",
-            fix="use target_tokens and overlap_tokens",
+            fix="use target_tokens, overlap_tokens and context",
         )
+    if not isinstance(chunking.get("context", True), bool):
+        raise InvalidInputError("context must be true or false", field="chunking")
     return ChunkConfig(**chunking)
+
+
+def stored_chunking(kb: KbInfo) -> ChunkConfig:
+    """A knowledge base created before contextual chunks keeps embedding bodies alone,
+    so that its old and new chunks stay comparable."""
+    return check_chunking({"context": False, **kb.chunking})
+
+
+def embedder_window(embedder: Mapping[str, Any]) -> int | None:
+    """Word pieces the embedder reads, less its two special tokens; None when unbounded
+    or unknown (an API embedder)."""
+    if embedder.get("kind", "sentence-transformers") != "sentence-transformers":
+        return None
+    model = str(embedder.get("model", DEFAULT_MODEL))
+    if model == DEFAULT_MODEL:
+        return DEFAULT_WINDOW
+    try:
+        settings = json.loads((Path(model) / "sentence_bert_config.json").read_text())
+        return int(settings["max_seq_length"]) - 2
+    except (OSError, ValueError, KeyError, TypeError):
+        return DEFAULT_WINDOW
 
 
 def check_pii_policy(policy: str) -> str:
@@ -222,7 +253,7 @@ class KnowledgeBases:
             description=description,
             embedder={**spec.to_dict(), **describe(loaded)},
             chunking={"target_tokens": config.target_tokens,
-                      "overlap_tokens": config.overlap_tokens},
+                      "overlap_tokens": config.overlap_tokens, "context": config.context},
             backend=backend_config,
             pii_policy=pii,
             latest_version=0,
@@ -286,15 +317,25 @@ class KnowledgeBases:
             ]  # fmt: skip
 
     def show(self, name: str) -> dict[str, Any]:
-        """The definition, the totals, the versions, and personal data found per document."""
+        """The definition, the totals, the versions, and personal data found per document.
+
+        Totals are the latest version's: what an interrupted ingest committed but no
+        version holds yet is reported apart, as ``uncommitted``, until the next ingest
+        finishes it."""
         kb = self.get(name)
         store, _, _ = self.open(kb)
-        documents = store.documents()
+        versions = self.versions(name)
+        stats = versions[-1]["stats"] if versions else {}
+        uncommitted = store.unversioned()
+        fresh = set(uncommitted["added"])
+        documents = [d for d in store.documents() if d.uri not in fresh]
         return {
             **kb.to_dict(),
-            **store.counts(),
-            "versions": self.versions(name),
-            "pii": dict(sum((Counter(d.pii) for d in documents), Counter())),
+            "documents": int(stats.get("documents", 0)),
+            "chunks": int(stats.get("chunks", 0)),
+            "uncommitted": {change: len(uris) for change, uris in uncommitted.items()},
+            "versions": versions,
+            "pii": dict(stats.get("pii", {})),
             "documents_with_pii": [
                 {"uri": d.uri, "findings": d.pii} for d in documents if any(d.pii.values())
             ],
@@ -333,73 +374,90 @@ class KnowledgeBases:
                     fix="create a new knowledge base for the new embedder and ingest again",
                 )
             store = KbStore(folder)
-            backend = open_backend(kb.backend, folder, embedder.dimension)
+            # The recorded dimension: asking an API embedder would call its endpoint.
+            backend = open_backend(kb.backend, folder, int(kb.embedder["dimension"]))
             self._open[kb.id] = (store, backend, embedder)
         return self._open[kb.id]
 
     def ingest(
         self,
         name: str,
-        documents: Sequence[Document],
+        documents: Iterable[Source | LoadFailure],
         failures: Sequence[LoadFailure] = (),
         *,
         sync_roots: Sequence[str] | None = None,
         progress: Progress | None = None,
+        total: int | None = None,
         actor: str = "",
     ) -> IngestSummary:
-        """Add, replace and (with ``sync_roots``) remove documents; version what changed."""
+        """Add, replace and (with ``sync_roots``) remove documents; version what changed.
+
+        ``documents`` may be read lazily: a source whose raw bytes hash as before is
+        counted unchanged before it is parsed, and the embedder is not touched unless a
+        chunk needs a vector. The counts describe the version this ingest makes, so a
+        run that finishes what an interrupted one committed counts those documents too,
+        and ``resumed`` says how many there were.
+        """
         kb = self.get(name)
         store, backend, embedder = self.open(kb)
-        config = check_chunking(kb.chunking)
+        config = stored_chunking(kb)
+        window = embedder_window(kb.embedder)
         summary = IngestSummary(version=kb.latest_version)
-        summary.resumed = _finish_interrupted(store, backend)
-        counts = Counter({"added": 0, "changed": 0, "unchanged": 0, "removed": 0, "failed": 0})
+        carried = {uri for uris in store.unversioned().values() for uri in uris}
+        _finish_interrupted(store, backend)
+        unchanged = 0
         chunk_counts = Counter({"embedded": 0, "reused": 0})
-        for failure in failures:
-            counts["failed"] += 1
-            summary.failures.append({"uri": failure.uri, "reason": failure.reason})
         fingerprint = _fingerprint(kb)
         pending: list[tuple[StoredDocument, list[NewChunk], str]] = []
+        pending_chunks = 0
         seen: set[str] = set()
-        total = len(documents)
-        for position, doc in enumerate(documents, 1):
-            if doc.uri in seen:
+        failed: set[str] = set()
+        items = [*failures, *documents] if total is None else chain(failures, documents)
+        total = len(items) if isinstance(items, list) else total + len(failures)
+        for position, item in enumerate(items, 1):
+            if item.uri in seen or item.uri in failed:
                 continue
-            seen.add(doc.uri)
-            stored = store.document(doc.uri)
+            if isinstance(item, LoadFailure):
+                failed.add(item.uri)
+                summary.failures.append({"uri": item.uri, "reason": item.reason})
+                continue
+            seen.add(item.uri)
+            stored = store.document(item.uri)
             if (
                 stored is not None
-                and stored.sha256 == doc.sha256
+                and stored.sha256 == item.sha256
                 and stored.config == fingerprint
                 and stored.status == "indexed"
             ):
-                counts["unchanged"] += 1
+                unchanged += item.uri not in carried
             else:
-                prepared = _prepare(doc, kb.pii_policy, config, fingerprint)
+                prepared = _prepare_source(item, kb.pii_policy, config, fingerprint, window)
                 if isinstance(prepared, str):
-                    counts["failed"] += 1
-                    summary.failures.append({"uri": doc.uri, "reason": prepared})
+                    failed.add(item.uri)
+                    summary.failures.append({"uri": item.uri, "reason": prepared})
                 else:
                     change = "added" if stored is None else "changed"
-                    if stored is not None and stored.sha256 == doc.sha256:
+                    if stored is not None and stored.sha256 == item.sha256:
                         change = "changed" if stored.config != fingerprint else ""
-                    if change:
-                        counts[change] += 1
                     pending.append((*prepared, change))
-            if sum(len(p[1]) for p in pending) >= EMBED_BATCH_CHUNKS:
+                    pending_chunks += len(prepared[1])
+            if pending_chunks >= EMBED_BATCH_CHUNKS:
                 _write_batch(store, backend, embedder, pending, chunk_counts)
-                pending = []
+                pending, pending_chunks = [], 0
             if progress:
-                progress(position, total, doc.uri)
+                progress(position, total, item.uri)
         _write_batch(store, backend, embedder, pending, chunk_counts)
         if sync_roots is not None:
-            keep = seen | {f.uri for f in failures}
+            keep = seen | failed
             for stored in store.documents():
                 if stored.uri not in keep and _under(stored.uri, sync_roots):
                     _remove(store, backend, stored)
-                    counts["removed"] += 1
         backend_flush(backend)
-        summary.documents = dict(counts)
+        diff = store.unversioned()
+        summary.documents = {"added": len(diff["added"]), "changed": len(diff["changed"]),
+                             "unchanged": unchanged, "removed": len(diff["removed"]),
+                             "failed": len(failed)}  # fmt: skip
+        summary.resumed = len(carried)
         summary.chunks = dict(chunk_counts)
         summary.pii = dict(sum((Counter(d.pii) for d in store.documents()), Counter()))
         summary.version = self._version(kb, store, actor)
@@ -432,12 +490,25 @@ class KnowledgeBases:
         return {"name": name, "deleted": True}
 
     def delete_documents(self, name: str, uris: Iterable[str], *, actor: str = "") -> dict:
+        """Remove documents by URI; a URI naming no document but a folder
+        (``file:///docs`` for ``file:///docs/a.md``) removes every document under it."""
         kb = self.get(name)
         store, backend, _ = self.open(kb)
         wanted = [uris] if isinstance(uris, str) else list(dict.fromkeys(uris))
         if not wanted or not all(isinstance(u, str) and u for u in wanted):
             raise InvalidInputError("name at least one document URI", field="uris")
-        missing = [u for u in wanted if store.document(u) is None]
+        doomed: dict[str, None] = {}
+        missing: list[str] = []
+        stored_uris: list[str] = []
+        for uri in wanted:
+            if store.document(uri) is not None:
+                doomed[uri] = None
+                continue
+            stored_uris = stored_uris or [d.uri for d in store.documents()]
+            under = [u for u in stored_uris if _under(u, [uri])]
+            doomed.update(dict.fromkeys(under))
+            if not under:
+                missing.append(uri)
         if missing:
             raise NotFoundError(
                 f"not in knowledge base {name!r}: {', '.join(missing[:5])}",
@@ -445,12 +516,12 @@ class KnowledgeBases:
                 fix="see the URIs in `stoa kb show --json`; nothing was deleted",
             )
         _finish_interrupted(store, backend)
-        for uri in wanted:
+        for uri in doomed:
             stored = store.document(uri)
             assert stored is not None
             _remove(store, backend, stored)
         backend_flush(backend)
-        return {"version": self._version(kb, store, actor), "removed": wanted}
+        return {"version": self._version(kb, store, actor), "removed": list(doomed)}
 
     def query(
         self,
@@ -610,8 +681,19 @@ def _under(uri: str, roots: Sequence[str]) -> bool:
     return any(uri == r or uri.startswith(r.rstrip("/") + "/") for r in roots)
 
 
+def _prepare_source(
+    source: Source, policy: str, config: ChunkConfig, fingerprint: str, window: int | None
+) -> tuple[StoredDocument, list[NewChunk]] | str:
+    """Parse a source that needs it; a string is the reason it is refused."""
+    try:
+        doc = source.load()
+    except LoadError as exc:
+        return str(exc)
+    return _prepare(doc, policy, config, fingerprint, window)
+
+
 def _prepare(
-    doc: Document, policy: str, config: ChunkConfig, fingerprint: str
+    doc: Document, policy: str, config: ChunkConfig, fingerprint: str, window: int | None
 ) -> tuple[StoredDocument, list[NewChunk]] | str:
     """PII policy, then chunks; a string is the reason the document is refused."""
     result = apply_policy(doc.text, policy)  # type: ignore[arg-type]
@@ -619,15 +701,16 @@ def _prepare(
     if result.blocked or result.text is None:
         return f"blocked by the PII policy: {result.reason}"
     text = result.text
-    pieces = chunk_text(text, config)
+    pieces = chunk_text(text, config, title=doc.title, window=window)
     if not pieces:
         return "no text to index"
     base = {**doc.metadata, "uri": doc.uri, "title": doc.title}
     if doc.modified is not None:
         base.setdefault("modified", doc.modified.isoformat())
     chunks = [
-        NewChunk(p.text, hashlib.sha256(p.text.encode()).hexdigest(), p.start, p.end,
-                 tuple(p.heading_path), base)
+        NewChunk(p.text, hashlib.sha256(p.embedded_text.encode()).hexdigest(),
+                 result.original_offset(p.start), result.original_offset(p.end, end=True),
+                 tuple(p.heading_path), base, p.header)
         for p in pieces
     ]  # fmt: skip
     stored = StoredDocument(
@@ -647,7 +730,8 @@ def _write_batch(
     """Embed what no document has embedded before, then commit and index each document."""
     if not pending:
         return
-    shas = {c.text_sha: c.text for _, chunks, _ in pending for c in chunks}
+    shas = {c.text_sha: contextual_text(c.header, c.text) for _, chunks, _ in pending
+            for c in chunks}  # fmt: skip
     cached = store.cached_vectors(shas, embedder.dimension)
     missing = [sha for sha in shas if sha not in cached]
     fresh: dict[str, np.ndarray] = {}

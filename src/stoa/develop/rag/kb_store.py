@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS documents (
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY AUTOINCREMENT, uri TEXT NOT NULL, ordinal INTEGER NOT NULL,
     text TEXT NOT NULL, text_sha TEXT NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL,
-    heading_path TEXT NOT NULL, metadata TEXT NOT NULL);
+    heading_path TEXT NOT NULL, metadata TEXT NOT NULL, header TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS ix_chunks_uri ON chunks (uri);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
     title, text, content='', tokenize='porter unicode61');
@@ -65,11 +65,12 @@ class StoredChunk:
     uri: str
     ordinal: int
     text: str
-    text_sha: str
+    text_sha: str  # of the embedded text (header and text): the embedding cache's key
     start: int
     end: int
     heading_path: tuple[str, ...]
     metadata: dict[str, Any]
+    header: str = ""  # the title and heading path that led the embedded text
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class NewChunk:
     end: int
     heading_path: tuple[str, ...]
     metadata: dict[str, Any]
+    header: str = ""
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,9 @@ class KbStore:
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = NORMAL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(chunks)")}
+        if "header" not in columns:  # a store written before contextual chunks
+            self._db.execute("ALTER TABLE chunks ADD COLUMN header TEXT NOT NULL DEFAULT ''")
 
     def close(self) -> None:
         self._db.close()
@@ -185,10 +190,10 @@ class KbStore:
             for ordinal, chunk in enumerate(chunks):
                 cursor = db.execute(
                     'INSERT INTO chunks (uri, ordinal, text, text_sha, start, "end",'
-                    " heading_path, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    " heading_path, metadata, header) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (doc.uri, ordinal, chunk.text, chunk.text_sha, chunk.start, chunk.end,
                      json.dumps(list(chunk.heading_path)),
-                     json.dumps(chunk.metadata, default=json_default)),
+                     json.dumps(chunk.metadata, default=json_default), chunk.header),
                 )  # fmt: skip
                 chunk_id = int(cursor.lastrowid or 0)
                 ids.append(chunk_id)
@@ -260,12 +265,12 @@ class KbStore:
                 marks = ",".join("?" * len(part))
                 for row in self._db.execute(
                     f'SELECT id, uri, ordinal, text, text_sha, start, "end", heading_path,'
-                    f" metadata FROM chunks WHERE id IN ({marks})",
+                    f" metadata, header FROM chunks WHERE id IN ({marks})",
                     part,
                 ):
                     out[row[0]] = StoredChunk(
                         row[0], row[1], row[2], row[3], row[4], row[5], row[6],
-                        tuple(json.loads(row[7])), json.loads(row[8]),
+                        tuple(json.loads(row[7])), json.loads(row[8]), row[9],
                     )  # fmt: skip
         return out
 

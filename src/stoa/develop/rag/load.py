@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from stoa.core.errors import InvalidInputError
 
@@ -34,6 +34,33 @@ class Document:
     title: str
     modified: datetime | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    def load(self) -> Document:
+        return self
+
+
+@dataclass(frozen=True)
+class RawSource:
+    """A document's bytes and hash, not yet parsed: an ingest parses only what changed."""
+
+    uri: str
+    raw: bytes
+    modified: datetime | None
+    metadata: dict[str, Any]
+    sha256: str
+
+    def load(self) -> Document:
+        return load_bytes(self.uri, self.raw, self.modified, self.metadata, sha256=self.sha256)
+
+
+class Source(Protocol):
+    """What an ingest reads: a URI, the hash of its raw bytes, and its parsed document."""
+
+    @property
+    def uri(self) -> str: ...
+    @property
+    def sha256(self) -> str: ...
+    def load(self) -> Document: ...
 
 
 @dataclass(frozen=True)
@@ -63,6 +90,23 @@ def load_paths(
     return documents, failures
 
 
+def read_sources(
+    sources: Sequence[tuple[str, Any]], metadata: dict[str, Any] | None = None
+) -> Iterator[RawSource | LoadFailure]:
+    """Each source's bytes and hash, one at a time, in order: nothing is parsed here."""
+    for uri, opener in sources:
+        try:
+            raw, modified = read_source(opener)
+        except OSError as exc:
+            yield LoadFailure(uri, f"unreadable: {exc.strerror or exc}")
+            continue
+        except LoadError as exc:
+            yield LoadFailure(uri, str(exc))
+            continue
+        sha = hashlib.sha256(raw).hexdigest()
+        yield RawSource(uri, raw, modified, dict(metadata or {}), sha)
+
+
 def expand_sources(paths: Iterable[str | Path], patterns: tuple[str, ...]) -> list[tuple[str, Any]]:
     """Every document URI with what opens it, in a stable order; read with ``read_source``."""
     found: dict[str, Any] = {}
@@ -73,15 +117,30 @@ def expand_sources(paths: Iterable[str | Path], patterns: tuple[str, ...]) -> li
             continue
         path = Path(text.removeprefix("file://"))
         if path.is_dir():
-            for pattern in patterns:
-                for file in sorted(path.glob(pattern)):
-                    if file.is_file() and not file.is_symlink():
-                        found[file.resolve().as_uri()] = file
+            matched = {
+                file.resolve().as_uri(): file
+                for pattern in patterns
+                for file in sorted(path.glob(pattern))
+                if file.is_file() and not file.is_symlink()
+            }
+            if not matched:
+                raise _nothing_matches(text, patterns)
+            found.update(matched)
         elif path.is_file():
             found[path.resolve().as_uri()] = path
         else:
             raise InvalidInputError(f"{text} does not exist", field="paths", fix="check the path")
     return sorted(found.items())
+
+
+def _nothing_matches(folder: str, patterns: tuple[str, ...]) -> InvalidInputError:
+    """A folder that yields no file is a mistake to say, not an empty ingest to report:
+    a wrong pattern, or the wrong folder."""
+    return InvalidInputError(
+        f"no files under {folder} match {', '.join(patterns)}",
+        field="paths",
+        fix="say which files to take with --pattern, e.g. --pattern '**/*.rst'; it repeats",
+    )
 
 
 def _expand_url(url: str, patterns: tuple[str, ...]) -> dict[str, Any]:
@@ -96,6 +155,8 @@ def _expand_url(url: str, patterns: tuple[str, ...]) -> dict[str, Any]:
         for pattern in patterns:
             for name in fs.glob(f"{root.rstrip('/')}/{pattern}"):
                 out[f"{protocol}://{name}"] = (fs, name)
+        if not out:
+            raise _nothing_matches(url, patterns)
         return out
     except (OSError, ValueError, ImportError) as exc:
         raise InvalidInputError(f"cannot list {url}: {exc}", field="paths") from None
@@ -124,7 +185,12 @@ def _load(uri: str, opener: Any, extra: dict[str, Any]) -> Document:
 
 
 def load_bytes(
-    uri: str, raw: bytes, modified: datetime | None = None, extra: dict[str, Any] | None = None
+    uri: str,
+    raw: bytes,
+    modified: datetime | None = None,
+    extra: dict[str, Any] | None = None,
+    *,
+    sha256: str | None = None,
 ) -> Document:
     """One document from bytes a client sent; the format comes from the content and name."""
     if len(raw) > MAX_DOCUMENT_BYTES:
@@ -139,7 +205,7 @@ def load_bytes(
         raise LoadError("no text could be extracted")
     stem = Path(name).stem
     return Document(
-        uri=uri, text=text, format=kind, sha256=hashlib.sha256(raw).hexdigest(),
+        uri=uri, text=text, format=kind, sha256=sha256 or hashlib.sha256(raw).hexdigest(),
         title=title or stem, modified=modified,
         metadata={**metadata, **extra, "path": uri, "title": title or stem},
     )  # fmt: skip

@@ -39,12 +39,40 @@ class PiiFinding:
     end: int
 
 
+#: One placeholder of a redacted text: (redacted_start, redacted_end, original_start,
+#: original_end), so that ``redacted[rs:re]`` is the label standing for ``original[os:oe]``.
+Placeholder = tuple[int, int, int, int]
+
+
 @dataclass(frozen=True)
 class PolicyResult:
     text: str | None  # what to store: original (allow), redacted (redact), None (block)
     counts: dict[str, int]
     blocked: bool
     reason: str | None
+    placeholders: tuple[Placeholder, ...] = ()  # sorted; empty unless redacted
+
+    def original_offset(self, offset: int, *, end: bool = False) -> int:
+        """Where ``offset`` in ``text`` points in the text the policy was given.
+
+        Outside a placeholder an offset moves by what the placeholders before it added or
+        took away. Strictly inside one it maps to the finding's original start, or with
+        ``end`` (an offset that ends a span) to its original end, so a span that cuts a
+        placeholder still covers the whole finding.
+        """
+        if self.text is None:
+            raise ValueError("a blocked text has no offsets")
+        if isinstance(offset, bool) or not isinstance(offset, int):
+            raise TypeError("offset must be an int")
+        if not 0 <= offset <= len(self.text):
+            raise ValueError(f"offset {offset} is outside 0..{len(self.text)}")
+        i = bisect.bisect_left(self.placeholders, offset, key=lambda p: p[0])
+        if i == 0:
+            return offset
+        _, red_end, original_start, original_end = self.placeholders[i - 1]
+        if offset < red_end:  # after the label's start: inside it
+            return original_end if end else original_start
+        return offset - red_end + original_end
 
 
 def _boundary(first: str, not_after: str, rest: str) -> re.Pattern[str]:
@@ -496,14 +524,25 @@ def _resolve_overlaps(candidates: list[PiiFinding]) -> list[PiiFinding]:
 
 def redact(text: str, findings: list[PiiFinding]) -> str:
     """Replace each finding with its ``[KIND]`` placeholder; findings must not overlap."""
+    return _redacted(text, findings)[0]
+
+
+def _redacted(text: str, findings: list[PiiFinding]) -> tuple[str, tuple[Placeholder, ...]]:
+    """The redacted text and where each placeholder sits in it and in ``text``."""
     parts: list[str] = []
+    placeholders: list[Placeholder] = []
     cursor = 0
+    length = 0  # of the redacted text so far
     for finding in sorted(findings, key=lambda f: f.start):
-        parts.append(text[cursor : finding.start])
-        parts.append(_LABELS.get(finding.kind, f"[{finding.kind.upper()}]"))
+        kept = text[cursor : finding.start]
+        label = _LABELS.get(finding.kind, f"[{finding.kind.upper()}]")
+        parts += [kept, label]
+        length += len(kept)
+        placeholders.append((length, length + len(label), finding.start, finding.end))
+        length += len(label)
         cursor = finding.end
     parts.append(text[cursor:])
-    return "".join(parts)
+    return "".join(parts), tuple(placeholders)
 
 
 def apply_policy(text: str, policy: PiiPolicy) -> PolicyResult:
@@ -517,6 +556,7 @@ def apply_policy(text: str, policy: PiiPolicy) -> PolicyResult:
     if policy == "allow" or not findings:
         return PolicyResult(text, counts, blocked=False, reason=None)
     if policy == "redact":
-        return PolicyResult(redact(text, findings), counts, blocked=False, reason=None)
+        redacted, placeholders = _redacted(text, findings)
+        return PolicyResult(redacted, counts, blocked=False, reason=None, placeholders=placeholders)
     summary = ", ".join(f"{kind}: {n}" for kind, n in counts.items())
     return PolicyResult(None, counts, blocked=True, reason=f"personal data found ({summary})")

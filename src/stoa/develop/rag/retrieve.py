@@ -13,13 +13,14 @@ URI, heading path and exact character offsets into the source.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from stoa.core.errors import InvalidInputError
+from stoa.develop.rag.chunk import contextual_text
 from stoa.develop.rag.embed import Embedder
 from stoa.develop.rag.kb_store import KbStore
 from stoa.develop.rag.vectors import VectorBackend, check_where
@@ -79,6 +80,7 @@ def retrieve(
     where: Mapping[str, Any] | None = None,
     mmr: float | None = None,
     reranker: str | None = None,
+    fusion: Fusion | None = None,
 ) -> list[Result]:
     check_query_options(query, k, mode, mmr)
     where = check_where(where)
@@ -95,13 +97,13 @@ def retrieve(
         ranked = store.lexical(query, pool, where)
     else:
         assert query_vector is not None
-        dense = [h.id for h in backend.search(query_vector, pool, where)]
-        sparse = [i for i, _ in store.lexical(query, pool, where)]
-        ranked = fuse([dense, sparse])
+        dense = [(h.id, h.score) for h in backend.search(query_vector, pool, where)]
+        ranked = fuse(dense, store.lexical(query, pool, where), fusion)
     chunks = store.chunks(i for i, _ in ranked)
     ranked = [(i, s) for i, s in ranked if i in chunks]  # ids a crash left behind are skipped
     if reranker is not None and ranked:
-        scores = cross_encoder(reranker).predict([(query, chunks[i].text) for i, _ in ranked])
+        pairs = [(query, contextual_text(chunks[i].header, chunks[i].text)) for i, _ in ranked]
+        scores = cross_encoder(reranker).predict(pairs)
         ranked = sorted(zip((i for i, _ in ranked), map(float, scores), strict=True),
                         key=lambda pair: -pair[1])  # fmt: skip
     if mmr is not None and ranked:
@@ -117,13 +119,56 @@ def retrieve(
     return out
 
 
-def fuse(rankings: list[list[int]], constant: int = RRF_K) -> list[tuple[int, float]]:
-    """Reciprocal-rank fusion; ties go to the entry ranked first by the first list."""
+@dataclass(frozen=True)
+class Fusion:
+    """How hybrid merges the vector and BM25 rankings.
+
+    ``rrf``: each list adds ``weight / (constant + rank)``. ``convex``: each list's
+    scores are scaled to 0..1 over its pool (min-max), then ``dense_weight`` of the
+    vector score plus the rest of the BM25 score; a chunk absent from a list gets 0.
+    """
+
+    method: str = "rrf"
+    constant: float = RRF_K
+    dense_weight: float = 0.5  # rrf: weights are 2*w and 2*(1-w), so 0.5 is plain RRF
+
+    def __post_init__(self) -> None:
+        if self.method not in ("rrf", "convex"):
+            raise InvalidInputError(
+                f"unknown fusion {self.method!r}", field="fusion", fix="use rrf or convex"
+            )
+        if not 0 <= self.dense_weight <= 1 or self.constant < 0:
+            raise InvalidInputError(
+                "dense_weight must be 0..1 and constant 0 or more", field="fusion"
+            )
+
+
+def fuse(
+    dense: Sequence[tuple[int, float]],
+    sparse: Sequence[tuple[int, float]],
+    fusion: Fusion | None = None,
+) -> list[tuple[int, float]]:
+    """Merge two ranked (id, score) lists; ties go to the entry the vector list ranked first."""
+    fusion = fusion or Fusion()
+    weights = (fusion.dense_weight, 1.0 - fusion.dense_weight)
     scores: dict[int, float] = {}
-    for ranking in rankings:
-        for rank, entry in enumerate(ranking, 1):
-            scores[entry] = scores.get(entry, 0.0) + 1.0 / (constant + rank)
+    for weight, ranking in zip(weights, (dense, sparse), strict=True):
+        if fusion.method == "rrf":
+            gains = [2 * weight / (fusion.constant + rank) for rank in range(1, len(ranking) + 1)]
+        else:
+            gains = [weight * g for g in _min_max([score for _, score in ranking])]
+        for (entry, _), gain in zip(ranking, gains, strict=True):
+            scores[entry] = scores.get(entry, 0.0) + gain
     return sorted(scores.items(), key=lambda pair: -pair[1])
+
+
+def _min_max(scores: Sequence[float]) -> list[float]:
+    if not scores:
+        return []
+    low, high = min(scores), max(scores)
+    if high - low <= 1e-12:
+        return [1.0] * len(scores)
+    return [(s - low) / (high - low) for s in scores]
 
 
 def maximal_marginal_relevance(
