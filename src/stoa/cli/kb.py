@@ -9,7 +9,14 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Group
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from stoa.cli.context import JsonOpt, parse_json_object, parse_pairs, state
 from stoa.cli.output import emit, notes, table, when
@@ -43,7 +50,11 @@ def create(
     ] = None,
     chunking: Annotated[
         str | None,
-        typer.Option(help='JSON, e.g. \'{"target_tokens": 256, "overlap_tokens": 32}\'.'),
+        typer.Option(
+            help="JSON: target_tokens (at most what the embedder reads), overlap_tokens, "
+            "context (title and headings lead each embedded chunk), e.g. "
+            '\'{"target_tokens": 128, "overlap_tokens": 16}\'.'
+        ),
     ] = None,
     pii: Annotated[str, typer.Option(help="allow, redact or block personal data.")] = "allow",
     description: Annotated[str, typer.Option(help="What the knowledge base holds.")] = "",
@@ -115,8 +126,9 @@ def _progress(enabled: bool) -> Iterator[Callable[[int, int, str], None] | None]
     if not enabled:
         yield None
         return
-    columns = (TextColumn("ingesting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("{task.description}"))  # fmt: skip
+    columns = (TextColumn("ingesting"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("documents"), TimeElapsedColumn(), TextColumn("eta"),
+               TimeRemainingColumn(), TextColumn("{task.description}"))  # fmt: skip
     with Progress(*columns, console=notes, transient=True) as bar:
         task = bar.add_task("", total=None)
 

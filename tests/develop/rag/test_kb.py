@@ -62,6 +62,12 @@ def test_create_list_show_and_refusals(client):
         ({"name": "x", "backend": "pinecone"}, "backend", "unknown backend 'pinecone'"),
         ({"name": "x", "chunking": {"target_tokens": 4}}, "chunking", "16..8192"),
         ({"name": "x", "chunking": {"size": 100}}, "chunking", "unknown chunking setting"),
+        ({"name": "x", "chunking": {"context": "yes"}}, "chunking", "context must be true or"),
+        (
+            {"name": "x", "chunking": {"target_tokens": 512}},
+            "chunking",
+            "more than the embedder reads (254 word pieces)",
+        ),
         ({"name": "x", "embedder": "/nowhere/model"}, "embedder", "not a sentence-transformers"),
         ({"name": "x", "embedder": "openai:m"}, "embedder_url", "needs its base URL"),
         ({"name": "x", "backend_uri": "http://h"}, "backend_uri", "takes no URI"),

@@ -233,6 +233,14 @@ class KnowledgeBases:
             embedder, url=embedder_url, configured=self.embedders
         )  # fmt: skip
         config = check_chunking(chunking)
+        window = embedder_window(spec.to_dict())
+        if window is not None and config.target_tokens > window:
+            raise InvalidInputError(
+                f"target_tokens {config.target_tokens} is more than the embedder reads "
+                f"({window} word pieces): the rest of each chunk would never be embedded",
+                field="chunking",
+                fix=f"use target_tokens of at most {window}",
+            )
         backend_config = check_backend(backend, backend_uri)
         check_pii_policy(pii)
         if backend_config["kind"] == "milvus":
