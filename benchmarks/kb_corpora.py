@@ -1,6 +1,7 @@
 """Real documentation corpora of different shapes, with questions, for knowledge-base quality.
 
-Three corpora, each assembled offline from a pinned package that ships documentation:
+Three corpora, each assembled offline from a pinned package that ships documentation,
+and the guide Stoa ships:
 
 - ``python-library``: HTML reference pages, Debian ``python3.11-doc``
   (``/usr/share/doc/python3.11/html/library/*.html``), copied as they are.
@@ -10,17 +11,24 @@ Three corpora, each assembled offline from a pinned package that ships documenta
 - ``django-docs``: reStructuredText guides from the Django sdist on PyPI
   (``docs/{intro,topics,howto,faq,ref}``), written as Markdown: section underlines
   become ``#`` headings and roles become their text; everything else is kept.
+- ``stoa-guide``: ``src/stoa/demo/docs`` with the demo's questions, answered at
+  section level.
 
 The questions are ``benchmarks/kb_corpora/<corpus>.jsonl``, in the format ``stoa kb
 eval`` reads; a ``relevant`` entry is a document's path relative to its corpus folder.
 They were written by hand from the documents, phrased as a user would ask.
 
     .venv/bin/python benchmarks/kb_corpora.py build --out /tmp/corpora [--sdists DIR]
+    .venv/bin/pip install --no-deps --target benchmarks/.kb-peers rank_bm25   # the baseline's BM25
     .venv/bin/python benchmarks/kb_corpora.py eval --corpora /tmp/corpora [--only NAME]
+        [--sweep] [--chunking JSON] [--no-naive] [--json FILE]
 
 ``build`` downloads nothing: a missing source is named with the command that installs
-it, and the exit status is 2. ``eval`` ingests each corpus into a knowledge base with
-Stoa's defaults in a temporary home and prints hit@5 and MRR per retrieval mode.
+it, and the exit status is 2. ``eval`` ingests each corpus with Stoa's defaults (or
+``--chunking``) in a temporary home and, in the same run, builds the naive baseline of
+``kb_naive.py``. It prints hit@5, MRR and nDCG@5 per system and mode, then ingest
+throughput (model load excluded for both) with chunking time as a share of embedding
+time; ``--sweep`` adds hybrid MRR for each fusion setting over the same rankings.
 """
 
 from __future__ import annotations
@@ -35,9 +43,11 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 QUESTIONS = Path(__file__).resolve().parent / "kb_corpora"
 
@@ -218,11 +228,28 @@ def build_django(out: Path, args: argparse.Namespace) -> int:
     return count
 
 
+# --- the shipped guide -----------------------------------------------------------------
+
+DEMO = Path(__file__).resolve().parents[1] / "src" / "stoa" / "demo"
+
+
+def build_guide(out: Path, _args: argparse.Namespace) -> int:
+    """Stoa's own user guide, as `stoa demo` ingests it; its questions are the demo's,
+    answered at section level (``api.md#REST API, auth and errors``)."""
+    pages = sorted((DEMO / "docs").glob("*.md"))
+    for page in pages:
+        shutil.copyfile(page, out / page.name)
+    return len(pages)
+
+
 CORPORA = [
     Corpus("python-library", "HTML", "Debian python3.11-doc 3.11.2-6+deb12u9", build_python),
     Corpus("linux-syscalls", "man", "Debian manpages-dev 6.03-2, section 2", build_man),
     Corpus("django-docs", "reST", "PyPI Django 5.1.4 sdist, docs/", build_django),
+    Corpus("stoa-guide", "md", "src/stoa/demo/docs, shipped", build_guide),
 ]
+#: A corpus whose questions live elsewhere than benchmarks/kb_corpora/<name>.jsonl.
+QUESTION_FILES = {"stoa-guide": DEMO / "data" / "kb_qa.jsonl"}
 
 
 def chosen(only: list[str] | None) -> list[Corpus]:
@@ -259,8 +286,12 @@ def build(args: argparse.Namespace) -> int:
     return status
 
 
+def question_file(name: str) -> Path:
+    return QUESTION_FILES.get(name, QUESTIONS / f"{name}.jsonl")
+
+
 def questions(name: str) -> list[dict[str, object]]:
-    path = QUESTIONS / f"{name}.jsonl"
+    path = question_file(name)
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
@@ -268,33 +299,214 @@ def questions(name: str) -> list[dict[str, object]]:
 # --- evaluation -------------------------------------------------------------------------
 
 MODES = ("vector", "lexical", "hybrid")
+#: Fusion settings compared by ``--sweep``: standard RRF constants, weighted RRF and a
+#: convex combination of min-max scaled scores, each over the pool hybrid retrieval reads.
+SWEEP = (
+    [("rrf", c, 0.5) for c in (5, 10, 20, 40, 60, 100)]
+    + [("rrf", 60, w) for w in (0.3, 0.4, 0.6, 0.7)]
+    + [("convex", 0, w) for w in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)]
+)
+PER_DOCUMENT = (0, 1, 2, 3)  # at most this many chunks of one document (0: no limit)
+
+
+@dataclass
+class Measured:
+    corpus: str
+    questions: int
+    quality: dict[str, dict[str, dict[str, float]]]  # system -> mode -> metric
+    throughput: dict[str, dict[str, float]]  # system -> seconds and counts
+    sweep: dict[str, dict[str, float]]  # fusion label -> metric
+
+
+def scores(questions: list, ranked: Callable[[str], list], k: int) -> dict[str, float]:
+    """Mean hit@k, MRR and nDCG@k, scored by ``stoa kb eval``'s own function."""
+    from stoa.develop.rag.kb_eval import score_question
+
+    rows = [score_question(q, ranked(q.query), k) for q in questions]
+    return {m: round(sum(r[m] for r in rows) / len(rows), 4)
+            for m in ("hit_at_k", "mrr", "ndcg_at_k")}  # fmt: skip
+
+
+def as_results(folder: Path, names: list[str]) -> list:
+    from stoa.develop.rag.retrieve import Result
+
+    return [Result(0, "", 0.0, (folder / n).as_uri(), (), 0, 0, {}) for n in names]
+
+
+def measure_stoa(corpus: Corpus, folder: Path, questions: list, args: argparse.Namespace,
+                 ) -> tuple[dict, dict, dict]:  # fmt: skip
+    """Ingest with the chosen settings, time each stage, and score every mode (and, with
+    --sweep, every fusion setting over the same pools)."""
+    import stoa.develop.rag.kb as kb_module
+    from stoa.client import LocalClient
+    from stoa.develop.rag.retrieve import retrieve
+
+    timing = {"embed": 0.0, "prepare": 0.0}
+    prepare = kb_module._prepare_source
+
+    def timed_prepare(*a: object, **kw: object) -> object:
+        started = time.perf_counter()
+        try:
+            return prepare(*a, **kw)
+        finally:
+            timing["prepare"] += time.perf_counter() - started
+
+    with tempfile.TemporaryDirectory() as home:
+        client = LocalClient(home=home)
+        kbs = client.stores.kbs
+        chunking = json.loads(args.chunking) if args.chunking else None
+        client.kbs.create(corpus.name, chunking=chunking)
+        store, backend, embedder = kbs.open(kbs.get(corpus.name))
+        embed = embedder.embed
+        embedder.embed([corpus.name])  # the model loads here, outside the timed ingest
+        tokens = {"n": 0}
+        from stoa.develop.rag.chunk import minilm_token_counter
+
+        count = minilm_token_counter()
+
+        def timed_embed(texts: list[str]) -> object:
+            started = time.perf_counter()
+            try:
+                return embed(texts)
+            finally:
+                timing["embed"] += time.perf_counter() - started
+                tokens["n"] += sum(min(count(t), 254) + 2 for t in texts)
+
+        embedder.embed = timed_embed  # type: ignore[method-assign]
+        kb_module._prepare_source = timed_prepare  # type: ignore[assignment]
+        started = time.perf_counter()
+        try:
+            summary = client.kbs.ingest(corpus.name, [folder])
+        finally:
+            kb_module._prepare_source = prepare  # type: ignore[assignment]
+            embedder.embed = embed  # type: ignore[method-assign]
+        total = time.perf_counter() - started
+        chunks = summary["chunks"]["embedded"] + summary["chunks"]["reused"]
+        throughput = {"seconds": total, "embed": timing["embed"], "chunk": timing["prepare"],
+                      "chunks": chunks, "tokens": tokens["n"]}  # fmt: skip
+        quality = {}
+        for mode in MODES:
+            quality[mode] = scores(questions, lambda q, mode=mode: retrieve(
+                store, backend, embedder, q, k=args.k, mode=mode), args.k)  # fmt: skip
+        sweep = {}
+        if args.sweep:
+            sweep = sweep_fusions(questions, store, backend, embedder, args.k)
+        kbs.close()
+    return quality, throughput, sweep
+
+
+def sweep_fusions(questions: list, store: Any, backend: Any, embedder: Any, k: int) -> dict:
+    """Every fusion setting, and each single mode, at each per-document limit, over the
+    rankings hybrid retrieval reads (the top 40 of each)."""
+    from stoa.develop.rag.retrieve import Fusion, Result, collapse, fuse
+
+    pool = max(4 * k, 40)
+    lists = {}
+    for q in questions:
+        vector = embedder.embed([q.query])[0]
+        dense = [(h.id, h.score) for h in backend.search(vector, pool, None)]
+        lists[q.query] = dense, store.lexical(q.query, pool, None)
+    found = store.chunks({i for pair in lists.values() for ranking in pair for i, _ in ranking})
+    merges: dict[str, Callable[[str], list]] = {
+        "vector": lambda text: list(lists[text][0]),
+        "lexical": lambda text: list(lists[text][1]),
+    }
+    for method, constant, weight in SWEEP:
+        label = f"rrf k={constant} w={weight}" if method == "rrf" else f"convex w={weight}"
+        fusion = Fusion(method, constant, weight)
+        merges[label] = lambda text, fusion=fusion: fuse(*lists[text], fusion)
+    sweep = {}
+    for per_document in PER_DOCUMENT:
+        for label, merge in merges.items():
+
+            def ranked(text: str, merge: Callable = merge, limit: int = per_document) -> list:
+                merged = merge(text)
+                if limit:
+                    merged = collapse(merged, lambda i: found[i].uri, limit)
+                return [Result(i, "", s, found[i].uri, found[i].heading_path, 0, 0, {})
+                        for i, s in merged[:k]]  # fmt: skip
+
+            sweep[f"{label} pd={per_document}"] = scores(questions, ranked, k)
+    return sweep
+
+
+def measure_naive(folder: Path, questions: list, k: int) -> tuple[dict, dict]:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import kb_naive
+
+    started = time.perf_counter()
+    index = kb_naive.build(folder)
+    total = time.perf_counter() - started
+    quality = {mode: scores(questions, lambda q, mode=mode: as_results(
+        folder, index.ranked(q, mode, k)), k) for mode in MODES}  # fmt: skip
+    seconds = index.seconds
+    throughput = {"seconds": sum(seconds.values()), "embed": seconds["embed"],
+                  "chunk": seconds["load"] + seconds["chunk"], "chunks": len(index.texts),
+                  "tokens": index.tokens, "with_model_load": total}  # fmt: skip
+    return quality, throughput
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    from stoa.client import LocalClient
+    from stoa.develop.rag.kb_eval import parse_qa
 
     root = Path(args.corpora)
-    rows = []
+    measured: list[Measured] = []
     for corpus in chosen(args.only):
         folder = root / corpus.name
         if not folder.is_dir():
             print(f"{corpus.name}: not built under {root}; run build first", file=sys.stderr)
             return 2
-        qa = (QUESTIONS / f"{corpus.name}.jsonl").read_text(encoding="utf-8")
-        with tempfile.TemporaryDirectory() as home:
-            client = LocalClient(home=home)
-            client.kbs.create(corpus.name)
-            client.kbs.ingest(corpus.name, [folder])
-            report = client.kbs.eval(corpus.name, qa, k=args.k)
-        modes = report["modes"]
-        rows.append((corpus.name, len(questions(corpus.name)), modes))
+        questions = parse_qa(question_file(corpus.name).read_text(encoding="utf-8"))
+        quality, throughput, sweep = measure_stoa(corpus, folder, questions, args)
+        result = Measured(corpus.name, len(questions), {"stoa": quality},
+                          {"stoa": throughput}, sweep)  # fmt: skip
+        if not args.no_naive:
+            quality, throughput = measure_naive(folder, questions, args.k)
+            result.quality["naive"] = quality
+            result.throughput["naive"] = throughput
+        measured.append(result)
         print(f"{corpus.name}: done", file=sys.stderr)
-    header = f"{'corpus':<16}{'qs':>4}" + "".join(f"{m + ' MRR/hit':>20}" for m in MODES)
-    print(header.replace("hit", f"hit@{args.k}"))
-    for name, count, modes in rows:
-        cells = "".join(f"{modes[m]['mrr']:>13.3f} /{modes[m]['hit_at_k']:>5.2f}" for m in MODES)
-        print(f"{name:<16}{count:>4}{cells}")
+    report(measured, args.k)
+    if args.json:
+        Path(args.json).write_text(json.dumps([m.__dict__ for m in measured], indent=1))
     return 0
+
+
+def report(measured: list[Measured], k: int) -> None:
+    print(f"quality at k={k}: hit@{k} / MRR / nDCG@{k}")
+    print(f"{'corpus':<16}{'qs':>4} {'system':<7}" + "".join(f"{m:>22}" for m in MODES))
+    for m in measured:
+        for system, modes in m.quality.items():
+            cells = "".join(f"{v['hit_at_k']:>8.2f} {v['mrr']:.3f} {v['ndcg_at_k']:.3f}"
+                            for v in modes.values())  # fmt: skip
+            print(f"{m.corpus:<16}{m.questions:>4} {system:<7}{cells}")
+    print("\ningest end to end (load, chunk, embed, index), model load excluded")
+    print(f"{'corpus':<16} {'system':<7}{'chunks':>8}{'seconds':>9}{'chunks/s':>10}"
+          f"{'tokens/s':>10}{'chunk/embed':>13}")  # fmt: skip
+    for m in measured:
+        for system, t in m.throughput.items():
+            print(f"{m.corpus:<16} {system:<7}{t['chunks']:>8.0f}{t['seconds']:>9.1f}"
+                  f"{t['chunks'] / t['seconds']:>10.1f}{t['tokens'] / t['seconds']:>10.0f}"
+                  f"{t['chunk'] / t['embed']:>12.1%}")  # fmt: skip
+        if "naive" in m.throughput:
+            ratio = (m.throughput["stoa"]["chunks"] / m.throughput["stoa"]["seconds"]) / (
+                m.throughput["naive"]["chunks"] / m.throughput["naive"]["seconds"]
+            )
+            print(f"{m.corpus:<16} stoa/naive chunks/s: {ratio:.2f}x")
+    if any(m.sweep for m in measured):
+        print("\nsweep: MRR per corpus; gain = hybrid - max(vector, lexical) at the same limit")
+        print(f"{'setting':<28}" + "".join(f"{m.corpus[:14]:>16}" for m in measured)
+              + f"{'min gain':>10}{'min hit@5':>11}")  # fmt: skip
+        for label in measured[0].sweep:
+            limit = label.rsplit(" ", 1)[1]
+            cells = "".join(f"{m.sweep[label]['mrr']:>16.3f}" for m in measured)
+            if label.startswith(("vector", "lexical")):
+                print(f"{label:<28}{cells}")
+                continue
+            gains = [m.sweep[label]["mrr"] - max(m.sweep[f"vector {limit}"]["mrr"],
+                     m.sweep[f"lexical {limit}"]["mrr"]) for m in measured]  # fmt: skip
+            hits = min(m.sweep[label]["hit_at_k"] for m in measured)
+            print(f"{label:<28}{cells}{min(gains):>+10.3f}{hits:>11.2f}")
 
 
 def main() -> None:
@@ -304,10 +516,14 @@ def main() -> None:
     make.add_argument("--out", required=True)
     make.add_argument("--sdists", default=".", help="folder holding the PyPI sdists")
     make.add_argument("--only", nargs="*")
-    run = sub.add_parser("eval", help="ingest each corpus and print MRR and hit@k per mode")
+    run = sub.add_parser("eval", help="ingest each corpus; quality and throughput tables")
     run.add_argument("--corpora", required=True)
     run.add_argument("--k", type=int, default=5)
     run.add_argument("--only", nargs="*")
+    run.add_argument("--chunking", help='JSON for `kb create`, e.g. {"target_tokens": 128}')
+    run.add_argument("--sweep", action="store_true", help="compare fusion settings")
+    run.add_argument("--no-naive", action="store_true", help="skip the naive baseline")
+    run.add_argument("--json", help="also write the measurements to this file")
     args = parser.parse_args()
     sys.exit(build(args) if args.command == "build" else evaluate(args))
 

@@ -195,12 +195,15 @@ def query(
     rerank: Annotated[
         str | None, typer.Option(help="A local cross-encoder folder to rerank with.")
     ] = None,
+    per_document: Annotated[
+        int, typer.Option(help="At most this many chunks from one document; 0: no limit.")
+    ] = 2,
     json_out: JsonOpt = False,
 ) -> None:
     """The chunks that answer TEXT, each with its source, heading path and offsets."""
     results = state(ctx).client.kbs.query(
         name, text, k=k, mode=mode, where=parse_json_object(where, "where"), mmr=mmr,
-        reranker=rerank,
+        reranker=rerank, per_document=per_document,
     )  # fmt: skip
     emit(results, json_out, lambda rows: table(
         f"{mode} results", ["#", "score", "source", "section", "offsets", "text"],

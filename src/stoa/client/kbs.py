@@ -208,10 +208,13 @@ class KnowledgeBases(Resource):
         where: dict[str, Any] | None = None,
         mmr: float | None = None,
         reranker: str | None = None,
+        per_document: int = 2,
     ) -> list[dict[str, Any]]:
-        """The ``k`` best passages: ``vector``, ``lexical`` or ``hybrid``, filtered by ``where``."""
+        """The ``k`` best passages: ``vector``, ``lexical`` or ``hybrid``, filtered by
+        ``where``, at most ``per_document`` from one document (0: no limit)."""
         kbs = self._local.kbs
-        found = kbs.query(name, query, k=k, mode=mode, where=where, mmr=mmr, reranker=reranker)
+        found = kbs.query(name, query, k=k, mode=mode, where=where, mmr=mmr, reranker=reranker,
+                          per_document=per_document)  # fmt: skip
         return [r.to_dict() for r in found]
 
     @operation("DELETE", "/kbs/{name}", scope="admin")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from stoa.core.errors import InvalidInputError
-from stoa.develop.rag.retrieve import Fusion, fuse
+from stoa.develop.rag.retrieve import Fusion, collapse, fuse
 
 DENSE = [(1, 0.90), (2, 0.80), (3, 0.10)]
 SPARSE = [(3, 12.0), (4, 11.0), (1, 2.0)]
@@ -46,3 +48,30 @@ def test_convex_scales_each_list_to_its_pool():
 def test_bad_fusion_settings_are_refused(fusion, message):
     with pytest.raises(InvalidInputError, match=message):
         Fusion(*fusion)
+
+
+def test_collapse_keeps_each_documents_first_chunks_in_rank_order():
+    owner = {1: "a", 2: "a", 3: "b", 4: "a", 5: "c", 6: "b"}
+    ranked = [(i, 1.0 / i) for i in range(1, 7)]
+    assert [i for i, _ in collapse(ranked, owner.__getitem__, 1)] == [1, 3, 5]
+    assert [i for i, _ in collapse(ranked, owner.__getitem__, 2)] == [1, 2, 3, 5, 6]
+
+
+def test_a_query_returns_at_most_per_document_chunks_of_one_document(sqlite_client, tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    sections = "\n\n".join(f"## Part {i}\n\nRefunds are paid in step {i}." for i in range(8))
+    (corpus / "refunds.md").write_text(f"# Refunds\n\n{sections}\n")
+    (corpus / "other.md").write_text("# Shipping\n\nParcels leave within a day; refunds aside.\n")
+    sqlite_client.kbs.create("docs", chunking={"target_tokens": 16, "overlap_tokens": 0})
+    sqlite_client.kbs.ingest("docs", [corpus])
+    for mode in ("vector", "lexical", "hybrid"):
+        hits = sqlite_client.kbs.query("docs", "refunds step", k=5, mode=mode)
+        per_uri = Counter(h["uri"].rsplit("/", 1)[-1] for h in hits)
+        assert per_uri["refunds.md"] == 2 and len(hits) == 2 + per_uri["other.md"], mode
+        hits = sqlite_client.kbs.query("docs", "refunds step", k=5, mode=mode, per_document=0)
+        assert Counter(h["uri"].rsplit("/", 1)[-1] for h in hits)["refunds.md"] >= 4, mode
+    for bad in (-1, 1.5, True, 10_000):
+        with pytest.raises(InvalidInputError, match="per_document must be 0") as err:
+            sqlite_client.kbs.query("docs", "refunds", per_document=bad)
+        assert err.value.field == "per_document"

@@ -97,6 +97,38 @@ print(json.dumps({{"reading": reading, "after_vector": {HEAVY_LOADED},
     assert seen["lexical"] == [uri] and seen["vector"] == [uri]
 
 
+@pytest.mark.slow  # the first ingest loads the real MiniLM
+def test_an_unchanged_reingest_parses_nothing_and_loads_no_model(sqlite_client, tmp_path):
+    """Unchanged bytes are known by their hash before any parser runs; with nothing to
+    embed, the embedder is never loaded. A changed file is parsed, and only it."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(5):
+        (docs / f"page{i}.html").write_text(f"<html><body><h1>Page {i}</h1><p>Text {i}.</p>"
+                                            "</body></html>")  # fmt: skip
+    sqlite_client.kbs.create("docs")
+    sqlite_client.kbs.ingest("docs", [docs])
+    home = tmp_path / "home"
+    code = f"""
+import json, sys
+from stoa.client import LocalClient
+from stoa.develop.rag import load
+parsed = []
+real = load._PARSERS["html"]
+load._PARSERS["html"] = lambda raw: parsed.append(raw) or real(raw)
+client = LocalClient(home={str(home)!r})
+summary = client.kbs.ingest("docs", [{str(docs)!r}])
+print(json.dumps({{"summary": summary, "parsed": len(parsed), "loaded": {HEAVY_LOADED}}}))
+"""
+    seen = _run_python(code)
+    assert seen["summary"]["documents"]["unchanged"] == 5 and seen["parsed"] == 0
+    assert seen["loaded"] == [] and seen["summary"]["version"] == 1
+    (docs / "page3.html").write_text("<html><body><h1>Page 3</h1><p>New text.</p></body></html>")
+    seen = _run_python(code)
+    assert seen["summary"]["documents"]["changed"] == 1 and seen["parsed"] == 1
+    assert seen["summary"]["documents"]["unchanged"] == 4 and seen["summary"]["version"] == 2
+
+
 def test_name_version_and_dimension_come_from_the_folder_without_torch():
     seen = _run_python(
         f"""

@@ -50,7 +50,13 @@ from stoa.develop.rag.kb_eval import evaluate, parse_qa
 from stoa.develop.rag.kb_store import KbStore, NewChunk, StoredDocument
 from stoa.develop.rag.load import Document, LoadError, LoadFailure, Source
 from stoa.develop.rag.pii import apply_policy
-from stoa.develop.rag.retrieve import MODES, Result, check_query_options, retrieve
+from stoa.develop.rag.retrieve import (
+    MODES,
+    PER_DOCUMENT,
+    Result,
+    check_query_options,
+    retrieve,
+)
 from stoa.develop.rag.vectors import VectorBackend, check_where
 from stoa.govern.models import ensure_loadable
 from stoa.govern.registry import Registry
@@ -541,13 +547,14 @@ class KnowledgeBases:
         where: Mapping[str, Any] | None = None,
         mmr: float | None = None,
         reranker: str | None = None,
+        per_document: int = PER_DOCUMENT,
     ) -> list[Result]:
         kb = self.get(name)
-        check_query_options(query, k, mode, mmr)
+        check_query_options(query, k, mode, mmr, per_document)
         where = check_where(where)
         store, backend, embedder = self.open(kb)
         return retrieve(store, backend, embedder, query, k=k, mode=mode, where=where, mmr=mmr,
-                        reranker=reranker)  # fmt: skip
+                        reranker=reranker, per_document=per_document)  # fmt: skip
 
     def evaluate(
         self,

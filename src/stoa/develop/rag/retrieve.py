@@ -13,7 +13,7 @@ URI, heading path and exact character offsets into the source.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,8 @@ MODES = ("vector", "lexical", "hybrid")
 RRF_K = 5
 MAX_RESULTS = 1000
 MAX_QUERY_CHARS = 10_000
+#: At most this many chunks of one document in a result list (0: no limit).
+PER_DOCUMENT = 2
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,9 @@ class Result:
         return out
 
 
-def check_query_options(query: Any, k: Any, mode: Any, mmr: Any) -> None:
+def check_query_options(
+    query: Any, k: Any, mode: Any, mmr: Any, per_document: Any = PER_DOCUMENT
+) -> None:
     if not isinstance(query, str) or not query.strip():
         raise InvalidInputError("must be non-empty text", field="query")
     if len(query) > MAX_QUERY_CHARS or "\x00" in query:
@@ -67,6 +71,14 @@ def check_query_options(query: Any, k: Any, mode: Any, mmr: Any) -> None:
         raise InvalidInputError(
             "mmr is the relevance weight lambda, 0..1", field="mmr", fix="e.g. 0.5"
         )
+    if (
+        isinstance(per_document, bool)
+        or not isinstance(per_document, int)
+        or not 0 <= per_document <= MAX_RESULTS
+    ):
+        raise InvalidInputError(
+            f"per_document must be 0 (no limit) to {MAX_RESULTS}", field="per_document"
+        )
 
 
 def retrieve(
@@ -81,11 +93,14 @@ def retrieve(
     mmr: float | None = None,
     reranker: str | None = None,
     fusion: Fusion | None = None,
+    per_document: int = PER_DOCUMENT,
 ) -> list[Result]:
-    check_query_options(query, k, mode, mmr)
+    """The ``k`` best chunks, at most ``per_document`` from one document: a question
+    answered by one page should not fill every slot with that page's neighbours."""
+    check_query_options(query, k, mode, mmr, per_document)
     where = check_where(where)
-    pool = k if (mode != "hybrid" and mmr is None and reranker is None) else max(4 * k, 40)
-    pool = min(pool, MAX_RESULTS)
+    narrow = mode != "hybrid" and mmr is None and reranker is None and not per_document
+    pool = min(k if narrow else max(4 * k, 40), MAX_RESULTS)
     query_vector = None
     ranked: list[tuple[int, float]]
     if mode in ("vector", "hybrid") or mmr is not None:
@@ -106,6 +121,8 @@ def retrieve(
         scores = cross_encoder(reranker).predict(pairs)
         ranked = sorted(zip((i for i, _ in ranked), map(float, scores), strict=True),
                         key=lambda pair: -pair[1])  # fmt: skip
+    if per_document:
+        ranked = collapse(ranked, lambda i: chunks[i].uri, per_document)
     if mmr is not None and ranked:
         assert query_vector is not None
         cached = store.cached_vectors((chunks[i].text_sha for i, _ in ranked), embedder.dimension)
@@ -169,6 +186,20 @@ def _min_max(scores: Sequence[float]) -> list[float]:
     if high - low <= 1e-12:
         return [1.0] * len(scores)
     return [(s - low) / (high - low) for s in scores]
+
+
+def collapse(
+    ranked: Sequence[tuple[int, float]], document: Callable[[int], str], limit: int
+) -> list[tuple[int, float]]:
+    """Keep each document's first ``limit`` chunks, in rank order."""
+    taken: dict[str, int] = {}
+    out = []
+    for entry in ranked:
+        uri = document(entry[0])
+        if taken.get(uri, 0) < limit:
+            taken[uri] = taken.get(uri, 0) + 1
+            out.append(entry)
+    return out
 
 
 def maximal_marginal_relevance(
