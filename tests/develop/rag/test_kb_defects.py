@@ -543,3 +543,60 @@ def test_a_span_that_cuts_placeholders_maps_to_whole_findings(text, data):
     for red_start, red_end, original_start, original_end in result.placeholders:
         if max(red_start, start) < min(red_end, end):  # the span holds part of the label
             assert first <= original_start and original_end <= last
+
+
+@pytest.mark.slow  # a real process is killed mid-ingest
+def test_after_kill_9_counts_describe_committed_versions(sqlite_client, tmp_path):
+    """kill -9 part-way: show counts no version that does not exist, and the re-run's
+    summary matches the version it makes, saying what it carried over."""
+    import os
+    import signal
+    import sqlite3
+    import time
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(40):
+        (docs / f"note{i:02}.md").write_text(f"# Note {i}\n\nThe answer to item {i} is {i * 7}.\n")
+    sqlite_client.kbs.create("docs")
+    home = tmp_path / "home"
+    code = f"""
+import time
+from stoa.client import LocalClient
+from stoa.develop.rag import kb, vector_local
+kb.EMBED_BATCH_CHUNKS = 1  # each document commits on its own
+real = vector_local.LocalVectorBackend.upsert
+def slow(self, *args):
+    time.sleep(0.2)
+    return real(self, *args)
+vector_local.LocalVectorBackend.upsert = slow
+LocalClient(home={str(home)!r}).kbs.ingest("docs", [{str(docs)!r}])
+"""
+    process = subprocess.Popen([sys.executable, "-c", code])
+    store_file = sqlite_client.stores.kbs.folder(sqlite_client.stores.kbs.get("docs"))
+    committed = 0
+    deadline = time.monotonic() + 240
+    while committed < 5 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.1)
+        try:
+            with sqlite3.connect(store_file / "store.sqlite") as db:
+                committed = db.execute("SELECT count(*) FROM documents").fetchone()[0]
+        except sqlite3.OperationalError:
+            continue  # not created yet
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert 5 <= committed < 40, "the ingest was not stopped part-way"
+    with sqlite3.connect(store_file / "store.sqlite") as db:
+        committed = db.execute("SELECT count(*) FROM documents").fetchone()[0]
+
+    shown = sqlite_client.kbs.show("docs")
+    assert (shown["documents"], shown["chunks"], shown["versions"]) == (0, 0, [])
+    assert shown["uncommitted"]["added"] == committed
+
+    summary = sqlite_client.kbs.ingest("docs", [docs])
+    version = sqlite_client.kbs.show("docs")["versions"][-1]
+    assert summary["documents"]["added"] == len(version["diff"]["added"]) == 40
+    assert summary["resumed"] == committed and summary["documents"]["unchanged"] == 0
+    assert summary["chunks"]["embedded"] == 40 - committed  # committed vectors were kept
+    again = sqlite_client.kbs.ingest("docs", [docs])
+    assert again["documents"]["unchanged"] == 40 and again["resumed"] == 0
