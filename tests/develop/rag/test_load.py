@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from stoa.core.errors import InvalidInputError
-from stoa.develop.rag.load import load_paths
+from stoa.develop.rag.load import load_bytes, load_paths
 
 
 def tiny_pdf(text: str) -> bytes:
@@ -81,3 +81,22 @@ def test_a_missing_path_is_a_clear_error(tmp_path):
     with pytest.raises(InvalidInputError, match="does not exist") as err:
         load_paths([tmp_path / "nowhere"])
     assert err.value.field == "paths"
+
+
+def test_html_titles_come_from_the_page_heading_and_permalinks_are_dropped():
+    """Sphinx and MkDocs end each heading with a permalink glyph; it would lead every
+    chunk's header. The <title> often carries the site's name, the h1 does not."""
+    page = (
+        "<html><head><title>functools — Python 3.11 documentation</title></head><body>"
+        '<h1>functools — higher-order functions<a class="headerlink" href="#functools">¶</a>'
+        "</h1><p>Tools for functions that act on other functions and return them.</p>"
+        '<h2>lru_cache<a class="headerlink" href="#lru">¶</a></h2><p>A decorator that '
+        "wraps a function with a memoizing callable that saves recent calls.</p>"
+        '<p>See <a href="#top">the top</a> of the page.</p></body></html>'
+    )
+    doc = load_bytes("file:///docs/functools.html", page.encode())
+    assert doc.title == "functools — higher-order functions"
+    assert "# functools — higher-order functions" in doc.text and "## lru_cache" in doc.text
+    assert "¶" not in doc.text and "the top" in doc.text  # only permalinks go
+    og = '<html><head><meta property="og:title" content="Guide"></head><body><p>x y</p></body>'
+    assert load_bytes("file:///g.html", (og + "</html>").encode()).title == "Guide"

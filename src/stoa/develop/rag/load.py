@@ -251,27 +251,46 @@ def _text(raw: bytes) -> tuple[str, str | None, dict[str, Any]]:
 
 
 def _html(raw: bytes) -> tuple[str, str | None, dict[str, Any]]:
-    """The main text as Markdown (headings kept for chunking), without navigation or footers."""
+    """The main text as Markdown (headings kept for chunking), without navigation or footers.
+
+    The page is parsed once and the tree handed to trafilatura, without its metadata pass
+    (dates, authors, site names), which took half the time: on the 317 pages of the Python
+    library reference, loading fell from 45 s to about 22 s. Its fallback extractors stay:
+    without them a page whose headings sit outside a content container loses them.
+    """
     import lxml.html
     import trafilatura
 
     html = _decode(raw)
-    meta = trafilatura.extract_metadata(html)
     try:
+        tree = lxml.html.fromstring(html)
+    except (ValueError, lxml.etree.ParserError):
+        tree = None  # not parseable as a tree: let trafilatura try the raw page
+    title = _html_title(tree) if tree is not None else None
+    if tree is not None:
         # Elements that are boilerplate by definition go first; trafilatura's heuristics
         # then find the main text without mistaking a short page's menu for content.
-        tree = lxml.html.fromstring(html)
         for node in tree.xpath(_BOILERPLATE):
             node.drop_tree()
-        html = lxml.html.tostring(tree, encoding="unicode")
-    except (ValueError, lxml.etree.ParserError):
-        pass  # not parseable as a tree: let trafilatura try the raw page
     text = trafilatura.extract(
-        html, output_format="markdown", include_links=False, include_comments=False,
-        favor_recall=True,
+        tree if tree is not None else html, output_format="markdown", include_links=False,
+        include_comments=False, favor_recall=True,
     )  # fmt: skip
-    title = getattr(meta, "title", None) if meta is not None else None
     return (text or "").replace("\\_", "_"), title, {}
+
+
+def _html_title(tree: Any) -> str | None:
+    """The page's own heading (og:title, else the first h1), else its <title>: a <title>
+    often carries the site's name after the page's."""
+    for path in ("//meta[@property='og:title']/@content", "//h1", "//title"):
+        found = tree.xpath(path)
+        if found:
+            node = found[0]
+            text = node if isinstance(node, str) else node.text_content()
+            text = " ".join(text.replace("\u00b6", " ").split())
+            if text:
+                return text
+    return None
 
 
 def _pdf(raw: bytes) -> tuple[str, str | None, dict[str, Any]]:
@@ -296,6 +315,9 @@ def _pdf(raw: bytes) -> tuple[str, str | None, dict[str, Any]]:
 _BOILERPLATE = (
     "//nav|//header|//footer|//aside|//script|//style|//noscript|//form|//template"
     "|//*[@role='navigation']|//*[@role='banner']|//*[@role='contentinfo']"
+    # A heading's permalink (Sphinx's "¶", MkDocs' "#"), which would end every heading.
+    "|//a[starts-with(@href, '#') and (normalize-space(.)='\u00b6' or normalize-space(.)='#'"
+    " or normalize-space(.)='\u00a7')]"
 )
 _PARSERS = {"markdown": _markdown, "text": _text, "html": _html, "pdf": _pdf}
 
