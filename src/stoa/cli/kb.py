@@ -21,6 +21,7 @@ from rich.progress import (
 from stoa.cli.context import JsonOpt, parse_json_object, parse_pairs, state
 from stoa.cli.output import emit, notes, table, when
 from stoa.core.errors import InvalidInputError
+from stoa.develop.rag.retrieve import FUSION_HELP
 
 app = typer.Typer(
     help="Knowledge bases: ingest documents, search them, and measure retrieval.",
@@ -198,12 +199,13 @@ def query(
     per_document: Annotated[
         int, typer.Option(help="At most this many chunks from one document; 0: no limit.")
     ] = 2,
+    fusion: Annotated[str | None, typer.Option(help=f"Hybrid's merge: {FUSION_HELP}.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """The chunks that answer TEXT, each with its source, heading path and offsets."""
     results = state(ctx).client.kbs.query(
         name, text, k=k, mode=mode, where=parse_json_object(where, "where"), mmr=mmr,
-        reranker=rerank, per_document=per_document,
+        reranker=rerank, per_document=per_document, fusion=fusion,
     )  # fmt: skip
     emit(results, json_out, lambda rows: table(
         f"{mode} results", ["#", "score", "source", "section", "offsets", "text"],
@@ -245,6 +247,10 @@ def eval_kb(
     mode: Annotated[
         list[str] | None, typer.Option(help=f"{MODES_HELP} Repeatable; default all three.")
     ] = None,
+    fusion: Annotated[str | None, typer.Option(help=f"Hybrid's merge: {FUSION_HELP}.")] = None,
+    per_document: Annotated[
+        int, typer.Option(help="At most this many chunks from one document; 0: no limit.")
+    ] = 2,
     json_out: JsonOpt = False,
 ) -> None:
     """hit@k, recall@k, MRR, nDCG@k and latency per mode, side by side; logged as a run."""
@@ -254,7 +260,7 @@ def eval_kb(
         text = qa.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise InvalidInputError(f"{qa} is not UTF-8 text", field="qa") from None
-    options: dict[str, Any] = {"k": k}
+    options: dict[str, Any] = {"k": k, "fusion": fusion, "per_document": per_document}
     if mode:
         options["modes"] = mode
     report = state(ctx).client.kbs.eval(name, text, **options)

@@ -209,12 +209,14 @@ class KnowledgeBases(Resource):
         mmr: float | None = None,
         reranker: str | None = None,
         per_document: int = 2,
+        fusion: str | None = None,
     ) -> list[dict[str, Any]]:
         """The ``k`` best passages: ``vector``, ``lexical`` or ``hybrid``, filtered by
-        ``where``, at most ``per_document`` from one document (0: no limit)."""
+        ``where``, at most ``per_document`` from one document (0: no limit); ``fusion``
+        says how hybrid merges its two lists (``rrf:10``, ``rrf:60:0.3``, ``convex:0.5``)."""
         kbs = self._local.kbs
         found = kbs.query(name, query, k=k, mode=mode, where=where, mmr=mmr, reranker=reranker,
-                          per_document=per_document)  # fmt: skip
+                          per_document=per_document, fusion=fusion)  # fmt: skip
         return [r.to_dict() for r in found]
 
     @operation("DELETE", "/kbs/{name}", scope="admin")
@@ -240,11 +242,20 @@ class KnowledgeBases(Resource):
 
     @operation("POST", "/kbs/{name}/eval", scope="write")
     def eval(
-        self, name: str, qa: str, *, k: int = 5, modes: list[str] | None = None
+        self,
+        name: str,
+        qa: str,
+        *,
+        k: int = 5,
+        modes: list[str] | None = None,
+        fusion: str | None = None,
+        per_document: int = 2,
     ) -> dict[str, Any]:
-        """hit@k, recall@k, MRR and nDCG@k per mode on ``qa`` (the JSONL text), logged as a run."""
+        """hit@k, recall@k, MRR and nDCG@k per mode on ``qa`` (the JSONL text), logged as a
+        run; ``fusion`` and ``per_document`` as ``query`` takes them."""
         local = self._local
         chosen = {"modes": modes} if modes else {}  # else the evaluator's own default
         return local.kbs.evaluate(
-            name, qa, registry=local.registry, actor=local.actor, k=k, **chosen
-        )
+            name, qa, registry=local.registry, actor=local.actor, k=k, fusion=fusion,
+            per_document=per_document, **chosen,
+        )  # fmt: skip

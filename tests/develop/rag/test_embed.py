@@ -90,10 +90,10 @@ def test_openai_embedder_errors_name_the_status_and_never_echo_the_body():
         embeddings_server(status=429) as (url, _),
         pytest.raises(RefusedError, match="answered HTTP 429") as refused,
     ):
-        load_embedder(parse_embedder("openai:m-429", url=url)).dimension  # asked when needed
+        _ = load_embedder(parse_embedder("openai:m-429", url=url)).dimension  # asked when needed
     assert "quota" not in str(refused.value)
     with pytest.raises(RefusedError, match="could not be reached"):
-        load_embedder(parse_embedder("openai:m-down", url="http://127.0.0.1:9/v1")).dimension
+        _ = load_embedder(parse_embedder("openai:m-down", url="http://127.0.0.1:9/v1")).dimension
 
 
 @pytest.mark.parametrize(

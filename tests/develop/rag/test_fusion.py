@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from stoa.core.errors import InvalidInputError
-from stoa.develop.rag.retrieve import Fusion, collapse, fuse
+from stoa.develop.rag.retrieve import RRF_K, Fusion, collapse, fuse, fusion_label, parse_fusion
 
 DENSE = [(1, 0.90), (2, 0.80), (3, 0.10)]
 SPARSE = [(3, 12.0), (4, 11.0), (1, 2.0)]
@@ -75,3 +75,44 @@ def test_a_query_returns_at_most_per_document_chunks_of_one_document(sqlite_clie
         with pytest.raises(InvalidInputError, match="per_document must be 0") as err:
             sqlite_client.kbs.query("docs", "refunds", per_document=bad)
         assert err.value.field == "per_document"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("rrf", Fusion("rrf", RRF_K, 0.5)), ("rrf:60", Fusion("rrf", 60, 0.5)),
+     ("rrf:60:0.3", Fusion("rrf", 60, 0.3)), ("convex:0.5", Fusion("convex", 0, 0.5)),
+     (None, Fusion())],
+)  # fmt: skip
+def test_fusion_reads_from_text_and_back(text, expected):
+    assert parse_fusion(text) == expected
+    assert parse_fusion(fusion_label(expected)) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("borda", "cannot read fusion 'borda'"), ("rrf:x", "cannot read fusion"),
+     ("convex", "cannot read fusion"), ("rrf:1:2:3", "cannot read fusion"),
+     ("convex:2", "dense_weight must be 0..1"), (5, "must be text")],
+)  # fmt: skip
+def test_unreadable_fusions_are_refused_with_the_forms_that_work(text, message):
+    with pytest.raises(InvalidInputError, match=message) as err:
+        parse_fusion(text)
+    assert err.value.field == "fusion"
+
+
+def test_query_and_eval_take_a_fusion(sqlite_client, tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.md").write_text("# Refunds\n\nRefunds are paid within five days.\n")
+    (corpus / "b.md").write_text("# Shipping\n\nParcels leave the warehouse daily.\n")
+    sqlite_client.kbs.create("docs")
+    sqlite_client.kbs.ingest("docs", [corpus])
+    dense_only = sqlite_client.kbs.query("docs", "when is my money back", fusion="rrf:60:1")
+    vector = sqlite_client.kbs.query("docs", "when is my money back", mode="vector")
+    assert [h["uri"] for h in dense_only] == [h["uri"] for h in vector]
+    qa = '{"query": "money back", "relevant": ["a.md"]}\n'
+    report = sqlite_client.kbs.eval("docs", qa, fusion="convex:0.5", modes=["hybrid"])
+    params = sqlite_client.runs.get(report["run_id"]).params
+    assert params["fusion"] == "convex:0.5" and params["per_document"] == "2"
+    with pytest.raises(InvalidInputError, match="cannot read fusion"):
+        sqlite_client.kbs.query("docs", "refunds", fusion="magic")

@@ -55,6 +55,8 @@ from stoa.develop.rag.retrieve import (
     PER_DOCUMENT,
     Result,
     check_query_options,
+    fusion_label,
+    parse_fusion,
     retrieve,
 )
 from stoa.develop.rag.vectors import VectorBackend, check_where
@@ -548,13 +550,15 @@ class KnowledgeBases:
         mmr: float | None = None,
         reranker: str | None = None,
         per_document: int = PER_DOCUMENT,
+        fusion: str | None = None,
     ) -> list[Result]:
         kb = self.get(name)
         check_query_options(query, k, mode, mmr, per_document)
         where = check_where(where)
+        how = parse_fusion(fusion)
         store, backend, embedder = self.open(kb)
         return retrieve(store, backend, embedder, query, k=k, mode=mode, where=where, mmr=mmr,
-                        reranker=reranker, per_document=per_document)  # fmt: skip
+                        reranker=reranker, per_document=per_document, fusion=how)  # fmt: skip
 
     def evaluate(
         self,
@@ -563,17 +567,21 @@ class KnowledgeBases:
         *,
         k: int = 5,
         modes: Sequence[str] = MODES,
+        fusion: str | None = None,
+        per_document: int = PER_DOCUMENT,
         registry: Registry | None = None,
         actor: str = "",
     ) -> dict[str, Any]:
-        """All modes side by side on one QA file, logged as a run when a registry is given."""
+        """All modes side by side on one QA file, logged as a run when a registry is given;
+        ``fusion`` and ``per_document`` are what ``query`` takes, to compare settings."""
         kb = self.get(name)
         questions = parse_qa(qa)
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 100:
             raise InvalidInputError("k must be 1..100", field="k")
         modes = list(dict.fromkeys(modes))
         for mode in modes:
-            check_query_options("q", k, mode, None)
+            check_query_options("q", k, mode, None, per_document)
+        how = parse_fusion(fusion)
         store, backend, embedder = self.open(kb)
         if store.counts()["chunks"] == 0:
             raise InvalidInputError(
@@ -581,7 +589,8 @@ class KnowledgeBases:
             )
 
         def search(text: str, mode: str) -> list[Result]:
-            return retrieve(store, backend, embedder, text, k=k, mode=mode)
+            return retrieve(store, backend, embedder, text, k=k, mode=mode, fusion=how,
+                            per_document=per_document)  # fmt: skip
 
         report: dict[str, Any] = {
             "k": k,
@@ -606,6 +615,7 @@ class KnowledgeBases:
                 registry, f"kb-eval-{name}", actor=actor, status="running",
                 params={"kb": name, "kb_version": kb.latest_version, "k": k,
                         "modes": ",".join(modes), "questions": len(questions),
+                        "fusion": fusion_label(how), "per_document": per_document,
                         "embedder": kb.embedder.get("version", "")},
                 tags={"kind": "kb-eval"},
             )  # fmt: skip

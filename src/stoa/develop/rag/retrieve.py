@@ -160,6 +160,43 @@ class Fusion:
             )
 
 
+FUSION_HELP = "rrf, rrf:K, rrf:K:W (W: the vector list's weight, 0..1) or convex:W"
+
+
+def parse_fusion(text: str | Fusion | None) -> Fusion:
+    """``rrf:60:0.3`` is RRF with constant 60 and the vector list weighted 0.3 against
+    BM25's 0.7; ``convex:0.5`` mixes min-max scaled scores half and half."""
+    if text is None or isinstance(text, Fusion):
+        return text or Fusion()
+    if not isinstance(text, str):
+        raise InvalidInputError("must be text", field="fusion", fix=f"use {FUSION_HELP}")
+    method, *numbers = text.strip().split(":")
+    try:
+        values = [float(n) for n in numbers]
+    except ValueError:
+        values = None
+    if (
+        values is None
+        or method not in ("rrf", "convex")
+        or len(values) > (2 if method == "rrf" else 1)
+        or (method == "convex" and not values)
+    ):
+        raise InvalidInputError(
+            f"cannot read fusion {text!r}", field="fusion", fix=f"use {FUSION_HELP}"
+        )  # fmt: skip
+    if method == "convex":
+        return Fusion("convex", 0, values[0])
+    constant = values[0] if values else Fusion.constant
+    return Fusion("rrf", constant, values[1] if len(values) > 1 else 0.5)
+
+
+def fusion_label(fusion: Fusion) -> str:
+    """The text ``parse_fusion`` reads back."""
+    if fusion.method == "convex":
+        return f"convex:{fusion.dense_weight:g}"
+    return f"rrf:{fusion.constant:g}:{fusion.dense_weight:g}"
+
+
 def fuse(
     dense: Sequence[tuple[int, float]],
     sparse: Sequence[tuple[int, float]],
