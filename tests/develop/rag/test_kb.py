@@ -47,7 +47,7 @@ def _corpus(folder: Path) -> Path:
 def test_create_list_show_and_refusals(client):
     kb = client.kbs.create("docs", description="product docs")
     assert kb["embedder"]["name"] == "all-MiniLM-L6-v2" and kb["embedder"]["dimension"] == 384
-    assert kb["chunking"] == {"target_tokens": 192, "overlap_tokens": 32, "context": True}
+    assert kb["chunking"] == {"target_tokens": 128, "overlap_tokens": 16, "context": True}
     assert kb["backend"] == {"kind": "local"} and kb["latest_version"] == 0
     assert [k["name"] for k in client.kbs.list()] == ["docs"]
     shown = client.kbs.show("docs")

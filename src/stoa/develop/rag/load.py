@@ -327,12 +327,12 @@ MAX_INLINE_DOCUMENTS = 10_000
 
 def inline_documents(
     items: Iterable[Any],
-) -> tuple[list[Document], list[LoadFailure]]:
+) -> tuple[list[RawSource], list[LoadFailure]]:
     """``[{"uri", "text" or "content_base64", "metadata"}]`` as sent over HTTP."""
     import base64
     import binascii
 
-    documents: list[Document] = []
+    documents: list[RawSource] = []
     failures: list[LoadFailure] = []
     items = list(items) if isinstance(items, list | tuple) else None  # type: ignore[assignment]
     if items is None or len(items) > MAX_INLINE_DOCUMENTS:
@@ -360,8 +360,7 @@ def inline_documents(
                 ) from None
         else:
             raise InvalidInputError(f"{where} needs 'text' or 'content_base64'", field="documents")
-        try:
-            documents.append(load_bytes(item["uri"], raw, None, metadata))
-        except LoadError as exc:
-            failures.append(LoadFailure(item["uri"], str(exc)))
+        # Parsed by the ingest only if its hash changed, like a file read from disk.
+        sha = hashlib.sha256(raw).hexdigest()
+        documents.append(RawSource(item["uri"], raw, None, dict(metadata), sha))
     return documents, failures

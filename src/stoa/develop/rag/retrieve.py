@@ -1,13 +1,16 @@
-"""Retrieval: vector, lexical (BM25) or hybrid by reciprocal-rank fusion, then an
-optional cross-encoder reranker and MMR diversity.
+"""Retrieval: vector, lexical (BM25) or hybrid, then an optional cross-encoder reranker,
+a per-document limit and MMR diversity.
 
-RRF fuses ranks, not scores, because cosine similarities and BM25 scores live on
-scales that no fixed weight reconciles across queries. Its constant is 5, not the 60
-of Cormack et al. (2009), which was tuned for fusing many long TREC runs: with two
-lists, 60 flattens rank 1 and rank 10 to nearly the same weight. On the shipped QA
-set every constant from 2 to 60 beats both single modes and 5 scores best
-(docs/knowledge-bases.md). Each result carries what a citation needs: text, source
-URI, heading path and exact character offsets into the source.
+Hybrid fuses ranks by default (reciprocal-rank fusion, constant 10), because cosine
+similarities and BM25 scores live on scales no fixed weight reconciles across queries.
+The constant, weighted RRF and a convex combination of min-max scaled scores were
+compared on four corpora of different shapes (``benchmarks/kb_corpora.py``): with
+contextual 128-token chunks, RRF with constant 10 and equal weights had the best sum of
+MRR and beat the better single mode on every corpus. Weighting one list helps the corpus
+where that list is stronger and hurts the others, so it is a per-query option
+(``fusion``), measured with ``stoa kb eval --fusion``. Each result
+carries what a citation needs: text, source URI, heading path and character offsets
+into the source.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from stoa.develop.rag.kb_store import KbStore
 from stoa.develop.rag.vectors import VectorBackend, check_where
 
 MODES = ("vector", "lexical", "hybrid")
-RRF_K = 5
+RRF_K = 10
 MAX_RESULTS = 1000
 MAX_QUERY_CHARS = 10_000
 #: At most this many chunks of one document in a result list (0: no limit).
