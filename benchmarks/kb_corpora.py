@@ -162,52 +162,10 @@ def build_man(out: Path, _args: argparse.Namespace) -> int:
 
 # --- reStructuredText guides ------------------------------------------------------------
 
-_UNDERLINE = re.compile(r"^([=\-~^\"'`#*+_.:])\1{2,}\s*$")
-_ROLE = re.compile(r":[\w:.+-]+:`([^`]*)`")
-_TARGET = re.compile(r"^\s*(.*?)\s*<[^>]*>\s*$", re.S)
-_LABEL = re.compile(r"^\.\. _[^:]+:\s*$")
-
-
-def _role_text(match: re.Match[str]) -> str:
-    text = match.group(1)
-    target = _TARGET.match(text)
-    text = target.group(1) if target and target.group(1) else text.strip("<>")
-    return f"`{text.lstrip('~!')}`"
-
-
-def rst_to_markdown(rst: str) -> str:
-    """Heading levels follow the order in which adornment styles first appear, as in
-    docutils; an overline and an underline make a style distinct from an underline alone."""
-    lines = rst.splitlines()
-    styles: list[str] = []
-    out: list[str] = []
-    index = 0
-    while index < len(lines):
-        line = lines[index]
-        nxt = lines[index + 1] if index + 1 < len(lines) else ""
-        after = lines[index + 2] if index + 2 < len(lines) else ""
-        if _UNDERLINE.match(line) and nxt.strip() and _UNDERLINE.match(after):
-            style, title, index = "over" + line[0], nxt.strip(), index + 3
-        elif (
-            line.strip()
-            and not line.startswith(" ")
-            and _UNDERLINE.match(nxt)
-            and (len(nxt.rstrip()) >= len(line.rstrip()))
-        ):
-            style, title, index = nxt[0], line.strip(), index + 2
-        else:
-            if not _LABEL.match(line):
-                out.append(_ROLE.sub(_role_text, line))
-            index += 1
-            continue
-        if style not in styles:
-            styles.append(style)
-        level = min(styles.index(style) + 1, 6)
-        out += ["", "#" * level + " " + _ROLE.sub(_role_text, title), ""]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(out)).strip() + "\n"
-
 
 def build_django(out: Path, args: argparse.Namespace) -> int:
+    from stoa.develop.rag.rst import rst_to_markdown
+
     sdist = Path(args.sdists) / DJANGO_SDIST
     if not sdist.exists():
         raise MissingSource(

@@ -45,7 +45,7 @@ def test_ingesting_a_folder_that_matches_nothing_exits_2(stoa, tmp_path):  # noq
     ok_json(stoa("kb", "create", "docs", "--json"))
     one_line_error(
         stoa("kb", "ingest", "docs", "empty"), 2,
-        "paths: no files under empty match **/*.md, **/*.markdown, **/*.txt, **/*.html, "
+        "paths: no files under empty match **/*.md, **/*.markdown, **/*.rst, **/*.txt, **/*.html, "
         "**/*.htm, **/*.pdf", "--pattern",
     )  # fmt: skip
     one_line_error(

@@ -374,7 +374,7 @@ def test_ingesting_a_folder_that_matches_nothing_fails_and_names_it(sqlite_clien
     (other / "index.rst").write_text("Title\n=====\n\nText.\n")
     (other / "page.txt").write_text("A page.")
     cases = [
-        (empty, None, f"no files under {empty} match **/*.md, **/*.markdown, **/*.txt, "
+        (empty, None, f"no files under {empty} match **/*.md, **/*.markdown, **/*.rst, **/*.txt, "
                       "**/*.html, **/*.htm, **/*.pdf"),
         (other, ["**/*.md"], f"no files under {other} match **/*.md"),
         (f"file://{empty}", None, f"no files under file://{empty} match **/*.md"),

@@ -100,3 +100,19 @@ def test_html_titles_come_from_the_page_heading_and_permalinks_are_dropped():
     assert "¶" not in doc.text and "the top" in doc.text  # only permalinks go
     og = '<html><head><meta property="og:title" content="Guide"></head><body><p>x y</p></body>'
     assert load_bytes("file:///g.html", (og + "</html>").encode()).title == "Guide"
+
+
+def test_restructuredtext_headings_become_sections():
+    """Sphinx guides underline their headings; read as plain text they would be one long
+    section with no heading path to cite or to lead each chunk."""
+    page = (
+        "=======\nModels\n=======\n\n.. _intro:\n\nA model is the source of truth about "
+        "your data.\n\nFields\n======\n\nUse :class:`~django.db.models.CharField` for "
+        "short text and :doc:`the field reference </ref/models/fields>` for the rest.\n\n"
+        "Options\n-------\n\nSet ``max_length``.\n"
+    )
+    doc = load_bytes("file:///docs/models.rst", page.encode())
+    assert doc.format == "rst" and doc.title == "Models"
+    assert "# Models" in doc.text and "\n## Fields" in doc.text and "\n### Options" in doc.text
+    assert "`django.db.models.CharField`" in doc.text and "`the field reference`" in doc.text
+    assert ".. _intro:" not in doc.text and "=====" not in doc.text

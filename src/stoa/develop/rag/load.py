@@ -18,10 +18,13 @@ from typing import Any, Protocol
 from stoa.core.errors import InvalidInputError
 
 MAX_DOCUMENT_BYTES = 50 * 1024 * 1024
-DEFAULT_PATTERNS = ("**/*.md", "**/*.markdown", "**/*.txt", "**/*.html", "**/*.htm", "**/*.pdf")
+DEFAULT_PATTERNS = (
+    "**/*.md", "**/*.markdown", "**/*.rst", "**/*.txt", "**/*.html", "**/*.htm", "**/*.pdf",
+)  # fmt: skip
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?\r?\n)---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
 _H1 = re.compile(r"^#[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
-_KINDS = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".html": "html",
+_KINDS = {".md": "markdown", ".markdown": "markdown", ".rst": "rst", ".rest": "rst",
+          ".txt": "text", ".html": "html",
           ".htm": "html", ".pdf": "pdf"}  # fmt: skip
 
 
@@ -29,7 +32,7 @@ _KINDS = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".html": "
 class Document:
     uri: str
     text: str  # what is chunked; chunk offsets point into this text
-    format: str  # markdown, text, html or pdf
+    format: str  # markdown, rst, text, html or pdf
     sha256: str  # of the raw bytes: unchanged bytes mean nothing to redo
     title: str
     modified: datetime | None = None
@@ -246,6 +249,14 @@ def _plain(value: Any) -> bool:
     return isinstance(value, str | int | float | bool) or value is None
 
 
+def _rst(raw: bytes) -> tuple[str, str | None, dict[str, Any]]:
+    from stoa.develop.rag.rst import rst_to_markdown
+
+    text = rst_to_markdown(_decode(raw))
+    heading = _H1.search(text)
+    return text, heading.group(1) if heading else None, {}
+
+
 def _text(raw: bytes) -> tuple[str, str | None, dict[str, Any]]:
     return _decode(raw), None, {}
 
@@ -319,7 +330,7 @@ _BOILERPLATE = (
     "|//a[starts-with(@href, '#') and (normalize-space(.)='\u00b6' or normalize-space(.)='#'"
     " or normalize-space(.)='\u00a7')]"
 )
-_PARSERS = {"markdown": _markdown, "text": _text, "html": _html, "pdf": _pdf}
+_PARSERS = {"markdown": _markdown, "rst": _rst, "text": _text, "html": _html, "pdf": _pdf}
 
 
 MAX_INLINE_DOCUMENTS = 10_000
