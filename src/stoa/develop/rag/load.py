@@ -265,9 +265,9 @@ def _html(raw: bytes) -> tuple[str, str | None, dict[str, Any]]:
     """The main text as Markdown (headings kept for chunking), without navigation or footers.
 
     The page is parsed once and the tree handed to trafilatura, without its metadata pass
-    (dates, authors, site names), which took half the time: on the 317 pages of the Python
-    library reference, loading fell from 45 s to about 22 s. Its fallback extractors stay:
-    without them a page whose headings sit outside a content container loses them.
+    (dates, authors, site names), which took about half the time on the Python library
+    reference's pages. Its fallback extractors stay: without them a page whose headings
+    sit outside a content container loses them.
     """
     import lxml.html
     import trafilatura
