@@ -100,3 +100,24 @@ def skops_file(tmp_path_factory: pytest.TempPathFactory, sk_model) -> Path:
     path = tmp_path_factory.mktemp("skops") / "model.skops"
     skops.io.dump(sk_model[0], path)
     return path
+
+
+@pytest.fixture
+def both(tmp_path: Path) -> Iterator:
+    """A local client and an HTTP client over the real app, on the same home."""
+    from fastapi.testclient import TestClient
+
+    from stoa.client import HttpClient, LocalClient
+    from stoa.core.settings import Settings
+    from stoa.serve.server import create_app
+
+    settings = Settings(home=tmp_path / "home")
+    app = create_app(settings)
+    local = LocalClient(settings=settings, actor="me")
+    with TestClient(app, base_url="http://127.0.0.1") as http:
+        remote = HttpClient("http://127.0.0.1")
+        remote._transport.http = http  # the same wire, without a socket
+        http.base_url = "http://127.0.0.1/api/v1"
+        yield local, remote, http
+    local.close()
+    app.state.client.close()

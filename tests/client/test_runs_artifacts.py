@@ -7,27 +7,9 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
-from stoa.client import HttpClient, LocalClient
+from stoa.client import LocalClient
 from stoa.core.errors import IntegrityError, InvalidInputError, NotFoundError
-from stoa.core.settings import Settings
-from stoa.serve.server import create_app
-
-
-@pytest.fixture
-def both(tmp_path: Path):
-    """A local client and an HTTP client over the real app, on the same home."""
-    settings = Settings(home=tmp_path / "home")
-    app = create_app(settings)
-    local = LocalClient(settings=settings, actor="me")
-    with TestClient(app, base_url="http://127.0.0.1") as http:
-        remote = HttpClient("http://127.0.0.1")
-        remote._transport.http = http  # the same wire, without a socket
-        http.base_url = "http://127.0.0.1/api/v1"
-        yield local, remote, http
-    local.close()
-    app.state.client.close()
 
 
 def _run_with_artifacts(client: LocalClient, tmp_path: Path) -> tuple[str, Path, Path]:

@@ -13,13 +13,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stoa.client import HttpClient, LocalClient
 from stoa.core.errors import InvalidInputError, NotFoundError
-from stoa.core.settings import Settings
 from stoa.develop.rag.embed import (
     EmbedderSpec,
     SentenceTransformerEmbedder,
@@ -325,23 +322,6 @@ def test_delete_documents_by_file_folder_gone_path_and_uri(sqlite_client, tmp_pa
     assert client.kbs.documents("docs")["documents"] == 1  # c.md was not deleted either
     removed = client.kbs.delete_documents("docs", [uris[0]])  # a URI passes unchanged
     assert removed == {"version": 5, "removed": uris}
-
-
-@pytest.fixture
-def both(tmp_path: Path):
-    """A local client and an HTTP client over the real app, on the same home."""
-    from stoa.serve.server import create_app
-
-    settings = Settings(home=tmp_path / "home")
-    app = create_app(settings)
-    local = LocalClient(settings=settings, actor="me")
-    with TestClient(app, base_url="http://127.0.0.1") as http:
-        remote = HttpClient("http://127.0.0.1")
-        remote._transport.http = http  # the same wire, without a socket
-        http.base_url = "http://127.0.0.1/api/v1"
-        yield local, remote, http
-    local.close()
-    app.state.client.close()
 
 
 @pytest.mark.slow  # the ingest loads the real MiniLM
