@@ -472,23 +472,23 @@ TEXTS = TOKENS.map(" ".join)
 APART = TOKENS.map(" ; ".join)
 
 
-def _span(result: PolicyResult, data: st.DataObject) -> tuple[int, int]:
-    """A span of the redacted text whose ends cut no placeholder."""
+def _mapped_span(text: str, data: st.DataObject) -> tuple[PolicyResult, int, int, int, int]:
+    """The text redacted, a span of it whose ends cut no placeholder, and that span's
+    offsets in the original."""
+    result = apply_policy(text, "redact")
     assert result.text is not None
     inside = {i for rs, re_, _, _ in result.placeholders for i in range(rs + 1, re_)}
     cuts = [i for i in range(len(result.text) + 1) if i not in inside]
     start = data.draw(st.sampled_from(cuts))
     end = data.draw(st.sampled_from([i for i in cuts if i >= start]))
-    return start, end
+    return result, start, end, result.original_offset(start), result.original_offset(end, end=True)
 
 
 @settings(max_examples=300, deadline=None)
 @given(text=TEXTS, data=st.data())
 def test_a_mapped_span_holds_exactly_the_original_of_the_redacted_span(text, data):
-    result = apply_policy(text, "redact")
+    result, start, end, first, last = _mapped_span(text, data)
     assert result.text is not None
-    start, end = _span(result, data)
-    first, last = result.original_offset(start), result.original_offset(end, end=True)
     assert 0 <= first <= last <= len(text)
     inside = [f for f in find_pii(text) if first <= f.start and f.end <= last]
     shifted = [type(f)(f.kind, f.start - first, f.end - first) for f in inside]
@@ -498,10 +498,8 @@ def test_a_mapped_span_holds_exactly_the_original_of_the_redacted_span(text, dat
 @settings(max_examples=300, deadline=None)
 @given(text=APART, data=st.data())
 def test_a_mapped_span_redacted_again_is_the_redacted_span(text, data):
-    result = apply_policy(text, "redact")
+    result, start, end, first, last = _mapped_span(text, data)
     assert result.text is not None
-    start, end = _span(result, data)
-    first, last = result.original_offset(start), result.original_offset(end, end=True)
     assert apply_policy(text[first:last], "redact").text == result.text[start:end]
 
 

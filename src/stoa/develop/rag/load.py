@@ -82,14 +82,18 @@ def load_paths(
     patterns: Iterable[str] = DEFAULT_PATTERNS,
     metadata: dict[str, Any] | None = None,
 ) -> tuple[list[Document], list[LoadFailure]]:
-    """Files, folders (matched against ``patterns``) and fsspec URLs, in a stable order."""
+    """Files, folders (matched against ``patterns``) and fsspec URLs, in a stable order,
+    all parsed: what ``read_sources`` reads, loaded."""
     documents: list[Document] = []
     failures: list[LoadFailure] = []
-    for uri, opener in expand_sources(paths, tuple(patterns)):
+    for item in read_sources(expand_sources(paths, tuple(patterns)), metadata):
+        if isinstance(item, LoadFailure):
+            failures.append(item)
+            continue
         try:
-            documents.append(_load(uri, opener, metadata or {}))
+            documents.append(item.load())
         except LoadError as exc:
-            failures.append(LoadFailure(uri, str(exc)))
+            failures.append(LoadFailure(item.uri, str(exc)))
     return documents, failures
 
 
@@ -177,14 +181,6 @@ def read_source(opener: Any) -> tuple[bytes, datetime | None]:
         raise LoadError(f"larger than {MAX_DOCUMENT_BYTES // 2**20} MiB")
     with fs.open(name, "rb") as handle:
         return handle.read(MAX_DOCUMENT_BYTES + 1), None
-
-
-def _load(uri: str, opener: Any, extra: dict[str, Any]) -> Document:
-    try:
-        raw, modified = read_source(opener)
-    except OSError as exc:
-        raise LoadError(f"unreadable: {exc.strerror or exc}") from None
-    return load_bytes(uri, raw, modified, extra)
 
 
 def load_bytes(
