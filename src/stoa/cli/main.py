@@ -10,7 +10,7 @@ import typer
 
 from stoa import __version__
 from stoa.cli import home as home_commands
-from stoa.cli import kb, registry, runs, scan, select, tokens
+from stoa.cli import kb, registry, runs, scan, select, solutions, tokens
 from stoa.cli.context import JsonOpt, State, state
 from stoa.cli.output import console, emit
 from stoa.core.errors import StoaError
@@ -42,6 +42,7 @@ app = typer.Typer(
 app.add_typer(registry.models_app, name="models")
 app.add_typer(registry.prompts_app, name="prompts")
 app.add_typer(registry.datasets_app, name="datasets")
+app.add_typer(solutions.app, name="solutions")
 app.add_typer(runs.app, name="runs")
 app.add_typer(kb.app, name="kb")
 app.add_typer(tokens.app, name="tokens")

@@ -33,6 +33,7 @@ _FIRST = {
     "model": "stoa models register NAME PATH",
     "prompt": "stoa prompts register NAME --template TEXT",
     "dataset": "stoa datasets register NAME PATH",
+    "solution": "stoa solutions register FILE.yaml",
 }
 
 
@@ -219,6 +220,7 @@ def kind_app(kind: str) -> typer.Typer:
 models_app = kind_app("model")
 prompts_app = kind_app("prompt")
 datasets_app = kind_app("dataset")
+solutions_app = kind_app("solution")
 models_app.command("load")(predict.load)
 models_app.command("predict")(predict.predict)
 

@@ -26,6 +26,7 @@ from stoa.client.registry import Versions
 from stoa.client.runs import Runs
 from stoa.client.scans import Scans
 from stoa.client.selections import Selections
+from stoa.client.solutions import Solutions
 from stoa.client.tokens import Tokens
 from stoa.core.errors import InvalidInputError
 from stoa.core.settings import Settings
@@ -33,7 +34,8 @@ from stoa.develop.active_run import RunContext
 
 #: Every resource, in the order the server mounts their routes.
 RESOURCES: tuple[type[Resource], ...] = (
-    Models, Prompts, Datasets, Runs, KnowledgeBases, Scans, Tokens, Selections, Admin, Activity,
+    Models, Prompts, Datasets, Solutions, Runs, KnowledgeBases, Scans, Tokens, Selections, Admin,
+    Activity,
 )  # fmt: skip
 KINDS: dict[str, type[Versions]] = {r.kind: r for r in RESOURCES if issubclass(r, Versions)}
 
@@ -49,6 +51,7 @@ class Client:
     scans: Scans
     tokens: Tokens
     selections: Selections
+    solutions: Solutions
     admin: Admin
     activity: Activity
     _transport: Transport

@@ -51,6 +51,7 @@ class Local:
         self.gate: Gate = gate or ScanGate(load_policy(settings.scan_policy))
         self.actor = actor or default_actor()
         self._kbs_box: list[Any] = []  # shared by every acting_as view of these stores
+        self._solutions_box: list[Any] = []
 
     @property
     def scan_gate(self) -> ScanGate:
@@ -73,6 +74,17 @@ class Local:
                 )
             )
         return self._kbs_box[0]
+
+    @property
+    def solutions(self) -> Any:
+        """The solution runner's environment: its caches live as long as these stores."""
+        if not self._solutions_box:
+            from stoa.develop.llm.cache import GenerationCache
+            from stoa.develop.solution.runner import Environment
+
+            cache = GenerationCache(self.db)
+            self._solutions_box.append(Environment(self.registry, self.kbs, self.settings, cache))
+        return self._solutions_box[0]
 
     def acting_as(self, actor: str) -> Local:
         """The same stores, with changes recorded under ``actor`` (the server's callers)."""

@@ -46,6 +46,20 @@ class Settings(BaseSettings):
         '"api_key_env": "VAR"}}. Only these reach the network, and only they carry a key.',
     )
 
+    providers: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Named generation providers, as JSON: "
+        '{"NAME": {"kind": "openai", "url": "https://…/v1", "api_key_env": "VAR", '
+        '"model": "…", "timeout_s": 30, "max_retries": 3, '
+        '"prices": {"MODEL": {"prompt": 0.15, "completion": 0.6}}}} (USD per million '
+        "tokens). Only these reach the network, and only they carry a key.",
+    )
+    cpu_hour_usd: float = Field(
+        default=0.05,
+        ge=0,
+        description="Price of one CPU-hour, the cost basis of models run on this machine.",
+    )
+
     @property
     def resolved_home(self) -> Path:
         return self.home.expanduser().resolve()

@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, UndefinedError, meta
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -54,6 +54,52 @@ def template_variables(template: str) -> list[str]:
             f"template syntax error on line {exc.lineno}: {exc.message}",
             field="template",
             fix="fix the Jinja2 syntax",
+        ) from None
+
+
+def compile_template(template: str, *, field: str = "template") -> Template:
+    """A template parsed for the sandbox; a syntax error or a reach for a private or
+    introspection attribute (``__class__``, ``mro``…) is refused before anything runs."""
+    from stoa.govern.scan.gguf_scan import static_hits
+
+    try:
+        ast = _ENV.parse(template)
+    except TemplateSyntaxError as exc:
+        raise InvalidInputError(
+            f"template syntax error on line {exc.lineno}: {exc.message}",
+            field=field,
+            fix="fix the Jinja2 syntax",
+        ) from None
+    hits = sorted(set(static_hits(ast)))
+    if hits:
+        line, what = hits[0]
+        raise InvalidInputError(
+            f"the template reaches for {what} on its line {line}, which the sandbox forbids",
+            field=field,
+            fix="read only the context's values, e.g. {{ answer.text }}",
+        )
+    return _ENV.from_string(ast)
+
+
+def render_template(
+    template: Template,
+    values: Mapping[str, Any],
+    *,
+    field: str = "template",
+    values_field: str | None = None,
+) -> str:
+    """Render a compiled template; its failures are input errors, never tracebacks. A
+    sandbox refusal names ``field``; a runtime error names ``values_field``, the values
+    that caused it, when it is given."""
+    try:
+        return template.render(**values)
+    except (SecurityError, UndefinedError) as exc:
+        raise InvalidInputError(f"template refused to render: {exc}", field=field) from None
+    except Exception as exc:  # a template's own runtime error: bad types, division by zero
+        raise InvalidInputError(
+            f"template failed to render: {type(exc).__name__}: {exc}",
+            field=values_field or field,
+            fix="check the values passed for the template's variables",
         ) from None
 
 
@@ -114,13 +160,4 @@ def render_prompt(registry: Registry, ref: str, values: Mapping[str, Any]) -> st
             fix=f"pass every variable of {info.ref}: {', '.join(info.spec['variables'])}",
         )
     template = registry.blobs.read_bytes(info.sha256).decode("utf-8")
-    try:
-        return _ENV.from_string(template).render(**values)
-    except (SecurityError, UndefinedError) as exc:
-        raise InvalidInputError(f"template refused to render: {exc}", field="template") from None
-    except Exception as exc:  # a template's own runtime error: bad types, division by zero
-        raise InvalidInputError(
-            f"template failed to render: {type(exc).__name__}: {exc}",
-            field="variables",
-            fix="check the values passed for the template's variables",
-        ) from None
+    return render_template(_ENV.from_string(template), values, values_field="variables")

@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-Kind = Literal["model", "prompt", "dataset"]
-KINDS: tuple[Kind, ...] = ("model", "prompt", "dataset")
+Kind = Literal["model", "prompt", "dataset", "solution"]
+KINDS: tuple[Kind, ...] = ("model", "prompt", "dataset", "solution")
 Status = Literal["pending", "allowed", "blocked", "archived"]
 
 
