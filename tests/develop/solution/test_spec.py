@@ -130,6 +130,7 @@ def test_malformed_specs_name_the_line_and_the_fix(change, line, says, fix):
         ("- just\n- a list\n", "must be a mapping with a steps list"),
         ("steps: []\n", "List should have at least 1 item"),
         ("steps:\n  - 3\n", "step 1 is not a mapping"),
+        ("steps:\n  - id: a\n    kind: respond\n    template: yes\n", "valid string"),
         ("name: x\nsteps:\n  - id: a\n    kind: respond\n", "needs a template, data, or both"),
         (b"\xff\xfe", "not UTF-8"),
         (

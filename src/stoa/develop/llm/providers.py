@@ -79,6 +79,9 @@ def load_provider(spec: ProviderSpec, *, registry: Registry, settings: Settings)
     """The provider for ``spec``, loaded once per process."""
     kind = provider_kind(spec.provider, settings)
     key = spec.key()
+    if spec.provider in settings.providers:
+        # A reconfigured name (another URL, key variable or price) is another provider.
+        key += json.dumps(settings.providers[spec.provider], sort_keys=True, default=str)
     if kind == "local":
         # A moved alias must load the model it now points at, not the cached one.
         key += "@" + registry.get("model", spec.model).sha256 if spec.model else ""

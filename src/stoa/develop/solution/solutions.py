@@ -29,6 +29,7 @@ from stoa.develop.solution.spec import (
     RetrieveStep,
     RulesStep,
     SpecError,
+    dotted,
     line_of,
 )
 from stoa.govern.models import ensure_allowed, ensure_loadable
@@ -66,7 +67,7 @@ def register_solution(
                 raise SpecError(
                     f"step {step.id!r}: {exc.message}",
                     line=line_of(plan.lines, path),
-                    field=f"steps[{i}]." + ".".join(map(str, where)),
+                    field=dotted(path),
                     fix=exc.fix,
                 ) from None
             resolved.update(found or {})

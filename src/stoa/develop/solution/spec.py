@@ -396,6 +396,8 @@ def _step_label(data: Mapping[str, Any], loc: tuple[Any, ...]) -> str:
 def _fix_for(error: Mapping[str, Any], loc: tuple[Any, ...]) -> str | None:
     if isinstance(error.get("ctx", {}).get("error"), _StepProblem):
         return "route to a later step id, or move the step"
+    if error["type"] == "string_type":
+        return "quote the value: YAML reads yes, no, on, off, true, false and numbers as non-text"
     if error["type"] == "extra_forbidden" and len(loc) >= 3 and loc[0] == "steps":
         return "remove it, or check its spelling against `stoa solutions schema`"
     if loc and loc[-1] == "id":
