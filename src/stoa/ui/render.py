@@ -45,6 +45,7 @@ NAV = [
     ("Runs", "/ui/runs", "runs"),
     ("Selections", "/ui/selections", "selections"),
     ("Knowledge bases", "/ui/kbs", "kbs"),
+    ("Solutions", "/ui/solutions", "solutions"),
     ("Scans", "/ui/scans", "scans"),
     ("Review", "/ui/review", "review"),
 ]

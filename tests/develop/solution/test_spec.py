@@ -175,3 +175,21 @@ def test_the_published_schema_matches_the_models(tmp_path):
     assert json.loads(published.read_text()) == schema, (
         "docs/solution.schema.json is stale: stoa solutions schema > docs/solution.schema.json"
     )
+
+
+def test_the_example_in_the_docs_compiles():
+    import re
+    from pathlib import Path
+
+    page = (Path(__file__).parents[3] / "docs" / "solutions.md").read_text()
+    example = re.search(r"```yaml\n(.*?)```", page, re.S).group(1)
+    plan = compile_plan(example)
+    assert {s.kind for s in plan.steps} == {
+        "rules",
+        "classify",
+        "embed",
+        "retrieve",
+        "generate",
+        "respond",
+        "call",
+    }

@@ -40,6 +40,7 @@ def overview(request: Request, who: Viewer = Depends(viewer)) -> HTMLResponse:
     failed = client.runs.search(status="failed", limit=COUNT_CAP)
     recent_runs = client.runs.search(order_by="-created_at", limit=RECENT)
     kbs = client.kbs.list()
+    solutions = client.solutions.list()
     cards = [
         ("models", len(series["model"]), "/ui/models"),
         ("prompts", len(series["prompt"]), "/ui/prompts"),
@@ -47,6 +48,7 @@ def overview(request: Request, who: Viewer = Depends(viewer)) -> HTMLResponse:
         ("running runs", _count(running), "/ui/runs?status=running"),
         ("failed runs", _count(failed), "/ui/runs?status=failed"),
         ("knowledge bases", len(kbs), "/ui/kbs"),
+        ("solutions", len(solutions), "/ui/solutions"),
         ("pending review", _count(pending), "/ui/review" if who.can("admin") else None),
         ("blocked versions", _count(blocked), None),
     ]
