@@ -104,6 +104,67 @@ def run_view(result: dict[str, Any]) -> Group:
     return Group(fields("run", facts), spans)
 
 
+@app.command("eval")
+def eval_(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="NAME, NAME@VERSION or NAME@ALIAS.")],
+    dataset: Annotated[
+        Path, typer.Argument(help='JSONL: {"input": …, "reference": "…"} per line.')
+    ],
+    judge: Annotated[
+        list[str] | None,
+        typer.Option(help="embedding, or llm:PROVIDER[:MODEL]; repeatable. Default: embedding."),
+    ] = None,
+    sample: Annotated[
+        int | None, typer.Option(help="Evaluate this many rows, drawn seeded.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seeds the sample and the bootstrap.")] = 0,
+    json_out: JsonOpt = False,
+) -> None:
+    """Run a set of requests through a solution and score the answers with judges."""
+    try:
+        text = existing_path(dataset).read_text("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInputError(f"{dataset} is not UTF-8 text", field="dataset") from None
+    report = state(ctx).client.solutions.evaluate(
+        ref, text, judges=judge or ["embedding"], sample=sample, seed=seed
+    )
+    emit(report, json_out, eval_view)
+
+
+def eval_view(report: dict[str, Any]) -> Group:
+    """One row per judge and criterion: mean and 95 % interval; then latency and cost."""
+    scores = Table(
+        "judge",
+        "criterion",
+        "mean",
+        "95 % CI",
+        "n",
+        title=(
+            f"{report['solution']}: {report['sample']} of {report['of']} row(s), "
+            f"statuses {report['statuses']}, run {report['run_id']}"
+        ),
+        title_justify="left",
+    )
+    for judge, criteria in report["scores"].items():
+        for criterion, s in criteria.items():
+            low, high = s["ci95"]
+            scores.add_row(
+                judge,
+                criterion,
+                f"{s['mean']:.3f}",
+                f"{low:.3f} to {high:.3f}",
+                str(s["n"]) + (f" ({s['errors']} failed)" if s["errors"] else ""),
+            )
+    latency, cost = report["latency_ms"], report["cost_usd"]
+    facts = [
+        ("latency p50", f"{latency['p50']:.1f} ms" if latency["p50"] is not None else "-"),
+        ("latency p95", f"{latency['p95']:.1f} ms" if latency["p95"] is not None else "-"),
+        ("cost", f"${cost['total']:.6f} in all, ${cost['mean']:.6f} per request"),
+    ]
+    return Group(scores, fields("solution", facts))
+
+
 @app.command("spec")
 def spec(ctx: typer.Context, ref: str) -> None:
     """Print a version's YAML as registered."""

@@ -65,6 +65,27 @@ class Solutions(Versions):
 
         return run_solution(self._environment(), ref, input, overrides=overrides).to_dict()
 
+    @operation("POST", "/solutions/{ref}/eval", scope="write")
+    def evaluate(
+        self,
+        ref: str,
+        dataset: str,
+        *,
+        judges: list[str] | None = None,
+        sample: int | None = None,
+        seed: int = 0,
+        overrides: dict[str, dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """Run every row of ``dataset`` (JSONL text) and score the answers with each judge
+        (``embedding``, ``llm:PROVIDER[:MODEL]``); logged as a run."""
+        from stoa.develop.solution.evaluate import evaluate_solution
+
+        local = self._local
+        return evaluate_solution(
+            self._environment(), ref, dataset, ["embedding"] if judges is None else judges,
+            actor=local.actor, sample=sample, seed=seed, overrides=overrides,
+        )  # fmt: skip
+
     @operation("GET", "/solutions/{ref}/spec", scope="read", envelope="text")
     def spec(self, ref: str) -> str:
         """The version's YAML, as registered."""

@@ -85,9 +85,17 @@ class Environment:
     def model(self, ref: str) -> tuple[Any, str]:
         info = self.version("model", ref)
         ensure_allowed(info)
-        return _shared(
-            ("model", info.sha256), lambda: load_model(self.registry, info.ref)
-        ), info.ref
+        load = lambda: self._bound(load_model(self.registry, info.ref))  # noqa: E731
+        return _shared(("model", info.sha256), load), info.ref
+
+    def _bound(self, model: Any) -> Any:
+        """A model that calls a provider (an ``llm_prompt`` candidate) gets it from here."""
+        if callable(getattr(model, "bind", None)):
+            from stoa.develop.llm.providers import load_provider
+
+            registry, settings = self.registry, self.settings
+            model.bind(lambda spec: load_provider(spec, registry=registry, settings=settings))
+        return model
 
     def plan(self, ref: str, overrides: Mapping[str, Any] | None) -> tuple[Plan, str]:
         info = self.version("solution", ref)
@@ -265,6 +273,7 @@ def run_solution(
         cost,
         trace,
         error,
+        steps={k: v for k, v in ctx.items() if k not in ("input", "tags")},
     )
 
 

@@ -1,0 +1,154 @@
+"""Evaluate a solution version on a JSONL set of requests with one or more judges.
+
+Each line is ``{"input": {...} or "text", "reference": "…"?}``. Every row runs
+through the solution exactly as a request would; the judges score the answer against
+the input, the passages its retrieve steps found, and the reference when there is one.
+The report gives each judge's mean per criterion with a bootstrap 95 % interval, the
+solution's latency and cost, and how many rows ended how; it is logged as a run
+(tag ``kind=solution-eval``) so versions can be compared in ``stoa runs compare``.
+
+``sample`` evaluates a seeded random subset: with a CPU-bound LLM in the loop a full
+set can take longer than the answer is worth, and the interval says what the sample
+size costs in certainty.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from stoa.core.errors import InvalidInputError
+from stoa.develop import tracking
+from stoa.develop.judges import EmbeddingJudge, EvalRow, Judge, LLMJudge, evaluate_outputs
+from stoa.develop.llm.providers import ProviderSpec, load_provider
+from stoa.develop.solution.runner import Environment, run_solution
+
+MAX_ROWS = 100_000
+JUDGE_HELP = "embedding, or llm:PROVIDER[:MODEL] such as llm:local:smollm2@champion"
+
+
+def parse_judges(names: Sequence[str], env: Environment) -> list[Judge]:
+    """``embedding`` (offline heuristic) or ``llm:PROVIDER[:MODEL]`` (a rubric prompt)."""
+    if not names:
+        raise InvalidInputError("name at least one judge", field="judges", fix=JUDGE_HELP)
+    judges: list[Judge] = []
+    for name in dict.fromkeys(names):
+        if name == "embedding":
+            judges.append(EmbeddingJudge())
+            continue
+        kind, _, rest = name.partition(":")
+        if kind != "llm" or not rest:
+            raise InvalidInputError(f"unknown judge {name!r}", field="judges", fix=JUDGE_HELP)
+        provider, _, model = rest.partition(":")
+        spec = ProviderSpec(provider, model)
+        judges.append(LLMJudge(load_provider(spec, registry=env.registry, settings=env.settings)))
+    return judges
+
+
+def parse_rows(text: str) -> list[dict[str, Any]]:
+    """The JSONL set; a bad line is an error naming its number."""
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            raise InvalidInputError(f"line {number} is not JSON: {exc.msg}", field="dataset",
+                                    fix="write one JSON object per line") from None  # fmt: skip
+        if not isinstance(row, dict) or "input" not in row:
+            raise InvalidInputError(
+                f"line {number} has no input", field="dataset",
+                fix='write {"input": {"text": "…"}, "reference": "…"} per line',
+            )  # fmt: skip
+        reference = row.get("reference")
+        if reference is not None and not isinstance(reference, str):
+            raise InvalidInputError(f"line {number}: reference must be text", field="dataset")
+        rows.append(row)
+        if len(rows) > MAX_ROWS:
+            raise InvalidInputError(f"the set is over {MAX_ROWS} rows", field="dataset",
+                                    fix="evaluate a sample with --sample")  # fmt: skip
+    if not rows:
+        raise InvalidInputError("the set has no rows", field="dataset")
+    return rows
+
+
+def evaluate_solution(
+    env: Environment,
+    ref: str,
+    text: str,
+    judges: Sequence[str],
+    *,
+    actor: str,
+    sample: int | None = None,
+    seed: int = 0,
+    overrides: dict[str, Any] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    rows = parse_rows(text)
+    chosen = parse_judges(judges, env)
+    version = env.version("solution", ref).ref
+    total = len(rows)
+    if sample is not None:
+        if isinstance(sample, bool) or not isinstance(sample, int) or sample < 1:
+            raise InvalidInputError("sample must be a positive number of rows", field="sample")
+        if sample < total:
+            rows = random.Random(seed).sample(rows, sample)
+    scored: list[EvalRow] = []
+    statuses: Counter[str] = Counter()
+    for done, row in enumerate(rows, start=1):
+        result = run_solution(env, version, row["input"], overrides=overrides)
+        statuses[result.status] += 1
+        answer = result.output.get("text") if isinstance(result.output, dict) else None
+        scored.append(EvalRow(
+            input=_question(row["input"]),
+            context=[p["text"] for step in result.steps.values() if isinstance(step, dict)
+                     for p in step.get("passages", [])],
+            output=answer if isinstance(answer, str) else json.dumps(result.output, default=str),
+            reference=row.get("reference"),
+            latency_ms=result.latency_ms,
+            cost_usd=result.cost_usd,
+        ))  # fmt: skip
+        if progress:
+            progress(done, len(rows))
+    report = evaluate_outputs(scored, chosen, seed=seed).to_dict()
+    report.update(solution=version, statuses=dict(statuses), sample=len(rows), of=total)
+    report["run_id"] = _log(env, report, version, judges, actor)
+    return report
+
+
+def _question(value: Any) -> str:
+    if isinstance(value, dict):
+        text = value.get("text")
+        return text if isinstance(text, str) else json.dumps(value, default=str)
+    return str(value)
+
+
+def _log(env: Environment, report: dict[str, Any], version: str, judges: Sequence[str],
+         actor: str) -> str:  # fmt: skip
+    run = tracking.create_run(
+        env.registry, f"solution-eval-{version.split('@')[0]}", actor=actor, status="running",
+        params={"solution": version, "judges": ",".join(judges), "rows": report["sample"],
+                "of": report["of"]},
+        tags={"kind": "solution-eval"},
+    )  # fmt: skip
+    now = int(time.time() * 1000)
+    metrics = []
+    for judge, criteria in report["scores"].items():
+        for criterion, summary in criteria.items():
+            if summary["mean"] == summary["mean"]:  # not NaN
+                metrics.append((f"{judge}.{criterion}", summary["mean"], 0, now))
+                low, high = summary["ci95"]
+                metrics += [(f"{judge}.{criterion}_ci_low", low, 0, now),
+                            (f"{judge}.{criterion}_ci_high", high, 0, now)]  # fmt: skip
+    for key in ("p50", "p95"):
+        if report["latency_ms"].get(key) is not None:
+            metrics.append((f"latency_{key}_ms", report["latency_ms"][key], 0, now))
+    metrics.append(("cost_usd_total", report["cost_usd"]["total"], 0, now))
+    tracking.log_batch(env.registry.db, run.id, metrics=metrics)
+    tracking.finish(env.registry.db, run.id)
+    return run.id
