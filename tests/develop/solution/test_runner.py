@@ -246,3 +246,15 @@ def test_unused_prompt_variables_are_warnings_and_missing_ones_errors(stores):
     with pytest.raises(SpecError, match=r"line 6: step 'answer': ask@1 needs the variable\(s\) "
                                         "question, which vars does not give"):  # fmt: skip
         local.solutions.register(spec.replace("question: input.text, ", ""))
+
+
+def test_reject_reasons_are_templates_and_overrides_are_checked_like_specs(stores):
+    local, _ = stores
+    local.solutions.register(
+        "name: gate\nsteps:\n  - id: a\n    kind: rules\n    rules:\n"
+        "      - when: 'true'\n        reject: 'Refused: {{ input.text | upper }}'\n"
+    )
+    result = local.solutions.run("gate", "spam")
+    assert result["status"] == "rejected" and result["output"]["reason"] == "Refused: SPAM"
+    with pytest.raises(InvalidInputError, match="the template reads nope, which is neither"):
+        local.solutions.run("support", "x", overrides={"final": {"template": "{{ nope }}"}})

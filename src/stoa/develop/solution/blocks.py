@@ -73,12 +73,12 @@ def run_rules(step: CompiledStep, ctx: dict[str, Any], env: Environment) -> Step
         decision = f"rule {j} ({rule.when}) → {rule.action}"
         if rule.route is not None:
             return StepResult({**outputs, "action": "route"}, decision, route=rule.route, tags=tags)
+        text = render_template(step.templates[f"rules.{j}"], ctx, field=_where(step, f"rules[{j}]"))
         if rule.reject is not None:
-            reply = {"text": rule.reject, "reason": rule.reject}
+            reply = {"text": text, "reason": text}
             return StepResult(
                 {**outputs, "action": "reject"}, decision, Ending("rejected", reply), tags=tags
             )
-        text = render_template(step.templates[f"rules.{j}"], ctx, field=_where(step, f"rules[{j}]"))
         return StepResult(
             {**outputs, "action": "respond"}, decision, Ending("ok", {"text": text}), tags=tags
         )

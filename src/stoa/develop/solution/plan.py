@@ -18,6 +18,7 @@ from typing import Any
 from jinja2 import Template
 from pydantic import ValidationError
 
+from stoa.core.errors import InvalidInputError
 from stoa.develop.solution.expr import Expression, compile_expression
 from stoa.develop.solution.spec import (
     GenerateStep,
@@ -30,7 +31,7 @@ from stoa.develop.solution.spec import (
     line_of,
     parse_spec,
 )
-from stoa.govern.prompts import compile_template
+from stoa.govern.prompts import compile_template, template_variables
 
 
 @dataclass
@@ -128,7 +129,16 @@ def _compile_step(i: int, step: Any, spec: Spec, lines: dict[tuple[Any, ...], in
     def template(source: str, *where: Any) -> Template:
         path = ("steps", i, *where)
         try:
-            return compile_template(source, field=dotted(path))
+            compiled = compile_template(source, field=dotted(path))
+            unknown = sorted(set(template_variables(source)) - known)
+            if unknown:  # it would fail on every run: say so now
+                raise InvalidInputError(
+                    f"the template reads {', '.join(unknown)}, which is neither the input "
+                    "nor a step before it",
+                    field=dotted(path),
+                    fix=f"it can read {', '.join(sorted(known))}",
+                )
+            return compiled
         except Exception as exc:
             raise SpecError(
                 f"step {step.id!r}: {exc.message}",
@@ -141,8 +151,10 @@ def _compile_step(i: int, step: Any, spec: Spec, lines: dict[tuple[Any, ...], in
     if isinstance(step, RulesStep):
         for j, rule in enumerate(step.rules):
             compiled.expressions[f"rules.{j}"] = expr(rule.when, "rules", j, "when")
-            if rule.respond is not None:
-                compiled.templates[f"rules.{j}"] = template(rule.respond, "rules", j, "respond")
+            for action in ("respond", "reject"):
+                text = getattr(rule, action)
+                if text is not None:
+                    compiled.templates[f"rules.{j}"] = template(text, "rules", j, action)
     elif isinstance(step, RespondStep):
         if step.template is not None:
             compiled.templates["template"] = template(step.template, "template")

@@ -25,15 +25,12 @@ from stoa.develop.solution.spec import (
     ClassifyStep,
     EmbedStep,
     GenerateStep,
-    RespondStep,
     RetrieveStep,
-    RulesStep,
     SpecError,
     dotted,
     line_of,
 )
 from stoa.govern.models import ensure_allowed, ensure_loadable
-from stoa.govern.prompts import template_variables
 from stoa.govern.registry import Registry, check_version_input
 from stoa.govern.types import VersionInfo
 
@@ -71,7 +68,6 @@ def register_solution(
                     fix=exc.fix,
                 ) from None
             resolved.update(found or {})
-    _check_templates(plan)
     _check_calls(registry, name, plan)
     sha = registry.blobs.put_bytes(data)
     info = registry.add_version(
@@ -185,33 +181,6 @@ def _prompt(
 def _other_prompt_vars(registry: Registry, step: GenerateStep, field: str) -> set[str]:
     other = step.system if field == "prompt" else step.prompt
     return set(registry.get("prompt", other).spec.get("variables", [])) if other else set()
-
-
-def _check_templates(plan: Plan) -> None:
-    """A respond template reading a name that is neither the input nor an earlier step
-    would fail on every run; say so now."""
-    for compiled in plan.steps:
-        known = {"input", "tags", *(s.id for s in plan.spec.steps[: compiled.index])}
-        sources = []
-        if isinstance(compiled.step, RespondStep) and compiled.step.template:
-            sources.append((("template",), compiled.step.template))
-        if isinstance(compiled.step, RulesStep):
-            sources += [
-                (("rules", j, "respond"), r.respond)
-                for j, r in enumerate(compiled.step.rules)
-                if r.respond
-            ]
-        for where, source in sources:
-            names = set(template_variables(source)) - known
-            if names:
-                path = ("steps", compiled.index, *where)
-                raise SpecError(
-                    f"step {compiled.id!r}: the template reads {', '.join(sorted(names))}, "
-                    "which is neither the input nor a step before it",
-                    line=line_of(plan.lines, path),
-                    field=".".join(map(str, path)),
-                    fix=f"it can read {', '.join(sorted(known))}",
-                )
 
 
 def _check_calls(registry: Registry, name: str, plan: Plan) -> None:

@@ -52,7 +52,9 @@ class Rule(_Strict):
 
     when: str = Field(description="CEL condition over the context.")
     respond: str | None = Field(default=None, description="End the run with this answer (Jinja).")
-    reject: str | None = Field(default=None, description="End the run, refused for this reason.")
+    reject: str | None = Field(
+        default=None, description="End the run, refused for this reason (Jinja)."
+    )
     route: str | None = Field(default=None, description="Jump forward to this step id.")
     tag: str | None = Field(default=None, description="Add this tag and go on.")
 
