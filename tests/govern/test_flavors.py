@@ -54,8 +54,9 @@ CASES = {
 
 
 def test_every_flavor_has_a_case():
-    # Entry-point flavors (the selection 'candidate') are tested where they are defined.
-    assert set(CASES) == set(BUILTIN_FLAVORS)
+    # Entry-point flavors (the selection 'candidate') are tested where they are defined, and
+    # causal-lm saves nothing from a live object: tests/govern/test_causal_lm_flavor.py.
+    assert set(CASES) == set(BUILTIN_FLAVORS) - {"causal-lm"}
 
 
 @pytest.mark.parametrize("flavor", sorted(CASES))

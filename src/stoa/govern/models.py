@@ -87,6 +87,11 @@ def register_model(
     else:
         stored = registry.blobs.put_path(path, progress)
     status, findings = _reviewed(registry, stored.sha256, verdict)
+    if spec is None and detected is not None:
+        # What a flavor reads off a stored artifact (an LLM's architecture, context length,
+        # whether it has a chat template) is worth recording with the version.
+        describe = getattr(get_flavor(detected), "describe", None)
+        spec = describe(path) if callable(describe) else None
     parents = [("dataset", d) for d in datasets]
     if run_id:
         parents.append(("run", run_id))

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from stoa.core.errors import InvalidInputError
+from stoa.govern.flavors.causal_lm_flavor import CausalLMFlavor
 from stoa.govern.flavors.lightgbm_flavor import LightGBMFlavor
 from stoa.govern.flavors.sentence_transformers_flavor import SentenceTransformersFlavor
 from stoa.govern.flavors.sklearn_flavor import SklearnFlavor
@@ -34,7 +35,13 @@ class Flavor(Protocol):
 # Order matters: the XGBoost and LightGBM wrappers are scikit-learn estimators too.
 FLAVORS: dict[str, Flavor] = {
     f.name: f
-    for f in (XGBoostFlavor(), LightGBMFlavor(), SentenceTransformersFlavor(), SklearnFlavor())
+    for f in (
+        XGBoostFlavor(),
+        LightGBMFlavor(),
+        SentenceTransformersFlavor(),
+        CausalLMFlavor(),
+        SklearnFlavor(),
+    )
 }
 
 
