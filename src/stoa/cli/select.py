@@ -140,7 +140,8 @@ def _measured(key: str, unit_format: str) -> Callable[[dict[str, Any]], str]:
 def _metric(name: str) -> Column:
     def cell(row: dict[str, Any]) -> str:
         value = (row.get("metrics") or {}).get(name)
-        return "-" if value is None else _number(value, 4)
+        marker = "*" if row.get("sample") else ""  # scored on a sample: see the note
+        return "-" if value is None else _number(value, 4) + marker
 
     return Column(name, cell)
 
@@ -218,6 +219,7 @@ class Leaderboard:
             else:
                 column = COLUMNS[key] if key in COLUMNS else _metric(key)
             self.columns.append((column, [column.cell(row) for row in rows]))
+        self.notes = [_sample_note(row) for row in rows if row.get("sample")]
 
     def _verdict_cell(self, row: dict[str, Any]) -> str:
         if row.get("meets_constraints"):
@@ -239,7 +241,7 @@ class Leaderboard:
             chunks[-1].append(column)
         for number, chunk in enumerate(chunks):
             yield self._table(names + chunk, self.title if number == 0 else None)
-        for line in self.reasons:
+        for line in self.reasons + self.notes:
             yield Text(line)
 
     def _table(self, columns: list[tuple[Column, list[str]]], title: str | None) -> Table:
@@ -254,6 +256,16 @@ class Leaderboard:
         for i in range(len(self.result["leaderboard"])):
             table.add_row(*(escape(values[i]) for _, values in columns))
         return table
+
+
+def _sample_note(row: dict[str, Any]) -> str:
+    """Why a slow candidate's numbers carry a ``*``: the rows and calls they come from."""
+    sample = row["sample"]
+    note = (f"* {row['name']}: quality on {sample['rows']} of {sample['of']} test rows "
+            f"(seeded sample), latency from {sample['latency_calls']} calls")  # fmt: skip
+    if row.get("invalid_answers"):
+        note += f", {row['invalid_answers']} answers outside the labels"
+    return note
 
 
 def _min_width(columns: list[tuple[Column, list[str]]]) -> int:

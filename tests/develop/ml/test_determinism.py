@@ -91,8 +91,8 @@ def test_the_same_text_selection_twice_gives_the_same_metrics_and_recommendation
     tmp_path, constant_timings
 ):
     """Every text kind runs: the encoder they share is the packaged 90 MB MiniLM, which
-    loads in seconds on a CPU. Only llm_prompt does not, since no provider exists yet;
-    it is skipped alike in both runs."""
+    loads in seconds on a CPU. Only llm_prompt does not: no model is registered in
+    these stores, so it is skipped alike in both runs (with the reason and the fix)."""
     from tests.develop.ml.test_embedding_kinds import DESCRIPTIONS, LABELS, TEXTS
 
     path = tmp_path / "tickets.csv"

