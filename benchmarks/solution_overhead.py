@@ -9,7 +9,7 @@ Two pipelines, each run both ways on the same inputs in one process:
 
 "Direct" calls the same compiled CEL programs, the same model's ``predict_proba`` and
 the same Jinja template in a plain loop, with no context, spans or trace. Overhead per
-step = (runner p50 − direct p50) ÷ steps run. Target (issue 15): under 1 ms p50.
+step = (runner p50 - direct p50) ÷ steps run. Target (issue 15): under 1 ms p50.
 
     .venv/bin/python benchmarks/solution_overhead.py [--runs 2000] [--json]
 """
@@ -71,8 +71,8 @@ def _model() -> Any:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
-    texts = ["reset my password", "locked out", "refund my order", "charged twice",
-             "app crashes", "error when saving", "export to csv", "download my data"] * 5  # fmt: skip
+    texts = ["reset my password", "locked out", "refund my order", "charged twice", "app crashes",
+             "error when saving", "export to csv", "download my data"] * 5  # fmt: skip
     labels = ["account", "account", "billing", "billing", "bug", "bug", "howto", "howto"] * 5
     return make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(texts, labels)
 

@@ -31,11 +31,14 @@ def test_demo_runs_the_lifecycle_and_says_how_to_browse_it(monkeypatch, tmp_path
         "load champion",
         "walk lineage",
         "search runs",
+        "register local LLM",
         "select: ticket intents",
         "select: churn (tabular)",
         "knowledge base: ingest docs",
         "knowledge base: re-ingest",
         "knowledge base: evaluate",
+        "solution: support assistant",
+        "solution: evaluate with judges",
         "dashboard: render every page",
     ]:
         assert step in text
@@ -50,7 +53,11 @@ def test_demo_runs_the_lifecycle_and_says_how_to_browse_it(monkeypatch, tmp_path
     tickets = out["tickets"]
     kinds = {r["kind"] for r in tickets["leaderboard"]}
     assert {"tfidf_linear", "embedding_head", "zero_shot", "llm_prompt"} <= kinds
-    assert next(r for r in tickets["leaderboard"] if r["kind"] == "llm_prompt")["skipped"]
+    assert out["llm"].status == "allowed" and out["llm"].flavor == "causal-lm"
+    llm = next(r for r in tickets["leaderboard"] if r["kind"] == "llm_prompt")
+    assert "skipped" not in llm and "failed" not in llm, llm.get("rejected_because")
+    assert llm["sample"] == {"rows": 20, "of": 480, "latency_calls": 3}
+    assert llm["metrics"]["f1_macro"] >= 0 and llm["cost_per_1k"] > 0 and llm["size_mb"] > 90
     assert tickets["recommendation"] and tickets["registered"]["alias"] == "ticket-intent@champion"
     assert out["churn"]["leaderboard"][0]["metrics"]["roc_auc_ovr"] > 0.75
     assert out["accuracy"] > 0.9
@@ -63,6 +70,16 @@ def test_demo_runs_the_lifecycle_and_says_how_to_browse_it(monkeypatch, tmp_path
     modes = out["kb_eval"]["modes"]
     for metric in ("mrr", "hit_at_k"):  # the quality bar, on the shipped QA set
         assert modes["hybrid"][metric] >= max(modes["vector"][metric], modes["lexical"][metric])
+    runs = out["assistant"]
+    assert len(runs) == 12 and all(r["status"] != "error" for r in runs), runs
+    kinds = {s["attributes"]["stoa.step.kind"] for r in runs for s in r["trace"]["spans"][1:]}
+    assert kinds == {"call", "rules", "classify", "respond", "embed", "retrieve", "generate"}
+    assert {r["status"] for r in runs} >= {"ok", "rejected", "handoff"}
+    generated = [r for r in runs if "answer" in r["path"]]
+    assert generated and all(r["tokens"] > 0 and r["cost_usd"] > 0 for r in generated)
+    report = out["assistant_eval"]
+    assert set(report["scores"]) == {"embedding", "llm:local:smollm2@1"}
+    assert report["scores"]["embedding"]["correctness"]["n"] == report["sample"] == 4
     assert out["dashboard_pages"] >= 15  # every page named by dashboard_pages rendered 200
     assert not (tmp_path / "must-stay-empty.db").exists()
     assert not (tmp_path / "must-stay-empty").exists()

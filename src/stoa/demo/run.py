@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from stoa.client import LocalClient
+from stoa.demo.assistant import evaluate_assistant, run_assistant
 
 PROMPT = (
     "You are a botanist. Given sepal length {{ sepal_length }} cm and petal length "
@@ -67,11 +68,14 @@ def run_demo(console: Console, *, keep: bool = False) -> dict[str, Any]:
         step("load champion", lambda: _load_champion(client, csv, out))
         step("walk lineage", lambda: _lineage(client, out))
         step("search runs", lambda: _search_runs(client, out))
+        step("register local LLM", lambda: _register_llm(client, out, console))
         step("select: ticket intents", lambda: _select_tickets(client, work, out, console))
         step("select: churn (tabular)", lambda: _select_churn(client, work, out, console))
         step("knowledge base: ingest docs", lambda: _kb_ingest(client, out))
         step("knowledge base: re-ingest", lambda: _kb_reingest(client, out))
         step("knowledge base: evaluate", lambda: _kb_eval(client, out, console))
+        step("solution: support assistant", lambda: run_assistant(client, out, console))
+        step("solution: evaluate with judges", lambda: evaluate_assistant(client, out, console))
         step("dashboard: render every page", lambda: _dashboard(client, out))
 
         summary = Table(title=f"Stoa demo — home {home}", title_justify="left")
@@ -109,6 +113,7 @@ def dashboard_pages(out: dict[str, Any]) -> list[str]:
         f"/ui/prompts/{prompt.name}/{prompt.version}", f"/ui/datasets/{out['dataset'].name}",
         "/ui/runs", f"/ui/runs/{out['run'].id}", "/ui/selections",
         f"/ui/selections/{churn['run_id']}", "/ui/kbs", f"/ui/kbs/{kb}", "/ui/scans",
+        "/ui/solutions", "/ui/solutions/support-assistant",
         *([f"/ui/runs/compare?ids={children[0]}&ids={children[1]}"] if len(children) > 1 else []),
     ]  # fmt: skip
 
@@ -258,8 +263,33 @@ _INTENT_DESCRIPTIONS = {
 }
 
 
+def _register_llm(client: LocalClient, out: dict[str, Any], console: Console) -> str:
+    """The packaged SmolLM2-135M-Instruct GGUF through the gate, aliased ``champion``,
+    so the ticket selection can prompt it as the ``llm`` candidate."""
+    from stoa.develop.llm.local import packaged_gguf
+
+    path = packaged_gguf()
+    info = client.models.register("smollm2", path, license="Apache-2.0")
+    if info.status == "allowed":
+        client.models.set_alias("smollm2", info.version, "champion")
+    out["llm"] = info
+    header = info.spec or {}  # what the flavor read off the GGUF's header
+    template = "chat template present" if header.get("chat_template") else "no chat template"
+    findings = f"{len(info.findings)} finding(s)" if info.findings else "no findings"
+    size = f"{info.size / 2**20:.0f} MB"
+    return (f"{info.ref} status={info.status}: {info.flavor} {info.format}, {size}, "
+            f"licence {info.license}, {findings}, {template}")  # fmt: skip
+
+
+#: The llm candidate in the demo. Each row is a call of a 135M model, 3-4 s on this
+#: 2-core machine with no examples and 3x that with one per label (docs/selection.md),
+#: so the demo prompts zero-shot on a 20-row seeded sample; its interval says how wide.
+DEMO_LLM = {"model": "smollm2@champion", "shots": 0, "sample": 20, "latency_samples": 3}
+
+
 def _select_tickets(client: LocalClient, work: Path, out: dict[str, Any], console: Console) -> str:
-    """Does the team need a general model? TF-IDF vs MiniLM + head vs zero-shot, measured."""
+    """Does the team need a general model? TF-IDF vs MiniLM + head vs zero-shot vs a
+    prompted local LLM, measured side by side."""
     from stoa.demo.synthetic_data import write_demo_data
     from stoa.develop.ml.select import numpy_safe, parse_config, run_selection
 
@@ -275,7 +305,7 @@ def _select_tickets(client: LocalClient, work: Path, out: dict[str, Any], consol
             {"name": "tfidf", "kind": "tfidf_linear"},
             {"name": "minilm-head", "kind": "embedding_head"},
             {"name": "zero-shot", "kind": "zero_shot", "labels": _INTENT_DESCRIPTIONS},
-            {"name": "llm", "kind": "llm_prompt"},
+            {"name": "llm", "kind": "llm_prompt", "params": DEMO_LLM},
         ],
     })  # fmt: skip
     result = numpy_safe(run_selection(client, config, register="ticket-intent"))

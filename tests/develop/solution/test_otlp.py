@@ -40,7 +40,8 @@ def collector(monkeypatch):
 
 def test_a_run_is_exported_with_its_ids_parents_and_status(collector, sqlite_client):
     sqlite_client.solutions.register(
-        'name: t\nsteps:\n  - id: a\n    kind: respond\n    when: input.n > 0\n    template: "yes"\n'
+        "name: t\nsteps:\n  - id: a\n    kind: respond\n    when: input.n > 0\n"
+        '    template: "yes"\n'
     )
     ok = sqlite_client.solutions.run("t", {"n": 1})
     failed = sqlite_client.solutions.run("t", {"text": "no n"})

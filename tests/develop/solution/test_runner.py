@@ -129,8 +129,8 @@ def test_a_moved_alias_takes_effect(stores, sk_text_model):
     always_bug = DummyClassifier(strategy="constant", constant="bug").fit(
         np.zeros((3, 1)), ["bug", "account", "billing"]
     )
-    from sklearn.pipeline import make_pipeline
     from sklearn.feature_extraction.text import HashingVectorizer
+    from sklearn.pipeline import make_pipeline
 
     local.models.log(
         "tickets",

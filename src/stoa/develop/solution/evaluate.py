@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -139,6 +140,7 @@ def _log(env: Environment, report: dict[str, Any], version: str, judges: Sequenc
     now = int(time.time() * 1000)
     metrics = []
     for judge, criteria in report["scores"].items():
+        judge = re.sub(r"[^A-Za-z0-9_\-./: ]", "_", judge)  # llm:local:smollm2@1: no @ in keys
         for criterion, summary in criteria.items():
             if summary["mean"] == summary["mean"]:  # not NaN
                 metrics.append((f"{judge}.{criterion}", summary["mean"], 0, now))

@@ -222,7 +222,11 @@ class CausalLMFlavor:
     def load(self, path: Path, spec: dict[str, Any], *, dtype: str = "float32") -> CausalLM:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
+        # Loading is Stoa's step, with its own progress; transformers' per-tensor bars
+        # would interleave with a command's output.
+        hf_logging.disable_progress_bar()
         torch_dtype = getattr(torch, dtype)
         if path.is_dir():
             source = hf_metadata(path) or {"format": "hf"}
