@@ -80,6 +80,8 @@ def test_demo_runs_the_lifecycle_and_says_how_to_browse_it(monkeypatch, tmp_path
     report = out["assistant_eval"]
     assert set(report["scores"]) == {"embedding", "llm:local:smollm2@1"}
     assert report["scores"]["embedding"]["correctness"]["n"] == report["sample"] == 4
+    llm_judge = report["scores"]["llm:local:smollm2@1"]
+    assert all(s["n"] == 4 and s["errors"] == 0 for s in llm_judge.values()), llm_judge
     assert out["dashboard_pages"] >= 15  # every page named by dashboard_pages rendered 200
     assert not (tmp_path / "must-stay-empty.db").exists()
     assert not (tmp_path / "must-stay-empty").exists()

@@ -33,7 +33,8 @@ JUDGE_HELP = "embedding, or llm:PROVIDER[:MODEL] such as llm:local:smollm2@champ
 
 
 def parse_judges(names: Sequence[str], env: Environment) -> list[Judge]:
-    """``embedding`` (offline heuristic) or ``llm:PROVIDER[:MODEL]`` (a rubric prompt)."""
+    """``embedding`` (offline heuristic) or ``llm:PROVIDER[:MODEL]`` (a rubric prompt:
+    JSON verdicts from a served model, the expected 1-5 grade from a local one)."""
     if not names:
         raise InvalidInputError("name at least one judge", field="judges", fix=JUDGE_HELP)
     judges: list[Judge] = []
@@ -45,8 +46,12 @@ def parse_judges(names: Sequence[str], env: Environment) -> list[Judge]:
         if kind != "llm" or not rest:
             raise InvalidInputError(f"unknown judge {name!r}", field="judges", fix=JUDGE_HELP)
         provider, _, model = rest.partition(":")
-        spec = ProviderSpec(provider, model)
-        judges.append(LLMJudge(load_provider(spec, registry=env.registry, settings=env.settings)))
+        loaded = load_provider(ProviderSpec(provider, model), registry=env.registry,
+                               settings=env.settings)  # fmt: skip
+        # A model that scores choices (a local one, small) grades on the 1-5 scale by
+        # expected digit; a served model writes a JSON verdict with its rationale.
+        mode = "scale" if callable(getattr(loaded, "score_choices", None)) else "json"
+        judges.append(LLMJudge(loaded, mode=mode))
     return judges
 
 
