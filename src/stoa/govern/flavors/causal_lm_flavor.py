@@ -10,6 +10,7 @@ Both load with transformers (a GGUF is de-quantized to the dtype asked for); the
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -238,10 +239,12 @@ class CausalLMFlavor:
         else:
             # transformers reads any file name (the registry materializes "artifact.bin").
             source = describe(path) or {"format": "gguf"}
-            tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-            model = AutoModelForCausalLM.from_pretrained(
-                path.parent, gguf_file=path.name, dtype=torch_dtype
-            )
+            # transformers draws its GGUF de-quantizing bar with tqdm directly, on stderr.
+            with contextlib.redirect_stderr(io.StringIO()):
+                tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+                model = AutoModelForCausalLM.from_pretrained(
+                    path.parent, gguf_file=path.name, dtype=torch_dtype
+                )
         model.eval()
         source = {**spec, **source, "dtype": dtype}
         source.setdefault("parameters", sum(p.numel() for p in model.parameters()))
