@@ -16,43 +16,15 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.artifacts import SUPPORT_SPEC, ticket_classifier
 from tests.servers import serve_in_thread
 from tests.ui.conftest import SHOTS, WIDTHS, Stoa, Visitor
 
 pytestmark = pytest.mark.xdist_group("ui")
 
-SUPPORT = """\
-name: support
-description: answers support tickets
-steps:
-  - id: policy
-    kind: rules
-    rules:
-      - when: 'input.text.contains("password") && input.text.contains("send")'
-        reject: We never ask for your password.
-      - when: size(input.text) > 60
-        tag: long
-      - when: input.text == "hi"
-        respond: "Hello {{ input.text }}! How can I help?"
-  - id: intent
-    kind: classify
-    model: tickets@champion
-    thresholds:
-      - below: 0.45
-        route: human
-  - id: canned
-    kind: respond
-    when: intent.label == "account"
-    template: "Reset it under Settings > Security."
-  - id: final
-    kind: respond
-    data: {label: intent.label, tags: tags}
-    template: "Routing your {{ intent.label }} question."
-  - id: human
-    kind: respond
-    status: handoff
-    template: A colleague will answer shortly.
-"""
+SUPPORT = SUPPORT_SPEC.replace(
+    "name: support\n", "name: support\ndescription: answers support tickets\n"
+)
 #: Version 2: a new canned answer and a rule that routes straight to a human.
 SUPPORT_V2 = SUPPORT.replace(
     'template: "Reset it under Settings > Security."',
@@ -66,18 +38,6 @@ SUPPORT_V2 = SUPPORT.replace(
 STEPS = ["policy", "intent", "canned", "final", "human"]
 
 
-def _text_model() -> Any:
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-
-    texts = ["reset my password", "forgot my password", "locked out of my account",
-             "refund my order", "charged twice", "invoice is wrong",
-             "app crashes on start", "error when saving", "button does nothing"] * 4  # fmt: skip
-    labels = (["account"] * 3 + ["billing"] * 3 + ["bug"] * 3) * 4
-    return make_pipeline(TfidfVectorizer(), LogisticRegression(C=10)).fit(texts, labels)
-
-
 @pytest.fixture(scope="module")
 def stoa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stoa]:
     """A server over its own home: a classifier, and two versions of ``support``."""
@@ -88,7 +48,7 @@ def stoa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stoa]:
     local = LocalClient(settings=Settings(home=tmp_path_factory.mktemp("ui-solutions")))
     tokens = {scope: local.tokens.create(f"ui-{scope}", [scope]).token
               for scope in ("admin", "read")}  # fmt: skip
-    local.models.log("tickets", _text_model())
+    local.models.log("tickets", ticket_classifier())
     local.models.set_alias("tickets", 1, "champion")
     local.solutions.register(SUPPORT)
     local.solutions.register(SUPPORT_V2, description="a lawyer goes to a human")

@@ -7,38 +7,9 @@ import pytest
 
 from stoa.core.errors import InvalidInputError, NotFoundError
 from stoa.develop.solution.spec import SpecError
+from tests.artifacts import SUPPORT_SPEC, ticket_classifier
 
-SUPPORT = """\
-name: support
-steps:
-  - id: policy
-    kind: rules
-    rules:
-      - when: 'input.text.contains("password") && input.text.contains("send")'
-        reject: We never ask for your password.
-      - when: size(input.text) > 60
-        tag: long
-      - when: input.text == "hi"
-        respond: "Hello {{ input.text }}! How can I help?"
-  - id: intent
-    kind: classify
-    model: tickets@champion
-    thresholds:
-      - below: 0.45
-        route: human
-  - id: canned
-    kind: respond
-    when: intent.label == "account"
-    template: "Reset it under Settings > Security."
-  - id: final
-    kind: respond
-    data: {label: intent.label, tags: tags}
-    template: "Routing your {{ intent.label }} question."
-  - id: human
-    kind: respond
-    status: handoff
-    template: A colleague will answer shortly.
-"""
+SUPPORT = SUPPORT_SPEC
 
 
 @pytest.fixture
@@ -52,15 +23,7 @@ def stores(both, sk_text_model):
 
 @pytest.fixture(scope="module")
 def sk_text_model():
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-
-    texts = ["reset my password", "forgot my password", "locked out of my account",
-             "refund my order", "charged twice", "invoice is wrong",
-             "app crashes on start", "error when saving", "button does nothing"] * 4  # fmt: skip
-    labels = ["account"] * 3 + ["billing"] * 3 + ["bug"] * 3
-    return make_pipeline(TfidfVectorizer(), LogisticRegression(C=10)).fit(texts, labels * 4)
+    return ticket_classifier()
 
 
 @pytest.mark.parametrize("side", ["local", "http"])

@@ -39,8 +39,8 @@ from stoa.develop.llm.provider import (
     GenerationParams,
     Message,
     Passage,
+    StreamedProvider,
     Usage,
-    collect,
 )
 from stoa.govern.flavors.causal_lm_flavor import CausalLM, CausalLMFlavor
 from stoa.govern.models import ensure_allowed
@@ -174,7 +174,7 @@ class _Clock:
         )
 
 
-class LocalProvider:
+class LocalProvider(StreamedProvider):
     """A causal LM loaded with transformers, decoded with a KV cache under one lock."""
 
     kind = "local"
@@ -243,15 +243,6 @@ class LocalProvider:
 
     def count_tokens(self, text: str) -> int:
         return len(self.lm.tokenizer(text, add_special_tokens=False)["input_ids"])
-
-    def generate(
-        self,
-        messages: Sequence[Message],
-        params: GenerationParams,
-        *,
-        passages: Sequence[Passage] = (),
-    ) -> Generation:
-        return collect(self.stream(messages, params, passages=passages))
 
     def stream(
         self,
@@ -406,7 +397,7 @@ class LocalProvider:
         )
 
 
-class LlamaCppProvider:
+class LlamaCppProvider(StreamedProvider):
     """The same provider over llama.cpp (``backend: llama.cpp``), for GGUF files only.
 
     The GGUF's own chat template formats the messages (llama-cpp-python renders it in
@@ -462,15 +453,6 @@ class LlamaCppProvider:
 
     def count_tokens(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
-
-    def generate(
-        self,
-        messages: Sequence[Message],
-        params: GenerationParams,
-        *,
-        passages: Sequence[Passage] = (),
-    ) -> Generation:
-        return collect(self.stream(messages, params, passages=passages))
 
     def stream(
         self,

@@ -157,6 +157,29 @@ class Provider(Protocol):
     def count_tokens(self, text: str) -> int: ...
 
 
+class StreamedProvider:
+    """For providers whose stream builds the answer: ``generate`` is the stream collected,
+    so the two can never disagree."""
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        params: GenerationParams,
+        *,
+        passages: Sequence[Passage] = (),
+    ) -> Iterator[Chunk]:
+        raise NotImplementedError
+
+    def generate(
+        self,
+        messages: Sequence[Message],
+        params: GenerationParams,
+        *,
+        passages: Sequence[Passage] = (),
+    ) -> Generation:
+        return collect(self.stream(messages, params, passages=passages))
+
+
 def as_messages(value: Any, *, field_name: str = "messages") -> list[Message]:
     """Messages from what a user wrote: a string (one user turn), or a list of
     ``{"role", "content"}`` mappings. The error names the turn that is wrong."""

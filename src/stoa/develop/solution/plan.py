@@ -10,15 +10,16 @@ because they depend on what is stored, not on the text.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from jinja2 import Template
 from pydantic import ValidationError
 
-from stoa.core.errors import InvalidInputError
+from stoa.core.errors import InvalidInputError, StoaError
 from stoa.develop.solution.expr import Expression, compile_expression
 from stoa.develop.solution.spec import (
     GenerateStep,
@@ -112,40 +113,34 @@ def apply_overrides(spec: Spec, overrides: Mapping[str, Mapping[str, Any]]) -> S
 def _compile_step(i: int, step: Any, spec: Spec, lines: dict[tuple[Any, ...], int]) -> CompiledStep:
     known = {"input", "tags", *(s.id for s in spec.steps[:i])}
 
-    def expr(source: str, *where: Any) -> Expression:
+    @contextlib.contextmanager
+    def located(*where: Any) -> Iterator[str]:
+        """A check's error, given the step and the YAML line it is about."""
         path = ("steps", i, *where)
         try:
-            return compile_expression(source, where=dotted(path), known=known)
+            yield dotted(path)
         except SpecError:
             raise
-        except Exception as exc:  # ExpressionError: give it the step and the line
-            raise SpecError(
-                f"step {step.id!r}: {exc.message}",
-                line=line_of(lines, path),  # type: ignore[attr-defined]
-                field=dotted(path),
-                fix=exc.fix,
-            ) from None  # type: ignore[attr-defined]
+        except StoaError as exc:
+            raise SpecError(f"step {step.id!r}: {exc.message}", line=line_of(lines, path),
+                            field=dotted(path), fix=exc.fix) from None  # fmt: skip
+
+    def expr(source: str, *where: Any) -> Expression:
+        with located(*where) as field:
+            return compile_expression(source, where=field, known=known)
 
     def template(source: str, *where: Any) -> Template:
-        path = ("steps", i, *where)
-        try:
-            compiled = compile_template(source, field=dotted(path))
+        with located(*where) as field:
+            compiled = compile_template(source, field=field)
             unknown = sorted(set(template_variables(source)) - known)
             if unknown:  # it would fail on every run: say so now
                 raise InvalidInputError(
                     f"the template reads {', '.join(unknown)}, which is neither the input "
                     "nor a step before it",
-                    field=dotted(path),
+                    field=field,
                     fix=f"it can read {', '.join(sorted(known))}",
                 )
             return compiled
-        except Exception as exc:
-            raise SpecError(
-                f"step {step.id!r}: {exc.message}",
-                line=line_of(lines, path),  # type: ignore[attr-defined]
-                field=dotted(path),
-                fix=exc.fix,
-            ) from None  # type: ignore[attr-defined]
 
     compiled = CompiledStep(i, step, expr(step.when, "when") if step.when else None)
     if isinstance(step, RulesStep):
