@@ -228,6 +228,11 @@ def test_datasets_and_prompts(stoa, tmp_path):
 
     rendered = stoa("prompts", "render", "greet@1", "--set", "name=Ada")
     assert rendered.returncode == 0 and rendered.stdout.strip() == "Hello Ada"
+    extra = stoa("prompts", "render", "greet@1", "--set", "name=Ada", "--set", "mood=glad")
+    assert extra.returncode == 0 and extra.stdout.strip() == "Hello Ada"
+    assert "warning: mood is not a variable of greet@1, so it was not used" in extra.stderr
+    missing = stoa("prompts", "render", "greet@1")
+    assert missing.returncode == 2 and "missing value(s) for name" in missing.stderr
     [series] = ok_json(stoa("prompts", "list", "--json"))
     assert (series["name"], series["latest_version"]) == ("greet", 2)
     assert ok_json(stoa("prompts", "show", "greet", "--json"))["spec"]["variables"] == [

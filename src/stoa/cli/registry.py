@@ -360,5 +360,9 @@ def render_prompt(
 ) -> None:
     """Render a prompt version with the given values."""
     values = parse_pairs(set_, "set")
-    text = state(ctx).client.prompts.render(ref, values)
+    client = state(ctx).client
+    text = client.prompts.render(ref, values)
+    info = client.prompts.show(ref)
+    for name in sorted(set(values) - set(info.spec.get("variables", []))):
+        note(f"warning: {name} is not a variable of {info.ref}, so it was not used")
     emit({"ref": ref, "values": values, "text": text}, json_out, lambda r: r["text"])
