@@ -8,6 +8,7 @@ unauthenticated browser is sent to the sign-in form, remembering where it was go
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 from collections.abc import Callable, Coroutine
@@ -146,3 +147,22 @@ class UiRoute(APIRoute):
                 return _error_page(request, exc.status_code, str(exc.detail), None)
 
         return guarded
+
+
+def diff_lines(old: str, new: str, old_ref: str, new_ref: str) -> list[tuple[str, str]]:
+    """A unified diff as (class, line) pairs for ``pre.diff``: prompt and solution pages."""
+    lines = difflib.unified_diff(old.splitlines(), new.splitlines(), old_ref, new_ref, lineterm="")
+    out = []
+    for line in lines:
+        if line.startswith(("+++", "---")):
+            kind = "file"
+        elif line.startswith("@@"):
+            kind = "hunk"
+        elif line.startswith("+"):
+            kind = "add"
+        elif line.startswith("-"):
+            kind = "del"
+        else:
+            kind = "ctx"
+        out.append((kind, line))
+    return out

@@ -7,7 +7,6 @@ concrete paths, so that ``/ui/runs/…`` and the other areas' routes are never s
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Callable
 from typing import Any, Literal
@@ -19,7 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from stoa.client.registry import Versions
 from stoa.core.errors import NotFoundError
 from stoa.govern.types import LineageInfo, LineageNode, VersionInfo
-from stoa.ui.render import UiRoute, attachment, page
+from stoa.ui.render import UiRoute, attachment, diff_lines, page
 from stoa.ui.session import Viewer, check_same_origin, viewer
 
 router = APIRouter(route_class=UiRoute, include_in_schema=False)
@@ -230,25 +229,6 @@ def _lineage_graph(who: Viewer, lineage: LineageInfo) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _diff(old: str, new: str, old_ref: str, new_ref: str) -> list[tuple[str, str]]:
-    """A unified diff as (class, line) pairs for ``pre.diff``."""
-    lines = difflib.unified_diff(old.splitlines(), new.splitlines(), old_ref, new_ref, lineterm="")
-    out = []
-    for line in lines:
-        if line.startswith(("+++", "---")):
-            kind = "file"
-        elif line.startswith("@@"):
-            kind = "hunk"
-        elif line.startswith("+"):
-            kind = "add"
-        elif line.startswith("-"):
-            kind = "del"
-        else:
-            kind = "ctx"
-        out.append((kind, line))
-    return out
-
-
 def _text_of(resource: Versions, ref: str) -> str:
     """A prompt's template: the bytes of its artifact."""
     return bytes(resource._artifact(ref).body).decode("utf-8", errors="replace")
@@ -268,7 +248,7 @@ def _prompt_diff(resource: Versions, info: VersionInfo, against: int | None) -> 
         old, new, old_ref, new_ref = new, old, new_ref, old_ref
     return {
         "template": template, "against": other.version,
-        "lines": _diff(old, new, old_ref, new_ref),
+        "lines": diff_lines(old, new, old_ref, new_ref),
     }  # fmt: skip
 
 

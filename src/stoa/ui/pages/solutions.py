@@ -16,8 +16,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse
 
 from stoa.core.errors import InvalidInputError, StoaError
-from stoa.ui.pages.registry import _diff
-from stoa.ui.render import UiRoute, page
+from stoa.ui.render import UiRoute, diff_lines, page
 from stoa.ui.session import Viewer, check_same_origin, viewer
 
 router = APIRouter(route_class=UiRoute, include_in_schema=False)
@@ -123,7 +122,7 @@ def _compare(who: Viewer, name: str, old: int, new: int) -> dict[str, Any]:
     old_ref, new_ref = f"{name}@{old}", f"{name}@{new}"
     for ref in (old_ref, new_ref):  # an unknown version: a 404 page naming it
         solutions.show(ref)
-    lines = _diff(solutions.spec(old_ref), solutions.spec(new_ref), old_ref, new_ref)
+    lines = diff_lines(solutions.spec(old_ref), solutions.spec(new_ref), old_ref, new_ref)
     return {"old": old, "new": new, "lines": lines}
 
 
