@@ -120,7 +120,7 @@ def test_a_server_that_always_fails_is_unreachable_after_every_attempt(scripted,
     message = caught.value.message
     assert f"{server[0]}/v1/chat/completions" in message
     assert "failed after 3 attempt(s)" in message
-    assert "the last: HTTP 500: boom" in message
+    assert "the last: HTTP 500" in message and "boom" not in message
     assert caught.value.field == "STOA_PROVIDERS.gpu.url"
 
 
@@ -152,7 +152,7 @@ def test_a_closed_port_is_unreachable_naming_the_endpoint(monkeypatch):
     assert "the connection failed (ConnectError)" in caught.value.message
 
 
-def test_a_400_is_not_retried_and_never_echoes_the_key(scripted):
+def test_a_400_is_not_retried_and_never_echoes_the_answer(scripted):
     make, requests = scripted
     said = f"context too long for key {KEY}\n\x1b[31m" + "x" * 500
     provider = make(Step(status=400, error=said))
@@ -160,9 +160,9 @@ def test_a_400_is_not_retried_and_never_echoes_the_key(scripted):
         provider.generate(MESSAGES, PARAMS)
     assert len(requests) == 1
     text = str(caught.value)
-    assert "HTTP 400: context too long for key ***" in text
+    assert text.startswith("params: provider 'gpu' at ") and "refused the request" in text
+    assert "HTTP 400" in text and "context too long" not in text
     assert KEY not in text and "\x1b" not in text
-    assert len(caught.value.message) < 400
     assert "not retried" in caught.value.fix
 
 
@@ -190,9 +190,10 @@ def test_an_error_event_mid_stream_is_not_retried(scripted):
     make, requests = scripted
     provider = make(Step(reply="half an answer", break_stream=True, error="out of memory"))
     received = []
-    with pytest.raises(UnreachableError, match=r"stream after 1 piece\(s\): out of memory"):
+    with pytest.raises(UnreachableError, match=r"error in its stream after 1 piece\(s\)") as caught:
         for chunk in provider.stream(MESSAGES, PARAMS):
             received.append(chunk.text)
+    assert "out of memory" not in str(caught.value)  # the server's words are never echoed
     assert received == ["half"]
     assert len(requests) == 1
 

@@ -66,7 +66,6 @@ RESERVED_BODY = frozenset(
 RETRY_AFTER_CAP_S = 30.0  # the longest Stoa waits on a server's Retry-After
 BACKOFF_CAP_S = 8.0
 CHARS_PER_TOKEN = 4  # the approximation used when a server reports no usage
-_ERROR_CHARS = 200
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\uffff]+")
 _RETRIED_STATUS = frozenset({429}) | frozenset(range(500, 600))
 
@@ -214,7 +213,7 @@ class OpenAIProvider:
             for event in _events(response.iter_lines()):
                 events += 1
                 if "error" in event:
-                    raise self._error_in_stream(event["error"], len(parts))
+                    raise self._error_in_stream(len(parts))
                 if event.get("usage"):
                     usage = event["usage"]
                 for choice in event.get("choices") or ():
@@ -303,7 +302,7 @@ class OpenAIProvider:
                 response.close()
                 if response.status_code not in _RETRIED_STATUS:
                     raise self._refused(response)
-                last = f"HTTP {response.status_code}{self._said(response)}"
+                last = f"HTTP {response.status_code}"
                 wait = _retry_after(response.headers.get("retry-after"))
             if attempt < attempts:
                 time.sleep(wait if wait is not None else self._backoff(attempt))
@@ -366,43 +365,28 @@ class OpenAIProvider:
             text = text.replace(self._key, "***")
         return text
 
-    def _said(self, response: httpx.Response) -> str:
-        """The server's own short ``error.message``, cleaned and cut; never its body."""
-        try:
-            error = response.json().get("error")
-            message = error.get("message") if isinstance(error, dict) else error
-        except (ValueError, AttributeError):
-            return ""
-        if not isinstance(message, str) or not message.strip():
-            return ""
-        message = " ".join(self._clean(message).split())
-        if len(message) > _ERROR_CHARS:
-            message = message[: _ERROR_CHARS - 1] + "…"
-        return f": {message}"
-
     def _refused(self, response: httpx.Response) -> StoaError:
+        # Only the status: what a server answers is never echoed into an error (it may
+        # hold a prompt, a key it was sent, or anything an attacker made it say).
         status = response.status_code
-        said = self._said(response)
         if status in (401, 403):
             return ConfigurationError(
-                f"provider {self.name!r} at {self.endpoint} refused the key: HTTP {status}{said}",
+                f"provider {self.name!r} at {self.endpoint} refused the key: HTTP {status}",
                 field=f"STOA_PROVIDERS.{self.name}.api_key_env",
                 fix="check the key in the variable api_key_env names",
             )
         return RefusedError(
             f"provider {self.name!r} at {self.endpoint} refused the request "
-            f"(model {self.model!r}): HTTP {status}{said}",
+            f"(model {self.model!r}): HTTP {status}",
             field="model" if status == 404 else "params",
             fix="not retried: the same request would be refused again; "
             "check the model name and the params",
         )
 
-    def _error_in_stream(self, error: Any, pieces: int) -> StoaError:
-        message = error.get("message") if isinstance(error, dict) else error
-        said = " ".join(self._clean(str(message or "")).split())[:_ERROR_CHARS]
+    def _error_in_stream(self, pieces: int) -> StoaError:
         return UnreachableError(
             f"provider {self.name!r} at {self.endpoint} reported an error in its stream "
-            f"after {pieces} piece(s): {said}",
+            f"after {pieces} piece(s)",
             field=f"STOA_PROVIDERS.{self.name}.url",
             fix="see the server's own logs",
         )
