@@ -14,6 +14,7 @@ import typer
 from stoa.cli.context import JsonOpt, existing_path, state
 from stoa.cli.output import emit, fields, note
 from stoa.core.errors import InvalidInputError
+from stoa.govern.scoring import frame_predictor, one_line
 
 #: Rows read, predicted and written at a time: memory stays flat on any input size.
 CHUNK_ROWS = 10_000
@@ -56,12 +57,12 @@ def predict(
     client = state(ctx).client
     info = client.models.show(ref)
     model = client.models.load(info.ref)  # refused (exit 1) unless the gate allowed it
-    call = _predictor(model)
+    predict_frame = frame_predictor(model)
     out = open(output, "x", encoding="utf-8") if output is not None else sys.stdout  # noqa: SIM115
     rows = 0
     try:
         for frame in read():
-            for value in call(frame, input_):
+            for value in predict_frame(frame, input_.name):
                 out.write(json.dumps({"row": rows, "prediction": value}) + "\n")
                 rows += 1
     except BaseException:
@@ -135,69 +136,7 @@ def _reader(path: Path) -> Callable[[], Iterator[Any]]:
                 yield from pd.read_json(path, lines=True, chunksize=CHUNK_ROWS)
         except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
             raise InvalidInputError(
-                f"{path.name} is not readable {kind.upper()}: {_one_line(exc)}", field="input"
+                f"{path.name} is not readable {kind.upper()}: {one_line(exc)}", field="input"
             ) from None
 
     return chunks
-
-
-def _predictor(model: Any) -> Callable[[Any, Path], list[Any]]:
-    """How to call this kind of model on a frame of rows."""
-    if callable(getattr(model, "predict", None)):
-        names = getattr(model, "feature_names_in_", None)
-
-        def call(frame: Any, source: Path) -> list[Any]:
-            if names is not None:  # the columns it was fitted on, in order; extras ignored
-                missing = [n for n in names if n not in frame.columns]
-                if missing:
-                    raise InvalidInputError(
-                        f"{source.name} lacks the column(s) {', '.join(map(str, missing))}",
-                        field="input",
-                    )
-                frame = frame[list(names)]
-            elif hasattr(model, "n_features_in_"):
-                frame = frame.to_numpy()  # fitted on an unnamed array: positions, not names
-            return _run(lambda: model.predict(_native(model, frame)), source)
-
-        return call
-    if callable(getattr(model, "encode", None)):
-
-        def embed(frame: Any, source: Path) -> list[Any]:
-            column = "text" if "text" in frame.columns else frame.columns[0]
-            texts = frame[column].astype(str).tolist()
-            return _run(lambda: model.encode(texts), source)
-
-        return embed
-    raise InvalidInputError(
-        f"a {_type_name(model)} has no predict or encode method",
-        field="ref",
-        fix="load it in Python with client.models.load",
-    )
-
-
-def _native(model: Any, frame: Any) -> Any:
-    """A frame as the model's own API takes it: a raw XGBoost Booster wants a DMatrix."""
-    if type(model).__module__.startswith("xgboost") and type(model).__name__ == "Booster":
-        import xgboost
-
-        return xgboost.DMatrix(frame)
-    return frame
-
-
-def _run(call: Callable[[], Any], source: Path) -> list[Any]:
-    try:
-        result = call()
-    except InvalidInputError:
-        raise
-    except Exception as exc:  # the framework's own complaint about the rows
-        raise InvalidInputError(
-            f"the model could not predict {source.name}: {type(exc).__name__}: {_one_line(exc)}",
-            field="input",
-            fix="give the columns (and types) the model was trained on",
-        ) from None
-    values = result.tolist() if hasattr(result, "tolist") else list(result)
-    return [v.item() if hasattr(v, "item") else v for v in values]
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:300]

@@ -90,6 +90,41 @@ class UnreachableError(StoaError):
     exit_code = 1
 
 
+class OverloadedError(StoaError):
+    """The server cannot take the request now (a full logbook queue, a rate limit); the
+    caller may retry after ``retry_after_s``. Nothing was recorded for it."""
+
+    code = "overloaded"
+    http_status = 503
+    exit_code = 1
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        fix: str | None = None,
+        retry_after_s: float = 1.0,
+    ):
+        super().__init__(message, field=field, fix=fix)
+        self.retry_after_s = retry_after_s
+
+
+class RateLimitedError(OverloadedError):
+    """A caller went over its request rate."""
+
+    code = "rate_limited"
+    http_status = 429
+
+
+class TimedOutError(StoaError):
+    """A step or a request ran past its time limit."""
+
+    code = "timeout"
+    http_status = 504
+    exit_code = 1
+
+
 class ConfigurationError(StoaError):
     """Settings that cannot work, such as a public bind address without tokens."""
 

@@ -354,3 +354,89 @@ class GenerationCacheEntry(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     hits: Mapped[int] = mapped_column(Integer, default=0)
     last_hit_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Endpoint(Base):
+    """A served name; what it serves lives in its numbered ``EndpointConfig`` versions."""
+
+    __tablename__ = "endpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    #: Salts every unit's bucket; fixed for the endpoint's life, so weights that stay the
+    #: same keep every unit on its variant across config versions and restarts.
+    salt: Mapped[str] = mapped_column(String(32))
+    current: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(128), default="")
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class EndpointConfig(Base):
+    """One version of an endpoint's variants, weights and serving limits; never changed
+    after it is written, so every prediction names the exact split it was served under."""
+
+    __tablename__ = "endpoint_configs"
+    __table_args__ = (UniqueConstraint("endpoint_id", "version", name="uq_endpoint_configs"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("endpoints.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    variants: Mapped[list[Any]] = mapped_column(default=list)
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(128), default="")
+
+
+class Prediction(Base):
+    """One logged request to an endpoint (a shadow's run too, with ``parent_id``)."""
+
+    __tablename__ = "predictions"
+    __table_args__ = (
+        Index("ix_predictions_endpoint_ts", "endpoint", "ts"),
+        Index("ix_predictions_unit", "endpoint", "unit_id"),
+        Index("ix_predictions_parent", "parent_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(128))
+    config_version: Mapped[int] = mapped_column(Integer)
+    variant: Mapped[str] = mapped_column(String(64))
+    mode: Mapped[str] = mapped_column(String(8))
+    parent_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    target: Mapped[str] = mapped_column(String(256))
+    unit_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime())
+    input: Mapped[Any] = mapped_column(JSONType, nullable=True)
+    output: Mapped[Any] = mapped_column(JSONType, nullable=True)
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    trace: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
+
+
+class FeedbackEvent(Base):
+    """A user action or a judgement tied to a prediction; written before it is
+    acknowledged. The endpoint and variant are copied in, so an A/B analysis reads one
+    table."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (
+        Index("ix_feedback_prediction", "prediction_id"),
+        Index("ix_feedback_endpoint_kind", "endpoint", "kind", "ts"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    prediction_id: Mapped[str] = mapped_column(String(36))
+    endpoint: Mapped[str] = mapped_column(String(128))
+    variant: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(64))
+    value: Mapped[Any] = mapped_column(JSONType, nullable=True)
+    source: Mapped[str] = mapped_column(String(16))
+    ts: Mapped[datetime] = mapped_column(UTCDateTime())
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    idempotency_key: Mapped[str | None] = mapped_column(String(128), nullable=True, unique=True)

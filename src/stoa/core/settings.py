@@ -60,6 +60,40 @@ class Settings(BaseSettings):
         description="Price of one CPU-hour, the cost basis of models run on this machine.",
     )
 
+    # -- serving (docs/serving.md) ---------------------------------------------------
+    logbook_queue: int = Field(
+        default=20_000,
+        ge=1,
+        description="Predictions a server process holds before writing; when full, "
+        "requests wait (backpressure), then get 503. Never dropped silently.",
+    )
+    logbook_batch: int = Field(
+        default=1000, ge=1, description="Predictions written in one transaction at most."
+    )
+    logbook_flush_ms: int = Field(
+        default=200,
+        ge=1,
+        description="Longest a prediction waits in memory before it is written: what a "
+        "kill -9 can lose.",
+    )
+    logbook_full_wait_ms: int = Field(
+        default=2000,
+        ge=0,
+        description="How long a request waits for room in a full logbook before its 503.",
+    )
+    rate_limit_per_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="Data-plane requests per second per caller (token, or address on an "
+        "open server), with a burst of rate_limit_burst; unset for no limit.",
+    )
+    rate_limit_burst: int = Field(default=50, ge=1, description="Requests a caller may burst.")
+    log_format: str = Field(
+        default="text",
+        pattern="^(text|json)$",
+        description="Server logs as readable text or as one JSON object per line.",
+    )
+
     @property
     def resolved_home(self) -> Path:
         return self.home.expanduser().resolve()

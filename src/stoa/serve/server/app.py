@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
+import math
 import os
 import re
 from collections.abc import AsyncIterator, Sequence
@@ -17,13 +18,16 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+import stoa.serve.server.dataplane as dataplane
 from stoa import __version__
 from stoa.client import RESOURCES, LocalClient
 from stoa.client._operation import Resource
-from stoa.core.errors import ConfigurationError, StoaError
+from stoa.core.errors import ConfigurationError, OverloadedError, StoaError
 from stoa.core.settings import Settings
 from stoa.govern.gc import sweep_temporaries
 from stoa.govern.webhooks import Dispatcher
+from stoa.serve.metrics import prepare_multiprocess
+from stoa.serve.runtime import PredictionFailed
 from stoa.serve.server.gatekeeper import FIX, MIB, Gatekeeper
 
 log = logging.getLogger("stoa.server")
@@ -106,9 +110,11 @@ def create_app(
     host: str = "127.0.0.1",
     client: LocalClient | None = None,
     resources: Sequence[type[Resource]] = RESOURCES,
+    default_endpoint: str | None = None,
 ) -> FastAPI:
     """The app over ``client`` (or the stores ``settings`` name), with a route for every
-    operation of ``resources``."""
+    operation of ``resources`` and the data plane; ``default_endpoint`` answers MLflow's
+    ``/invocations`` (``stoa serve``)."""
     from stoa.serve.server.routes import build_router, route_scopes, unknown_kind
     from stoa.ui.app import mount_dashboard
 
@@ -121,12 +127,15 @@ def create_app(
     # works offline.
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        """Deliver webhooks from the outbox while the server runs."""
+        """Deliver webhooks from the outbox while the server runs; start the data plane,
+        and on shutdown let running predictions end and write every logged one."""
         dispatcher = None
         if client.stores.hooks:
             dispatcher = Dispatcher(client.stores.db, client.stores.hooks)
             dispatcher.start()
+        serving = client.stores.serving
         yield
+        serving.close()
         if dispatcher is not None:
             dispatcher.stop()
 
@@ -140,9 +149,10 @@ def create_app(
     )
     app.state.client = client
     app.state.loopback = is_loopback(host)
+    app.state.default_endpoint = default_endpoint
     app.add_middleware(
         Gatekeeper,
-        routes=route_scopes(resources),
+        routes=route_scopes(resources) + dataplane.scopes(),
         max_upload=limits.max_upload_mb * MIB,
         max_json=limits.max_json_mb * MIB,
         error=_error,
@@ -152,7 +162,12 @@ def create_app(
 
     @app.exception_handler(StoaError)
     async def _stoa_error(_: Request, exc: StoaError) -> JSONResponse:
-        return _error(exc.http_status, exc.code, exc.message, exc.field, exc.fix)
+        response = _error(exc.http_status, exc.code, exc.message, exc.field, exc.fix)
+        if isinstance(exc, OverloadedError):
+            response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
+        if isinstance(exc, PredictionFailed):
+            response.headers[dataplane.PREDICTION_HEADER] = exc.outcome.prediction_id
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -211,6 +226,7 @@ def create_app(
         return RedirectResponse("/ui", status_code=307)
 
     app.include_router(build_router(resources), prefix="/api/v1")
+    app.include_router(dataplane.build_dataplane_router())
     mount_dashboard(app)
     return app
 
@@ -218,9 +234,10 @@ def create_app(
 #: What uvicorn imports in each of several worker processes (``stoa server --workers``).
 WORKER_APP = "stoa.serve.server.app:app_for_worker"
 _WORKER_HOST = "STOA_SERVER_HOST"
+_WORKER_ENDPOINT = "STOA_DEFAULT_ENDPOINT"
 
 
-def configure_workers(settings: Settings, host: str) -> None:
+def configure_workers(settings: Settings, host: str, default_endpoint: str | None = None) -> None:
     """Put the settings and bind address where every worker process reads them: uvicorn
     imports ``WORKER_APP`` afresh in each, so they travel in the environment."""
     values = {"STOA_HOME": str(settings.resolved_home), _WORKER_HOST: host,
@@ -228,8 +245,15 @@ def configure_workers(settings: Settings, host: str) -> None:
               "STOA_BLOB_URL": settings.resolved_blob_url}  # fmt: skip
     if settings.scan_policy is not None:
         values["STOA_SCAN_POLICY"] = str(settings.scan_policy)
+    if default_endpoint is not None:
+        values[_WORKER_ENDPOINT] = default_endpoint
     os.environ.update(values)
+    prepare_multiprocess(settings.resolved_home)  # /metrics adds up every worker
 
 
 def app_for_worker() -> FastAPI:
-    return create_app(Settings(), host=os.environ.get(_WORKER_HOST, "127.0.0.1"))
+    return create_app(
+        Settings(),
+        host=os.environ.get(_WORKER_HOST, "127.0.0.1"),
+        default_endpoint=os.environ.get(_WORKER_ENDPOINT),
+    )
