@@ -9,8 +9,9 @@ from typing import Annotated
 import typer
 
 from stoa import __version__
+from stoa.cli import endpoints, kb, predictions, registry, runs, scan, select, solutions, tokens
 from stoa.cli import home as home_commands
-from stoa.cli import kb, registry, runs, scan, select, solutions, tokens
+from stoa.cli import server as server_commands
 from stoa.cli.context import JsonOpt, State, state
 from stoa.cli.output import console, emit
 from stoa.core.errors import StoaError
@@ -46,6 +47,11 @@ app.add_typer(solutions.app, name="solutions")
 app.add_typer(runs.app, name="runs")
 app.add_typer(kb.app, name="kb")
 app.add_typer(tokens.app, name="tokens")
+app.add_typer(endpoints.app, name="endpoints")
+app.add_typer(predictions.app, name="predictions")
+app.command(name="feedback")(endpoints.feedback)
+app.command(name="serve")(endpoints.serve)
+app.command(name="server")(server_commands.server)
 app.command(name="scan")(scan.scan)
 app.command(name="select")(select.select)
 app.command(name="init")(home_commands.init)
@@ -115,37 +121,6 @@ def gc(
         text += (f", and {report['temporaries']} temporaries "
                  f"({report['temporary_bytes'] / 2**20:.1f} MiB)")  # fmt: skip
     emit(report, json_out, lambda _: text)
-
-
-@app.command()
-def server(
-    ctx: typer.Context,
-    host: Annotated[
-        str, typer.Option(help="Address to bind; anything but loopback needs tokens.")
-    ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    workers: Annotated[
-        int, typer.Option(min=1, max=64, help="Worker processes (each with its own stores).")
-    ] = 1,
-    access_log: Annotated[
-        bool, typer.Option("--access-log", help="Log every request (costs throughput).")
-    ] = False,
-) -> None:
-    """Serve the REST API (OpenAPI at /docs) with uvicorn."""
-    import uvicorn
-
-    from stoa.serve.server import create_app
-    from stoa.serve.server.app import WORKER_APP, configure_workers
-
-    settings = state(ctx).settings
-    api = create_app(settings, host=host)  # refuses a public bind without tokens, here
-    options = {"host": host, "port": port, "log_level": "info", "access_log": access_log}
-    if workers == 1:
-        uvicorn.run(api, **options)
-        return
-    api.state.client.close()
-    configure_workers(settings, host)  # what every worker process rebuilds
-    uvicorn.run(WORKER_APP, factory=True, workers=workers, **options)
 
 
 @app.command()

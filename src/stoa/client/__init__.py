@@ -19,8 +19,10 @@ from stoa.client._transport import Http, Local, Transport, default_actor
 from stoa.client.activity import Activity
 from stoa.client.admin import Admin
 from stoa.client.datasets import Datasets
+from stoa.client.endpoints import Endpoints
 from stoa.client.kbs import KnowledgeBases
 from stoa.client.models import Models
+from stoa.client.predictions import Predictions
 from stoa.client.prompts import Prompts
 from stoa.client.registry import Versions
 from stoa.client.runs import Runs
@@ -35,7 +37,7 @@ from stoa.develop.active_run import RunContext
 #: Every resource, in the order the server mounts their routes.
 RESOURCES: tuple[type[Resource], ...] = (
     Models, Prompts, Datasets, Solutions, Runs, KnowledgeBases, Scans, Tokens, Selections, Admin,
-    Activity,
+    Activity, Endpoints, Predictions,
 )  # fmt: skip
 KINDS: dict[str, type[Versions]] = {r.kind: r for r in RESOURCES if issubclass(r, Versions)}
 
@@ -52,6 +54,8 @@ class Client:
     tokens: Tokens
     selections: Selections
     solutions: Solutions
+    endpoints: Endpoints
+    predictions: Predictions
     admin: Admin
     activity: Activity
     _transport: Transport

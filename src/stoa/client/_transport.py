@@ -52,6 +52,7 @@ class Local:
         self.actor = actor or default_actor()
         self._kbs_box: list[Any] = []  # shared by every acting_as view of these stores
         self._solutions_box: list[Any] = []
+        self._serving_box: list[Any] = []
 
     @property
     def scan_gate(self) -> ScanGate:
@@ -86,6 +87,16 @@ class Local:
             self._solutions_box.append(Environment(self.registry, self.kbs, self.settings, cache))
         return self._solutions_box[0]
 
+    @property
+    def serving(self) -> Any:
+        """The data plane (endpoints, logbook, feedback), started on first use; a server
+        starts it with the app and closes it, flushing the logbook, on shutdown."""
+        if not self._serving_box:
+            from stoa.serve.serving import Serving
+
+            self._serving_box.append(Serving(self))
+        return self._serving_box[0]
+
     def acting_as(self, actor: str) -> Local:
         """The same stores, with changes recorded under ``actor`` (the server's callers)."""
         view = copy.copy(self)
@@ -93,6 +104,8 @@ class Local:
         return view
 
     def close(self) -> None:
+        for serving in self._serving_box:
+            serving.close()
         for kbs in self._kbs_box:
             kbs.close()
         self.db.dispose()
