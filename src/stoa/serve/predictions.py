@@ -24,6 +24,8 @@ from stoa.core.schema import FeedbackEvent, Prediction
 #: Statuses that count as failures: the variant broke or ran out of time. A rule's
 #: ``rejected`` or a ``handoff`` is the solution answering as designed.
 FAILED = ("error", "timeout")
+#: The statuses most predictions have (a respond step may set its own).
+STATUSES = ("ok", "rejected", "handoff", "error", "timeout")
 _STATUS = re.compile(r"^[a-z][a-z0-9_-]{0,15}$")
 MODES = ("live", "shadow")
 MAX_LIMIT = 1000

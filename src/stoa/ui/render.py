@@ -47,6 +47,7 @@ NAV = [
     ("Selections", "/ui/selections", "selections"),
     ("Knowledge bases", "/ui/kbs", "kbs"),
     ("Solutions", "/ui/solutions", "solutions"),
+    ("Endpoints", "/ui/endpoints", "endpoints"),
     ("Scans", "/ui/scans", "scans"),
     ("Review", "/ui/review", "review"),
 ]
