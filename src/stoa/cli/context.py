@@ -33,6 +33,13 @@ class State:
                 note(f"created a new Stoa home at {home} (choose another with --home or STOA_HOME)")
         return self._client
 
+    def close(self) -> None:
+        """Close the client when the command ends: a prediction a command made is written
+        to the logbook then, not lost with the process."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
 
 def state(ctx: typer.Context) -> State:
     root = ctx.find_root()

@@ -102,6 +102,7 @@ def root(
         "token": token,
     }
     ctx.obj = State(Settings(**{k: v for k, v in values.items() if v is not None}))
+    ctx.call_on_close(ctx.obj.close)
 
 
 @app.command()

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
 from rich.console import Console, Group
 from rich.markup import escape
 from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
@@ -62,13 +63,10 @@ def when(value: Any) -> str:
 
 
 def as_json(value: Any) -> str:
+    """Models, lists of them, and plain values holding datetimes alike, as JSON."""
     if isinstance(value, BaseModel):
         return value.model_dump_json(indent=2)
-    if isinstance(value, list):
-        return json.dumps(
-            [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value], indent=2
-        )
-    return json.dumps(value, indent=2, default=str)
+    return json.dumps(to_jsonable_python(value, fallback=str), indent=2)
 
 
 def emit(value: Any, json_out: bool, render: Any = None, *, empty: str | None = None) -> None:

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from stoa.client import LocalClient
 from stoa.demo.assistant import evaluate_assistant, run_assistant
+from stoa.demo.traffic import serve_a_day
 
 PROMPT = (
     "You are a botanist. Given sepal length {{ sepal_length }} cm and petal length "
@@ -76,6 +77,7 @@ def run_demo(console: Console, *, keep: bool = False) -> dict[str, Any]:
         step("knowledge base: evaluate", lambda: _kb_eval(client, out, console))
         step("solution: support assistant", lambda: run_assistant(client, out, console))
         step("solution: evaluate with judges", lambda: evaluate_assistant(client, out, console))
+        step("serve: a day of traffic", lambda: serve_a_day(client, out, console))
         step("dashboard: render every page", lambda: _dashboard(client, out))
 
         summary = Table(title=f"Stoa demo — home {home}", title_justify="left")
@@ -115,7 +117,17 @@ def dashboard_pages(out: dict[str, Any]) -> list[str]:
         f"/ui/selections/{churn['run_id']}", "/ui/kbs", f"/ui/kbs/{kb}", "/ui/scans",
         "/ui/solutions", "/ui/solutions/support-assistant",
         *([f"/ui/runs/compare?ids={children[0]}&ids={children[1]}"] if len(children) > 1 else []),
+        *_endpoint_pages(out.get("traffic")),
     ]  # fmt: skip
+
+
+def _endpoint_pages(traffic: dict[str, Any] | None) -> list[str]:
+    """The served endpoint: its split, its logbook and one prediction with its feedback."""
+    if not traffic:
+        return []
+    name = traffic["endpoint"]
+    return ["/ui/endpoints", f"/ui/endpoints/{name}", f"/ui/endpoints/{name}/predictions",
+            f"/ui/predictions/{traffic['prediction_id']}"]  # fmt: skip
 
 
 def _dashboard(client: LocalClient, out: dict[str, Any]) -> str:

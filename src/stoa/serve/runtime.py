@@ -105,6 +105,15 @@ class PredictionFailed(StoaError):
             fix=f"see `stoa predictions show {outcome.prediction_id}` for its trace",
         )
         self.outcome = outcome
+        self.prediction_id = outcome.prediction_id
+
+
+class PredictionTimedOut(TimedOutError):
+    """The request's timeout passed; the run goes on and is logged as ``timeout``."""
+
+    def __init__(self, message: str, *, prediction_id: str, fix: str):
+        super().__init__(message, field="timeout_s", fix=fix)
+        self.prediction_id = prediction_id
 
 
 class ServingEnvironment(Environment):
@@ -244,9 +253,9 @@ class DataPlane:
             return await asyncio.wait_for(asyncio.shield(future), timeout_s)
         except TimeoutError:
             if deadline.expire():
-                raise TimedOutError(
+                raise PredictionTimedOut(
                     f"{name} did not answer within its timeout of {timeout_s:g} s",
-                    field="timeout_s",
+                    prediction_id=deadline.prediction_id,
                     fix=f"prediction {deadline.prediction_id} is logged when it ends; raise "
                     f"the endpoint's timeout_s with `stoa endpoints set-traffic {name} "
                     "--option timeout_s=…`",
@@ -442,6 +451,45 @@ class DataPlane:
             log.exception("shadow run failed", extra={"endpoint": served.name})
         finally:
             served.shadow_slots.release()
+
+    # -- warming up ---------------------------------------------------------------------
+
+    def warm(self) -> list[str]:
+        """Load what every endpoint's variants need before the first request does: plans,
+        models (with their batchers) and embedders, so a cold start is not a user's
+        timeout. What fails to load is returned; the request that needs it says why."""
+        problems = []
+        for info in self.endpoints.list():
+            try:
+                served = self.served(info.name)
+            except StoaError as exc:
+                problems.append(f"{info.name}: {exc}")
+                continue
+            for variant in served.variants.values():
+                try:
+                    self._warm_variant(served, variant)
+                except Exception as exc:
+                    problems.append(f"{info.name}/{variant.name}: {type(exc).__name__}: {exc}")
+        return problems
+
+    def _warm_variant(self, served: Served, variant: Variant) -> None:
+        kind, ref = split_target(variant.target)
+        if kind == "model":
+            self._model_call(ref, served.options)
+            return
+        env = self._environment(served.options)
+        self._warm_plan(env, ref, variant.overrides or None, depth=0)
+
+    def _warm_plan(self, env: Environment, ref: str, overrides: Any, depth: int) -> None:
+        plan, _ = env.plan(ref, overrides)
+        for compiled in plan.steps:
+            step = compiled.step
+            if compiled.kind == "classify":
+                env.model(step.model)
+            elif compiled.kind == "embed":
+                env.embedder(step.embedder).embed(["warm up"])
+            elif compiled.kind == "call" and depth < 8:
+                self._warm_plan(env, step.solution, None, depth + 1)
 
     # -- environments -------------------------------------------------------------------
 

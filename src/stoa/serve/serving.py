@@ -30,6 +30,23 @@ class Serving:
         )
         self._closed = False
         self._lock = threading.Lock()
+        self.warming = False
+        self.warm_problems: list[str] = []
+
+    def warm_in_background(self) -> None:
+        """Load every endpoint's models and plans on a thread; /readyz says "warming up"
+        until it is done, so a load balancer sends traffic only to a warm process."""
+        self.warming = True
+
+        def run() -> None:
+            try:
+                self.warm_problems = self.plane.warm()
+            except Exception as exc:  # the database is down: readiness says so itself
+                self.warm_problems = [f"{type(exc).__name__}: {exc}"]
+            finally:
+                self.warming = False
+
+        threading.Thread(target=run, name="stoa-warm", daemon=True).start()
 
     def predict(
         self, name: str, value: Any, *, unit_id: str | None = None, variant: str | None = None

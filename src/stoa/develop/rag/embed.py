@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from importlib import metadata as importlib_metadata
@@ -184,6 +185,42 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
     return (vectors / norms).astype(np.float32, copy=False)
 
 
+#: Calls of at most this many texts are queries (a question, an extractive answer's
+#: sentences): their vectors are kept in a per-process LRU of ``RECENT_TEXTS`` texts.
+QUERY_CALL_TEXTS = 64
+RECENT_TEXTS = 20_000
+
+
+class RecentVectors:
+    """The vectors of recently embedded texts. A served solution embeds the same texts
+    again and again (frequent questions, the sentences of the same passages); a model
+    call per repeat would be most of a request's CPU time."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def embed(self, texts: list[str], encode: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+        found: dict[str, np.ndarray] = {}
+        with self._lock:
+            for text in texts:
+                vector = self._items.get(text)
+                if vector is not None:
+                    self._items.move_to_end(text)
+                    found[text] = vector
+        missing = list(dict.fromkeys(t for t in texts if t not in found))
+        if missing:
+            fresh = encode(missing)
+            with self._lock:
+                for text, vector in zip(missing, fresh, strict=True):
+                    found[text] = vector
+                    self._items[text] = vector
+                while len(self._items) > self.size:
+                    self._items.popitem(last=False)
+        return np.stack([found[t] for t in texts])
+
+
 class SentenceTransformerEmbedder:
     """Local and offline: the packaged MiniLM or a folder, never a hub download.
 
@@ -203,6 +240,7 @@ class SentenceTransformerEmbedder:
         self._dimension = folder_dimension(self._path)
         self._model: Any = None
         self._lock = threading.Lock()
+        self._recent = RecentVectors(RECENT_TEXTS)
 
     @property
     def dimension(self) -> int:
@@ -213,6 +251,11 @@ class SentenceTransformerEmbedder:
         return self._dimension
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts or len(texts) > QUERY_CALL_TEXTS:  # an ingest caches in its own store
+            return in_length_order(texts, self.spec.batch_size, self._encode)
+        return self._recent.embed(list(texts), self._encode_query)
+
+    def _encode_query(self, texts: list[str]) -> np.ndarray:
         return in_length_order(texts, self.spec.batch_size, self._encode)
 
     def _encode(self, batch: list[str]) -> np.ndarray:

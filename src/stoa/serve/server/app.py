@@ -27,7 +27,6 @@ from stoa.core.settings import Settings
 from stoa.govern.gc import sweep_temporaries
 from stoa.govern.webhooks import Dispatcher
 from stoa.serve.metrics import prepare_multiprocess
-from stoa.serve.runtime import PredictionFailed
 from stoa.serve.server.gatekeeper import FIX, MIB, Gatekeeper
 
 log = logging.getLogger("stoa.server")
@@ -134,6 +133,7 @@ def create_app(
             dispatcher = Dispatcher(client.stores.db, client.stores.hooks)
             dispatcher.start()
         serving = client.stores.serving
+        serving.warm_in_background()
         yield
         serving.close()
         if dispatcher is not None:
@@ -165,8 +165,9 @@ def create_app(
         response = _error(exc.http_status, exc.code, exc.message, exc.field, exc.fix)
         if isinstance(exc, OverloadedError):
             response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
-        if isinstance(exc, PredictionFailed):
-            response.headers[dataplane.PREDICTION_HEADER] = exc.outcome.prediction_id
+        prediction_id = getattr(exc, "prediction_id", None)  # a failed or late prediction
+        if prediction_id is not None:
+            response.headers[dataplane.PREDICTION_HEADER] = prediction_id
         return response
 
     @app.exception_handler(RequestValidationError)

@@ -271,6 +271,8 @@ def _readiness(client: Any, serving: Any) -> list[str]:
         problems.append(f"database: {type(exc).__name__}")
     if serving._closed:
         problems.append("shutting down")
+    if serving.warming:
+        problems.append("warming up: loading the endpoints' models")
     if not serving.logbook.alive:
         problems.append("logbook writer stopped")
     elif serving.logbook.depth >= serving.logbook.max_queue:
