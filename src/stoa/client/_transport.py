@@ -91,10 +91,10 @@ class Local:
     def serving(self) -> Any:
         """The data plane (endpoints, logbook, feedback), started on first use; a server
         starts it with the app and closes it, flushing the logbook, on shutdown."""
-        if not self._serving_box:
+        if not self._serving_box or self._serving_box[0].closed:
             from stoa.serve.serving import Serving
 
-            self._serving_box.append(Serving(self))
+            self._serving_box[:] = [Serving(self)]  # a server that stopped closed the last
         return self._serving_box[0]
 
     def acting_as(self, actor: str) -> Local:

@@ -169,11 +169,23 @@ def running_server(client: LocalClient) -> Iterator[str]:
             if not thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("the demo's server did not start")
             time.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
+        url = f"http://127.0.0.1:{port}"
+        _wait_ready(url, deadline + _START_WAIT_S)
+        yield url
     finally:
         server.should_exit = True
         thread.join()
         sock.close()
+
+
+def _wait_ready(url: str, deadline: float) -> None:
+    """Until /readyz: the server loads the endpoint's models and plans before traffic."""
+    import httpx
+
+    while not httpx.get(f"{url}/readyz", timeout=10).json()["ready"]:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the demo's server did not get ready")
+        time.sleep(0.05)
 
 
 # -- the day -----------------------------------------------------------------------------

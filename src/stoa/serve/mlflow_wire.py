@@ -23,14 +23,17 @@ FIX = (
 )
 
 
-def parse_scoring_request(body: bytes, content_type: str) -> Any:
-    """The request's rows as a pandas frame; every malformed body is a 422 naming why."""
+def parse_scoring_request(body: bytes, content_type: str) -> tuple[Any, Any]:
+    """The request's rows as a pandas frame, and what the logbook keeps of the request
+    (its JSON as sent; re-encoding the frame would cost more than predicting it). Every
+    malformed body is a 422 naming why."""
     import pandas as pd
 
     kind = content_type.split(";")[0].strip().lower()
     if kind == "text/csv":
         try:
-            return pd.read_csv(io.BytesIO(body))
+            frame = pd.read_csv(io.BytesIO(body))
+            return frame, {"csv": frame.to_dict(orient="split")}
         except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
             raise InvalidInputError(
                 f"the CSV body is not readable: {' '.join(str(exc).split())[:200]}",
@@ -72,7 +75,7 @@ def parse_scoring_request(body: bytes, content_type: str) -> Any:
     frame = _frame(key, payload[key])
     if len(frame) == 0:
         raise InvalidInputError(f"{key} holds no rows", field=key, fix=FIX)
-    return frame
+    return frame, payload
 
 
 def _frame(key: str, value: Any) -> Any:
@@ -91,8 +94,13 @@ def _frame(key: str, value: Any) -> Any:
                     field=key,
                     fix="use columns, data and index",
                 )
+            columns = value.get("columns")
             return pd.DataFrame(
-                value["data"], columns=value.get("columns"), index=value.get("index")
+                value["data"],
+                # object labels: pandas would otherwise build an Arrow string index per
+                # request, the largest cost of a one-row frame
+                columns=pd.Index(columns, dtype=object) if columns is not None else None,
+                index=value.get("index"),
             )
         if key == "dataframe_records":
             if not isinstance(value, list) or not all(isinstance(r, Mapping) for r in value):

@@ -366,7 +366,9 @@ class DataPlane:
                 self._batchers[key] = entry
         return entry[1]
 
-    def model_frame(self, name: str, frame: Any, *, unit_id: str | None = None) -> Outcome:
+    def model_frame(
+        self, name: str, frame: Any, *, unit_id: str | None = None, logged_input: Any = None
+    ) -> Outcome:
         """MLflow's scoring protocol: a whole frame through one variant, logged once."""
         served = self.served(name)
         variant = served.assigner.assign(unit_id, self._rng)
@@ -391,11 +393,10 @@ class DataPlane:
         outcome = Outcome(
             prediction_id, name, variant.name, status, predictions, latency_ms, tokens, cost, error
         )
-        logged_input = (
-            frame.to_dict(orient="split")
-            if served.options["log_inputs"]
-            else {"rows": len(frame), "columns": [str(c) for c in frame.columns]}
-        )
+        if not served.options["log_inputs"]:
+            logged_input = {"rows": len(frame), "columns": [str(c) for c in frame.columns]}
+        elif logged_input is None:
+            logged_input = frame.to_dict(orient="split")
         row = {
             "id": prediction_id, "endpoint": name, "config_version": served.version,
             "variant": variant.name, "mode": "live", "parent_id": None,

@@ -69,6 +69,10 @@ class Serving:
                 metrics.FEEDBACK.labels(event.kind).inc()
         return {"accepted": accepted, "duplicates": len(results) - accepted, "events": results}
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def _check_open(self) -> None:
         if self._closed:
             raise OverloadedError(

@@ -207,9 +207,16 @@ def build_dataplane_router() -> APIRouter:
 async def _invocations(request: Request, name: str) -> JSONResponse:
     serving = _serving(request)
     _limit(request, serving, name)
-    frame = parse_scoring_request(await request.body(), request.headers.get("content-type", ""))
+    body, kind = await request.body(), request.headers.get("content-type", "")
     unit = request.headers.get(UNIT_HEADER)
-    outcome = await asyncio.to_thread(serving.plane.model_frame, name, frame, unit_id=unit)
+
+    def score() -> Outcome:  # parsing too runs on the plane's pool, off the event loop
+        frame, logged = parse_scoring_request(body, kind)
+        return serving.plane.model_frame(name, frame, unit_id=unit, logged_input=logged)
+
+    # The plane's own pool, as /predict: asyncio's default pool has min(32, CPUs + 4)
+    # threads, which would cap how many requests can wait in one adaptive batch.
+    outcome = await asyncio.get_running_loop().run_in_executor(serving.plane.pool, score)
     if outcome.status == "error":
         raise PredictionFailed(outcome)
     return JSONResponse({"predictions": outcome.output}, headers=_headers(outcome))
@@ -269,7 +276,7 @@ def _readiness(client: Any, serving: Any) -> list[str]:
             conn.execute(text("SELECT 1"))
     except Exception as exc:
         problems.append(f"database: {type(exc).__name__}")
-    if serving._closed:
+    if serving.closed:
         problems.append("shutting down")
     if serving.warming:
         problems.append("warming up: loading the endpoints' models")
