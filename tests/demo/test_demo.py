@@ -39,6 +39,7 @@ def test_demo_runs_the_lifecycle_and_says_how_to_browse_it(monkeypatch, tmp_path
         "knowledge base: evaluate",
         "solution: support assistant",
         "solution: evaluate with judges",
+        "serve: a day of traffic",
         "dashboard: render every page",
     ]:
         assert step in text
@@ -56,7 +57,7 @@ def test_demo_runs_the_lifecycle_and_says_how_to_browse_it(monkeypatch, tmp_path
     assert out["llm"].status == "allowed" and out["llm"].flavor == "causal-lm"
     llm = next(r for r in tickets["leaderboard"] if r["kind"] == "llm_prompt")
     assert "skipped" not in llm and "failed" not in llm, llm.get("rejected_because")
-    assert llm["sample"] == {"rows": 20, "of": 480, "latency_calls": 3}
+    assert llm["sample"] == {"rows": 10, "of": 480, "latency_calls": 3}
     assert llm["metrics"]["f1_macro"] >= 0 and llm["cost_per_1k"] > 0 and llm["size_mb"] > 90
     assert tickets["recommendation"] and tickets["registered"]["alias"] == "ticket-intent@champion"
     assert out["churn"]["leaderboard"][0]["metrics"]["roc_auc_ovr"] > 0.75
@@ -85,6 +86,26 @@ def test_demo_runs_the_lifecycle_and_says_how_to_browse_it(monkeypatch, tmp_path
     assert report["scores"]["embedding"]["correctness"]["n"] == report["sample"] == 4
     llm_judge = report["scores"]["llm:local:smollm2@1"]
     assert all(s["n"] == 4 and s["errors"] == 0 for s in llm_judge.values()), llm_judge
-    assert out["dashboard_pages"] >= 15  # every page named by dashboard_pages rendered 200
+    traffic = out["traffic"]  # a simulated day through a real server, over HTTP
+    assert traffic["requests"] >= 2000 and traffic["users"] >= 200
+    assert traffic["errors_seen"] == 0
+    rows = {(r["variant"], r["mode"]): r for r in traffic["variants"]}
+    live = [rows[("a", "live")], rows[("b", "live")]]
+    # Every answered request is in the logbook, split about evenly by sticky assignment.
+    assert sum(r["predictions"] for r in live) == traffic["requests"]
+    assert all(0.4 < r["predictions"] / traffic["requests"] < 0.6 for r in live)
+    assert all(r["p50_latency_ms"] is not None for r in live)
+    feedback = traffic["feedback"]
+    assert feedback["sent"] == feedback["accepted"] > traffic["requests"] // 2
+    assert feedback["duplicates"] > 0  # the resent batch counted once, by idempotency key
+    logged = sum(n for r in traffic["variants"] for n in r["feedback"].values())
+    assert logged == feedback["accepted"]
+    assert all({"click", "rating", "conversion"} <= set(r["feedback"]) for r in live)
+    shadows = traffic["shadow_runs"]  # mirrored, bounded: run and logged, or skipped
+    assert shadows["ran"] == rows.get(("s", "shadow"), {"predictions": 0})["predictions"]
+    assert shadows["ran"] + shadows["skipped"] > 0
+    assert set(traffic["quality"]) == {"a", "b"}
+    assert all(0 < q < 1 for q in traffic["quality"].values())
+    assert out["dashboard_pages"] >= 19  # every page named by dashboard_pages rendered 200
     assert not (tmp_path / "must-stay-empty.db").exists()
     assert not (tmp_path / "must-stay-empty").exists()

@@ -37,6 +37,9 @@ _KIND = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 _TABLE = FeedbackEvent.__table__
 _CHUNK = 500  # ids per IN (...) list
 _RECHECK_S = 0.05  # how often a fresh unknown prediction id is looked up again
+#: A group smaller than this waits up to _GATHER_S for more callers before it commits.
+_GATHER_BELOW = 32
+_GATHER_S = 0.001
 _MAX_GROUP = 5000  # events committed in one transaction at most
 _NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
 
@@ -287,6 +290,14 @@ class FeedbackWriter:
                     if self._closing and not self._deferred:
                         return
                     self._cond.wait(self._next_recheck())
+                # A moment for the callers that are on their way: one commit for more
+                # events costs each caller far less than the millisecond.
+                gather_until = time.monotonic() + _GATHER_S
+                while self._waiting and self._waiting_events() < _GATHER_BELOW:
+                    left = gather_until - time.monotonic()
+                    if left <= 0 or self._closing:
+                        break
+                    self._cond.wait(left)
                 now = time.monotonic()
                 calls = [c for c in self._deferred if c.recheck_at <= now]
                 self._deferred = [c for c in self._deferred if c.recheck_at > now]
@@ -304,6 +315,9 @@ class FeedbackWriter:
                 for call in calls:
                     if not call.future.done():
                         call.future.set_exception(_as_overloaded(exc))
+
+    def _waiting_events(self) -> int:
+        return sum(len(c.events) for c in self._waiting)
 
     def _due_deferred(self) -> bool:
         now = time.monotonic()

@@ -185,7 +185,10 @@ def build_dataplane_router() -> APIRouter:
         serving = _serving(request)
         _limit(request, serving, "feedback")
         payload = await _json(request)
-        return await asyncio.to_thread(serving.add_feedback, payload)
+        # The plane's pool: every waiting caller joins the next group commit, and asyncio's
+        # default pool (6 threads here) would cap a group at 6 callers.
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(serving.plane.pool, serving.add_feedback, payload)
 
     @router.get("/metrics", include_in_schema=False)
     async def prometheus(request: Request) -> Response:
