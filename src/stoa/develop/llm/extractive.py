@@ -291,7 +291,9 @@ class ExtractiveProvider:
         candidates, vectors = self._scored(question, passages)
         if not candidates:
             return [], None
-        order = sorted(range(len(candidates)), key=lambda k: -candidates[k].score)
+        # Scores equal to float32 rounding (the same sentence in two passages: BLAS rounds
+        # each row of a product its own way) tie, and a tie goes to the earlier passage.
+        order = sorted(range(len(candidates)), key=lambda k: -round(candidates[k].score, 5))
         chosen: list[int] = []
         budget = max_tokens
         for k in order:
