@@ -26,7 +26,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from stoa.core.errors import InvalidInputError, NotFoundError, StoaError, TimedOutError
+from stoa.core.errors import (
+    InvalidInputError,
+    NotFoundError,
+    OverloadedError,
+    StoaError,
+    TimedOutError,
+)
 from stoa.develop.solution import trace as tracing
 from stoa.develop.solution.runner import Environment, run_solution
 from stoa.govern.scoring import frame_predictor
@@ -412,7 +418,11 @@ class DataPlane:
     def _log(self, served: Served, variant: Variant, outcome: Outcome, row: dict) -> None:
         for key in ("input", "output"):
             row[key] = json_safe(row[key])
-        self.logbook.record(row)  # a full logbook raises 503 here: never answered unlogged
+        try:
+            self.logbook.record(row)  # a full logbook raises 503 here: never answered unlogged
+        except OverloadedError:
+            metrics.LOGBOOK_REFUSED.inc()
+            raise
         labels = (served.name, variant.name)
         metrics.REQUESTS.labels(*labels, outcome.status).inc()
         metrics.LATENCY.labels(*labels).observe(outcome.latency_ms / 1000)

@@ -18,7 +18,8 @@ from stoa.serve.runtime import DataPlane, Outcome, PredictionFailed
 class Serving:
     def __init__(self, local: Any):
         settings = local.settings
-        self.logbook = Logbook.from_settings(local.db, settings)
+        # every worker reports its own depth; /metrics adds them up (livesum)
+        self.logbook = Logbook.from_settings(local.db, settings, on_depth=metrics.QUEUE_DEPTH.set)
         self.logbook.start()
         self.plane = DataPlane(local, self.logbook)
         self.feedback = FeedbackWriter(local.db, pending=self.logbook.pending)

@@ -192,8 +192,6 @@ def build_dataplane_router() -> APIRouter:
 
     @router.get("/metrics", include_in_schema=False)
     async def prometheus(request: Request) -> Response:
-        serving = _serving(request)
-        metrics.QUEUE_DEPTH.set(serving.logbook.depth)
         body, content_type = metrics.exposition()
         return Response(body, media_type=content_type)
 
@@ -288,7 +286,3 @@ def _readiness(client: Any, serving: Any) -> list[str]:
     elif serving.logbook.depth >= serving.logbook.max_queue:
         problems.append("logbook queue full")
     return problems
-
-
-def retry_after(exc: OverloadedError) -> dict[str, str]:
-    return {"Retry-After": str(max(1, round(exc.retry_after_s + 0.5)))}
