@@ -26,7 +26,7 @@ from stoa.core.errors import ConfigurationError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 #: The newest file in migrations/versions; tests check that the two agree.
-HEAD_REVISION = "0010"
+HEAD_REVISION = "0011"
 _SQLITE_BUSY_MS = 30_000
 _PG_MIGRATION_LOCK = 0x5709A  # any constant shared by every Stoa process
 

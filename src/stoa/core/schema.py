@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -440,3 +441,107 @@ class FeedbackEvent(Base):
     ts: Mapped[datetime] = mapped_column(UTCDateTime())
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     idempotency_key: Mapped[str | None] = mapped_column(String(128), nullable=True, unique=True)
+
+
+class MetricDefinition(Base):
+    """A business metric declared once (kind, event, direction, window) and used by A/B
+    reports, monitors and alerts; a new version on every change, like everything else."""
+
+    __tablename__ = "metric_definitions"
+    __table_args__ = (UniqueConstraint("name", "version", name="uq_metric_definitions"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    version: Mapped[int] = mapped_column(Integer)
+    spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(128), default="")
+
+
+class ReviewQueue(Base):
+    """Rules that pick an endpoint's predictions for human review, and the label schema
+    reviewers answer in; ``scanned_to`` is the last prediction id the rules have seen."""
+
+    __tablename__ = "review_queues"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    endpoint: Mapped[str] = mapped_column(String(128))
+    spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    scanned_to: Mapped[str] = mapped_column(String(36), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(128), default="")
+
+
+class ReviewItem(Base):
+    """One prediction waiting for, held by (until ``claimed_until``) or labelled by a
+    reviewer; one row per queue and prediction, so a prediction is never queued twice."""
+
+    __tablename__ = "review_items"
+    __table_args__ = (
+        UniqueConstraint("queue_id", "prediction_id", name="uq_review_items"),
+        Index("ix_review_items_queue_status", "queue_id", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    queue_id: Mapped[int] = mapped_column(ForeignKey("review_queues.id", ondelete="CASCADE"))
+    prediction_id: Mapped[str] = mapped_column(String(36))
+    reason: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    claimed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    label: Mapped[Any] = mapped_column(JSONType, nullable=True)
+    correction: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reviewer: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    labelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class JudgePolicy(Base):
+    """Which judges score a sample of an endpoint's live predictions, at what rate."""
+
+    __tablename__ = "judge_policies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    endpoint: Mapped[str] = mapped_column(String(128))
+    spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    scanned_to: Mapped[str] = mapped_column(String(36), default="")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(128), default="")
+
+
+class AlertRule(Base):
+    """A threshold on a metric, drift score or judge score over a window; ``state`` is
+    ``ok``, ``pending`` (breached, for less than the rule's ``for``) or ``firing``."""
+
+    __tablename__ = "alert_rules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(String(16), default="ok")
+    state_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    evaluated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(128), default="")
+
+
+class Alert(Base):
+    """One firing of a rule, from the moment it fired until it resolved."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_rule", "rule_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rule_id: Mapped[int] = mapped_column(ForeignKey("alert_rules.id", ondelete="CASCADE"))
+    rule: Mapped[str] = mapped_column(String(128))
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    message: Mapped[str] = mapped_column(Text, default="")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    acked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    acked_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
