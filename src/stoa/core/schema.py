@@ -460,7 +460,8 @@ class MetricDefinition(Base):
 
 class ReviewQueue(Base):
     """Rules that pick an endpoint's predictions for human review, and the label schema
-    reviewers answer in; ``scanned_to`` is the last prediction id the rules have seen."""
+    reviewers answer in; ``scanned_to`` is the last prediction id the rules have seen and
+    ``feedback_scanned_to`` the last feedback event id (thumbs-down and judge rules)."""
 
     __tablename__ = "review_queues"
 
@@ -469,6 +470,7 @@ class ReviewQueue(Base):
     endpoint: Mapped[str] = mapped_column(String(128))
     spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
     scanned_to: Mapped[str] = mapped_column(String(36), default="")
+    feedback_scanned_to: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     created_by: Mapped[str] = mapped_column(String(128), default="")
 

@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("endpoint", sa.String(128), nullable=False),
         sa.Column("spec", JSON, nullable=False),
         sa.Column("scanned_to", sa.String(36), nullable=False),
+        sa.Column("feedback_scanned_to", sa.BigInteger(), nullable=False),
         sa.Column("created_at", WHEN, nullable=False),
         sa.Column("created_by", sa.String(128), nullable=False),
     )
