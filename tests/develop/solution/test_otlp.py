@@ -71,3 +71,17 @@ def test_no_endpoint_means_nothing_is_exported(monkeypatch, sqlite_client):
     )
     sqlite_client.solutions.run("t", "x")
     assert tracing._EXPORT == []
+
+
+def test_long_outputs_stay_structured_with_each_text_cut() -> None:
+    from stoa.develop.solution.trace import MAX_ATTRIBUTE, MAX_ITEMS, Trace
+
+    trace = Trace()
+    span = trace.start("retrieve")
+    passages = [{"n": n, "text": "x" * 5000} for n in range(MAX_ITEMS + 5)]
+    Trace.end(span, **{"stoa.outputs": {"passages": passages, "count": len(passages)}})
+    kept = trace.to_dict()["spans"][0]["attributes"]["stoa.outputs"]
+    assert kept["count"] == MAX_ITEMS + 5
+    assert len(kept["passages"]) == MAX_ITEMS
+    assert kept["passages"][3]["n"] == 3
+    assert kept["passages"][3]["text"] == "x" * MAX_ATTRIBUTE + "…"

@@ -19,8 +19,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-#: Attribute values longer than this are cut: a trace carries facts, not documents.
+#: Text longer than this is cut: a trace carries facts, not documents.
 MAX_ATTRIBUTE = 2000
+#: Lists and mappings inside an attribute keep at most this many items.
+MAX_ITEMS = 50
 
 
 @dataclass
@@ -85,18 +87,28 @@ class Trace:
 
 
 def _attribute(value: Any) -> Any:
-    """A JSON-safe attribute, cut to ``MAX_ATTRIBUTE`` characters when it is long."""
+    """A JSON-safe attribute. Text is cut to ``MAX_ATTRIBUTE`` characters and lists to
+    ``MAX_ITEMS`` items, inside structures too, so a step's outputs (the passages a
+    retrieve step found) stay structured: reviewers and judges read them back."""
     if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, str):
         return value if len(value) <= MAX_ATTRIBUTE else value[:MAX_ATTRIBUTE] + "…"
     try:
-        text = json.dumps(value, default=str)
+        plain = json.loads(json.dumps(value, default=str))
     except (TypeError, ValueError):
-        text = repr(value)
-    if len(text) <= MAX_ATTRIBUTE:
-        return json.loads(text) if text[:1] in "[{" else text
-    return text[:MAX_ATTRIBUTE] + "…"
+        return _attribute(repr(value))
+    return _shrunk(plain)
+
+
+def _shrunk(value: Any) -> Any:
+    if isinstance(value, str):
+        return _attribute(value)
+    if isinstance(value, list):
+        return [_shrunk(v) for v in value[:MAX_ITEMS]]
+    if isinstance(value, dict):
+        return {k: _shrunk(v) for k, v in list(value.items())[:MAX_ITEMS]}
+    return value
 
 
 # --- OTLP export ---------------------------------------------------------------------
