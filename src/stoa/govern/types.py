@@ -107,7 +107,7 @@ class RunDetail(BaseModel):
 class LineageNode(BaseModel):
     """One entity reached while walking lineage; ``depth`` counts hops from the start."""
 
-    type: Literal["model", "prompt", "dataset", "run"]
+    type: Literal["model", "prompt", "dataset", "solution", "run"]
     ref: str
     depth: int
     parent: str | None = None
