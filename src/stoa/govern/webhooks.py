@@ -39,6 +39,9 @@ EVENTS = (
     "version.rejected",
     "alias.moved",
     "alias.deleted",
+    # Raised by measure's alert rules (stoa.measure.alerts), delivered by the same outbox.
+    "alert.firing",
+    "alert.resolved",
 )
 MAX_ATTEMPTS = 10
 #: Seconds before the n-th retry: 2, 4, 8, ... capped at an hour.

@@ -26,6 +26,7 @@ from stoa.core.errors import ConfigurationError, OverloadedError, StoaError
 from stoa.core.settings import Settings
 from stoa.govern.gc import sweep_temporaries
 from stoa.govern.webhooks import Dispatcher
+from stoa.measure.alerts import Scheduler, interval_from_env
 from stoa.serve.metrics import prepare_multiprocess
 from stoa.serve.server.gatekeeper import FIX, MIB, Gatekeeper
 
@@ -121,20 +122,27 @@ def create_app(
     limits = client.stores.settings
     sweep_temporaries(client.stores.blobs)  # what a crashed upload left behind
     check_bind(host, client)
+    every_s = interval_from_env()  # a bad value stops the start here, in one line
 
     # Swagger UI and ReDoc from assets shipped in a package, never from a CDN: /docs
     # works offline.
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         """Deliver webhooks from the outbox while the server runs; start the data plane,
-        and on shutdown let running predictions end and write every logged one."""
+        and on shutdown let running predictions end and write every logged one. Alert
+        rules are evaluated on their schedule (STOA_ALERTS_EVERY_S) beside them."""
         dispatcher = None
         if client.stores.hooks:
             dispatcher = Dispatcher(client.stores.db, client.stores.hooks)
             dispatcher.start()
+        alerts = Scheduler(client.stores.db, client.stores.hooks, every_s) if every_s else None
+        if alerts is not None:
+            alerts.start()
         serving = client.stores.serving
         serving.warm_in_background()
         yield
+        if alerts is not None:
+            alerts.stop()
         serving.close()
         if dispatcher is not None:
             dispatcher.stop()
