@@ -125,3 +125,23 @@ def test_bad_references_are_clear(db: Database, two_days, reference: str, messag
     with pytest.raises(InvalidInputError, match=message) as info:
         endpoint_drift(db, "help", now=NOW, reference=reference, embedder=Hashing())
     assert info.value.field == "reference"
+
+
+def test_a_drift_rule_fires_on_the_shifted_day(db: Database, two_days) -> None:
+    from stoa.measure.alerts import create_rules, evaluate, list_alerts
+    from stoa.measure.monitor import drift_score
+    from tests.measure.test_alerts import add_endpoint
+
+    share, rows = drift_score(db, "help", window=DAY, now=NOW, columns=["hour", "channel"])
+    assert (share, rows) == (1.0, 400)
+    score, _ = drift_score(db, "help", window=DAY, now=NOW, column="latency_ms")
+    assert score > 0.05  # its test's score: a KS p-value at 400 reference rows, no drift
+    assert drift_score(db, "help", window=DAY, now=NOW + 9 * DAY) == (None, 0)
+    add_endpoint(db, "help")
+    spec = {"name": "inputs-drift", "endpoint": "help", "op": ">=", "threshold": 0.5,
+            "signal": {"drift": {"columns": ["hour", "channel"]}}, "window": "24h",
+            "min_samples": 20}  # fmt: skip
+    create_rules(db, [], [spec])
+    [moved] = evaluate(db, [], now=NOW)
+    assert (moved["from"], moved["to"], moved["value"]) == ("ok", "firing", 1.0)
+    assert list_alerts(db)[0]["rule"] == "inputs-drift"

@@ -78,13 +78,14 @@ def test_units_windows_and_shadows(db: Database, day: dict) -> None:
 
 def test_quantile_metrics_keep_every_value(db: Database, day: dict) -> None:
     out = _outcomes(db, ["latency_p95", "cost_per_1k"])
-    assert sorted(out.quantiles["latency_p95"]["a"]) == [100.0, 300.0]
+    latencies = out.quantiles["latency_p95"]
+    assert sorted(latencies["value"][latencies["variant"] == "a"]) == [100.0, 300.0]
     u1 = out.frame.set_index("unit").loc["u1"]
     assert u1["cost_per_1k__num"] == pytest.approx(6.0)
 
 
 def test_signals_pool_variants_over_a_window(db: Database, day: dict) -> None:
-    now = T0 + 3 * H
+    now = T0 + 3 * H + timedelta(minutes=1)
     ctr, n = metric_value(db, "shop", BUILTINS["ctr"], window=4 * H, now=now)
     assert (ctr, n) == (pytest.approx(2 / 4), 4)
     errors, _ = metric_value(db, "shop", BUILTINS["error_rate"], window=4 * H, now=now, variant="b")
@@ -93,6 +94,8 @@ def test_signals_pool_variants_over_a_window(db: Database, day: dict) -> None:
     assert p95 == pytest.approx(np.quantile([100, 300, 50, 70], 0.95))
     judge = parse_yaml("name: judged\nkind: judge\ncriterion: correctness\n")[0]
     assert metric_value(db, "shop", judge, window=4 * H, now=now) == (pytest.approx(0.25), 1)
+    # Feedback that came after `now` does not count at `now`.
+    assert metric_value(db, "shop", judge, window=4 * H, now=T0 + 3 * H) == (None, 0)
     assert metric_value(db, "shop", BUILTINS["ctr"], window=H, now=T0 - H) == (None, 0)
 
 

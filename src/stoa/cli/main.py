@@ -9,8 +9,15 @@ from typing import Annotated
 import typer
 
 from stoa import __version__
+from stoa.cli import alerts as alerts_commands
 from stoa.cli import endpoints, kb, predictions, registry, runs, scan, select, solutions, tokens
+from stoa.cli import experiments as experiments_commands
+from stoa.cli import feedback as feedback_commands
 from stoa.cli import home as home_commands
+from stoa.cli import judges as judges_commands
+from stoa.cli import metrics as metrics_commands
+from stoa.cli import monitor as monitor_commands
+from stoa.cli import review as review_commands
 from stoa.cli import server as server_commands
 from stoa.cli.context import JsonOpt, State, state
 from stoa.cli.output import console, emit
@@ -49,7 +56,13 @@ app.add_typer(kb.app, name="kb")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(endpoints.app, name="endpoints")
 app.add_typer(predictions.app, name="predictions")
-app.command(name="feedback")(endpoints.feedback)
+app.add_typer(alerts_commands.app, name="alerts")
+app.add_typer(review_commands.app, name="review")
+app.add_typer(metrics_commands.app, name="metrics")
+app.add_typer(judges_commands.app, name="judges")
+app.add_typer(monitor_commands.app, name="monitor")
+app.add_typer(experiments_commands.app, name="experiments")
+app.add_typer(feedback_commands.app, name="feedback")
 app.command(name="serve")(endpoints.serve)
 app.command(name="server")(server_commands.server)
 app.command(name="scan")(scan.scan)

@@ -18,13 +18,20 @@ from stoa.client._operation import Resource
 from stoa.client._transport import Http, Local, Transport, default_actor
 from stoa.client.activity import Activity
 from stoa.client.admin import Admin
+from stoa.client.alerts import Alerts
 from stoa.client.datasets import Datasets
 from stoa.client.endpoints import Endpoints
+from stoa.client.experiments import Experiments
+from stoa.client.feedback import Feedback
+from stoa.client.judges import Judges
 from stoa.client.kbs import KnowledgeBases
+from stoa.client.metrics import Metrics
 from stoa.client.models import Models
+from stoa.client.monitor import Monitor
 from stoa.client.predictions import Predictions
 from stoa.client.prompts import Prompts
 from stoa.client.registry import Versions
+from stoa.client.reviews import Reviews
 from stoa.client.runs import Runs
 from stoa.client.scans import Scans
 from stoa.client.selections import Selections
@@ -37,7 +44,8 @@ from stoa.develop.active_run import RunContext
 #: Every resource, in the order the server mounts their routes.
 RESOURCES: tuple[type[Resource], ...] = (
     Models, Prompts, Datasets, Solutions, Runs, KnowledgeBases, Scans, Tokens, Selections, Admin,
-    Activity, Endpoints, Predictions,
+    Activity, Endpoints, Predictions, Reviews, Alerts, Metrics, Judges, Feedback,
+    Monitor, Experiments,
 )  # fmt: skip
 KINDS: dict[str, type[Versions]] = {r.kind: r for r in RESOURCES if issubclass(r, Versions)}
 
@@ -56,8 +64,15 @@ class Client:
     solutions: Solutions
     endpoints: Endpoints
     predictions: Predictions
+    reviews: Reviews
     admin: Admin
     activity: Activity
+    alerts: Alerts
+    metrics: Metrics
+    judges: Judges
+    feedback: Feedback
+    monitor: Monitor
+    experiments: Experiments
     _transport: Transport
 
     def __new__(cls, url: str | None = None, token: str | None = None, **kwargs: Any) -> Client:

@@ -215,3 +215,35 @@ def monitor_report(
         db, endpoint, bucket="hour" if width <= timedelta(days=2) else "day", since=now - 2 * width
     )
     return report
+
+
+def drift_score(
+    db: Database,
+    endpoint: str,
+    *,
+    window: timedelta,
+    now: datetime | None = None,
+    reference: str | None = None,
+    columns: list[str] | None = None,
+    column: str | None = None,
+) -> tuple[float | None, int]:
+    """One number for an alert: the share of drifted columns (0 to 1), or with
+    ``column`` that column's score (a p-value or a distance: see its test), and the
+    current window's rows. ``None`` when either window is empty. Name ``columns`` to
+    skip text columns, whose embedding costs seconds at every evaluation."""
+    if column is not None:
+        columns = [column]
+    try:
+        report = endpoint_drift(
+            db, endpoint, window=window, reference=reference, now=now, columns=columns
+        )
+    except InvalidInputError as exc:
+        if exc.message.startswith("no predictions of"):
+            return None, 0
+        raise
+    rows = int(report["current"]["rows"])
+    drift = report["drift"]
+    if column is None:
+        return float(drift["dataset"]["share"]), rows
+    found = [c for c in drift["columns"] if c["column"] == column]
+    return (found[0]["score"] if found else None), rows

@@ -36,13 +36,13 @@ _PAGE = 50_000
 class UnitOutcomes:
     """One row per (variant, unit): ``{metric}__num`` and ``{metric}__den`` columns,
     plus ``predictions``. ``quantiles`` holds, for a quantile metric, every prediction's
-    value by variant, since a percentile is not a sum."""
+    variant, unit and value, since a percentile is not a sum."""
 
     frame: pd.DataFrame
     predictions: int
     first_ts: datetime | None
     last_ts: datetime | None
-    quantiles: dict[str, dict[str, np.ndarray]]
+    quantiles: dict[str, pd.DataFrame]
 
 
 def load_predictions(
@@ -84,7 +84,12 @@ def load_predictions(
 
 
 def load_feedback(
-    db: Database, endpoint: str, kinds: set[str], *, since: datetime | None = None
+    db: Database,
+    endpoint: str,
+    kinds: set[str],
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> pd.DataFrame:
     """Feedback of the given kinds on ``endpoint``'s predictions (their values as sent)."""
     columns = ["prediction_id", "kind", "value", "source", "ts"]
@@ -96,6 +101,8 @@ def load_feedback(
     )
     if since is not None:
         query = query.where(f.ts >= since)
+    if until is not None:
+        query = query.where(f.ts < until)
     with db.engine.connect() as conn:
         rows = conn.execute(query.order_by(f.id)).all()
     frame = pd.DataFrame(rows, columns=columns)
@@ -117,18 +124,16 @@ def unit_outcomes(
     table = pd.DataFrame(
         {"variant": predictions["variant"].to_numpy(), "unit": units.to_numpy(), "predictions": 1}
     )
-    quantiles: dict[str, dict[str, np.ndarray]] = {}
+    quantiles: dict[str, pd.DataFrame] = {}
     joined = attributed(predictions, feedback)
     for metric in metrics:
         num, den = per_prediction(metric, predictions, joined)
         table[f"{metric.name}__num"] = num
         table[f"{metric.name}__den"] = den
         if metric.quantile is not None:
-            values = pd.Series(num, index=predictions.index)
-            quantiles[metric.name] = {
-                str(v): values[predictions["variant"] == v].to_numpy(dtype=float)
-                for v in predictions["variant"].unique()
-            }
+            quantiles[metric.name] = pd.DataFrame(
+                {"variant": table["variant"], "unit": table["unit"], "value": num}
+            )
     frame = table.groupby(["variant", "unit"], sort=False, as_index=False).sum()
     return UnitOutcomes(
         frame=frame,

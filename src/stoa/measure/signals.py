@@ -35,7 +35,7 @@ def metric_value(
         predictions = predictions[predictions["variant"] == variant].reset_index(drop=True)
     if predictions.empty:
         return None, 0
-    feedback = load_feedback(db, endpoint, metric.feedback_kinds, since=since)
+    feedback = load_feedback(db, endpoint, metric.feedback_kinds, since=since, until=now)
     num, den = per_prediction(metric, predictions, attributed(predictions, feedback))
     if metric.quantile is not None:
         return float(np.quantile(num, metric.quantile)), len(num)
