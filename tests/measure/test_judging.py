@@ -112,3 +112,29 @@ def test_bad_policies_are_refused(client: LocalClient) -> None:
         policies.run(client.stores.solutions, name="q")
     assert policies.set_enabled("p", False)["enabled"] is False
     assert policies.run(client.stores.solutions) == []
+
+
+def test_the_server_runs_policies_on_its_schedule(tmp_path, monkeypatch) -> None:
+    import threading
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from stoa.core.settings import Settings
+    from stoa.serve.server import create_app
+
+    monkeypatch.setenv("STOA_JUDGES_EVERY_S", "0.2")
+    settings = Settings(home=tmp_path / "home")
+    setup = LocalClient(settings=settings)
+    write(setup.stores.db, [answered(i) for i in range(3)])
+    setup.judges.create_policy("all", {"endpoint": "help", "rate": 1})
+    app = create_app(settings)
+    with TestClient(app, base_url="http://127.0.0.1"):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(_scores(setup)) < 6:
+            time.sleep(0.2)
+        assert len(_scores(setup)) == 6
+        assert any(t.name == "stoa-judges" for t in threading.enumerate())
+    assert not any(t.name == "stoa-judges" for t in threading.enumerate())
+    app.state.client.close()
+    setup.close()

@@ -31,7 +31,6 @@ from sqlalchemy.exc import IntegrityError
 
 from stoa.core.db import Database
 from stoa.core.errors import (
-    ConfigurationError,
     ConflictError,
     InvalidInputError,
     NotFoundError,
@@ -39,6 +38,7 @@ from stoa.core.errors import (
 )
 from stoa.core.schema import Alert, AlertRule, Endpoint, utcnow
 from stoa.govern.webhooks import Hook, enqueue
+from stoa.measure import background
 from stoa.measure.definitions import MetricStore, parse_duration
 
 log = logging.getLogger("stoa.alerts")
@@ -609,58 +609,22 @@ def _alert_info(row: Any) -> dict[str, Any]:
 def interval_from_env(environ: Mapping[str, str] = os.environ) -> float | None:
     """Seconds between evaluations from ``STOA_ALERTS_EVERY_S`` (default 60; 0 turns the
     scheduler off)."""
-    raw = environ.get("STOA_ALERTS_EVERY_S", "").strip()
-    if not raw:
-        return DEFAULT_EVERY_S
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = -1.0
-    if not seconds >= 0 or seconds == float("inf"):
-        raise ConfigurationError(
-            f"STOA_ALERTS_EVERY_S={raw!r} is not a number of seconds",
-            field="alerts_every_s",
-            fix="set it to e.g. 60, or 0 to evaluate alerts only on demand",
-        )
-    return seconds or None
+    return background.interval_from_env("STOA_ALERTS_EVERY_S", DEFAULT_EVERY_S, environ)
 
 
-class Scheduler:
-    """Evaluates every rule every ``every_s`` seconds on a daemon thread; an error is
-    logged and the next pass runs as usual."""
+class Scheduler(background.Periodic):
+    """Evaluates every rule every ``every_s`` seconds on a daemon thread."""
 
     def __init__(self, db: Database, hooks: Sequence[Hook], every_s: float = DEFAULT_EVERY_S):
         self.db = db
         self.hooks = list(hooks)
-        self.every_s = every_s
-        self.passes = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__("alerts", every_s, self._evaluate)
 
-    def run_once(self) -> list[dict[str, Any]]:
+    def _evaluate(self, stop: threading.Event) -> list[dict[str, Any]]:
         # Other processes run the same schedule: a rule one of them evaluated in the last
         # half interval is left alone.
         gap = timedelta(seconds=self.every_s / 2)
-        try:
-            return evaluate(self.db, self.hooks, min_gap=gap, stop=self._stop)
-        finally:
-            self.passes += 1
-
-    def start(self) -> None:
-        def loop() -> None:
-            while not self._stop.wait(self.every_s):
-                try:
-                    self.run_once()
-                except Exception:  # a database hiccup must not stop the schedule
-                    log.exception("alert evaluation pass failed")
-
-        self._thread = threading.Thread(target=loop, name="stoa-alerts", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
+        return evaluate(self.db, self.hooks, min_gap=gap, stop=stop)
 
 
 __all__ = [

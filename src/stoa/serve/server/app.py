@@ -27,6 +27,9 @@ from stoa.core.settings import Settings
 from stoa.govern.gc import sweep_temporaries
 from stoa.govern.webhooks import Dispatcher
 from stoa.measure.alerts import Scheduler, interval_from_env
+from stoa.measure.background import Periodic
+from stoa.measure.background import interval_from_env as every_from_env
+from stoa.measure.judging import JudgePolicies
 from stoa.serve.metrics import prepare_multiprocess
 from stoa.serve.server.gatekeeper import FIX, MIB, Gatekeeper
 
@@ -123,6 +126,7 @@ def create_app(
     sweep_temporaries(client.stores.blobs)  # what a crashed upload left behind
     check_bind(host, client)
     every_s = interval_from_env()  # a bad value stops the start here, in one line
+    judges_every_s = every_from_env("STOA_JUDGES_EVERY_S", 30.0)
 
     # Swagger UI and ReDoc from assets shipped in a package, never from a CDN: /docs
     # works offline.
@@ -130,7 +134,8 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         """Deliver webhooks from the outbox while the server runs; start the data plane,
         and on shutdown let running predictions end and write every logged one. Alert
-        rules are evaluated on their schedule (STOA_ALERTS_EVERY_S) beside them."""
+        rules are evaluated (STOA_ALERTS_EVERY_S) and online judges run (STOA_JUDGES_EVERY_S)
+        on their schedules beside them."""
         dispatcher = None
         if client.stores.hooks:
             dispatcher = Dispatcher(client.stores.db, client.stores.hooks)
@@ -138,11 +143,19 @@ def create_app(
         alerts = Scheduler(client.stores.db, client.stores.hooks, every_s) if every_s else None
         if alerts is not None:
             alerts.start()
+        judges = None
+        if judges_every_s:
+            policies = JudgePolicies(client.stores.db)
+            judges = Periodic(
+                "judges", judges_every_s, lambda _: policies.run(client.stores.solutions)
+            )
+            judges.start()
         serving = client.stores.serving
         serving.warm_in_background()
         yield
-        if alerts is not None:
-            alerts.stop()
+        for job in (alerts, judges):
+            if job is not None:
+                job.stop()
         serving.close()
         if dispatcher is not None:
             dispatcher.stop()
