@@ -71,6 +71,10 @@ def test_fill_by_rule_records_the_first_reason_and_is_idempotent(db) -> None:
     items = {i["prediction_id"]: i["reason"] for i in review.list_items(db, "q")}
     assert items == {ids[0]: "low_confidence", ids[2]: "tags", ids[5]: "thumbs_down",
                      ids[6]: "low_judge_score"}  # fmt: skip
+    # A calibration queue takes every judged prediction, whatever its score.
+    review.create_queue(db, "calibration", "support", {"rules": [{"judged": "correctness"}]})
+    calibration = review.fill(db, "calibration", now=LATER)
+    assert calibration["by_reason"] == {"judged": 2}
     queue = review.show_queue(db, "q")
     live = [pid for i, pid in enumerate(ids) if i != 4]
     assert queue["scanned_to"] == max(live) and queue["feedback_scanned_to"] > 0
@@ -204,6 +208,7 @@ def test_bad_input(db) -> None:
         ({"rules": [{"random": 0}]}, "spec.rules[0].random"),
         ({"rules": [{"coin": 1}]}, "spec.rules[0]"),
         ({"rules": [{"low_judge_score": {"below": 0.3}}]}, "spec.rules[0].low_judge_score"),
+        ({"rules": [{"judged": 3}]}, "spec.rules[0].judged"),
         ({"rules": [{"random": 0.1}], "labels": ["ok"]}, "spec.labels"),
         ({"rules": [{"random": 0.1}], "claim_timeout_s": 0}, "spec.claim_timeout_s"),
         ({"rules": [{"random": 0.1}], "colour": "red"}, "spec.colour"),

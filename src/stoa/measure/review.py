@@ -238,7 +238,7 @@ def _fill_predictions(
 ) -> tuple[int, bool]:
     settle = SETTLE_PREDICTIONS_S if settle_s is None else settle_s
     settled_ms = int(at.timestamp() * 1000 - settle * 1000)
-    rules = [r for r in spec["rules"] if "thumbs_down" not in r and "low_judge_score" not in r]
+    rules = [r for r in spec["rules"] if not {"thumbs_down", "low_judge_score", "judged"} & set(r)]
     if not rules:  # nothing to read in the logbook itself
         return 0, False
     last, scanned = cursor, 0
@@ -298,6 +298,7 @@ def _fill_feedback(
     rules = spec["rules"]
     kinds = {"thumb" for r in rules if "thumbs_down" in r}
     kinds |= {f"judge.{r['low_judge_score']['criterion']}" for r in rules if "low_judge_score" in r}
+    kinds |= {f"judge.{r['judged']}" for r in rules if "judged" in r}
     if not kinds:
         return 0, False
     last, scanned = cursor, 0

@@ -4,6 +4,8 @@ rules:            # the first rule that matches is the item's reason
   - random: 0.05                      # a share of live predictions, fixed per id
   - low_confidence: 0.6               # a classify step below this confidence
   - low_judge_score: {criterion: correctness, below: 0.5}
+  - judged: correctness               # every prediction a judge scored on it: the
+                                      # sample that measures judge-human agreement
   - thumbs_down: true                 # a thumb of -1 from anyone
   - tags: [escalate, refund]          # request, rules or threshold tags
 labels: [correct, partially, wrong]   # or {correct: 1, partially: 0.5, wrong: 0}
@@ -19,7 +21,7 @@ from typing import Any
 
 from stoa.core.errors import InvalidInputError
 
-RULES = ("random", "low_confidence", "low_judge_score", "thumbs_down", "tags")
+RULES = ("random", "low_confidence", "low_judge_score", "judged", "thumbs_down", "tags")
 DEFAULT_LABELS = {"correct": 1.0, "partially": 0.5, "wrong": 0.0}
 MAX_LABELS = 20
 MAX_CLAIM_S = 7 * 24 * 3600
@@ -53,6 +55,12 @@ def _rule(index: int, rule: Any) -> dict[str, Any]:
         if value is not True:
             raise _bad("thumbs_down takes true", f"{where}.thumbs_down", "write thumbs_down: true")
         return {"thumbs_down": True}
+    if kind == "judged":
+        if not isinstance(value, str) or not value.strip():
+            raise _bad(
+                "judged takes a criterion name", f"{where}.judged", "e.g. judged: correctness"
+            )
+        return {"judged": value}
     if kind == "tags":
         if not isinstance(value, list) or not value or not all(isinstance(t, str) for t in value):
             raise _bad("tags takes a list of tag names", f"{where}.tags", "e.g. tags: [escalate]")
@@ -160,11 +168,13 @@ def reason_for_prediction(
 
 
 def reason_for_feedback(rules: list[dict[str, Any]], kind: str, value: Any) -> str | None:
-    """The first rule a feedback event matches: a thumbs-down, or a judge score below a
-    rule's threshold for its criterion."""
+    """The first rule a feedback event matches: a thumbs-down, any judge score on a
+    ``judged`` criterion, or one below a rule's threshold for its criterion."""
     for rule in rules:
         if "thumbs_down" in rule and kind == "thumb" and value == -1:
             return "thumbs_down"
+        if "judged" in rule and kind == f"judge.{rule['judged']}":
+            return "judged"
         judge = rule.get("low_judge_score")
         if (
             judge
