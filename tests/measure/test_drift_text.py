@@ -122,3 +122,20 @@ def test_minilm_text_drift_on_a_small_sample() -> None:
     col = compare(ref, moved).column("message")
     assert time.perf_counter() - start < 10
     assert col.drifted and col.check.score > 0.8
+
+
+def test_repeated_texts_are_embedded_once() -> None:
+    class Counting(HashingEmbedder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.texts = 0
+
+        def embed(self, texts: Sequence[str]) -> np.ndarray:
+            self.texts += len(texts)
+            return super().embed(texts)
+
+    embedder = Counting()
+    ref = pd.DataFrame({"q": ["where is my parcel", "reset my password"] * 300})
+    cur = pd.DataFrame({"q": ["where is my parcel", "cancel my order"] * 300})
+    column = compare(ref, cur, column_types={"q": "text"}, embedder=embedder).column("q")
+    assert embedder.texts == 3 and column.drifted

@@ -119,5 +119,8 @@ def text_vectors(
     """Both sides' texts, sampled to ``MAX_ROWS`` each, embedded in one call."""
     ref = [reference[i] for i in sample_rows(len(reference), MAX_ROWS, seed)]
     cur = [current[i] for i in sample_rows(len(current), MAX_ROWS, seed + 1)]
-    vectors = np.asarray(embedder.embed(ref + cur), dtype=np.float64)
+    # Logged inputs repeat (the same question, the same canned answer): each distinct
+    # text is embedded once.
+    distinct, rows = np.unique(np.asarray(ref + cur, dtype=object).astype(str), return_inverse=True)
+    vectors = np.asarray(embedder.embed(list(distinct)), dtype=np.float64)[rows]
     return vectors[: len(ref)], vectors[len(ref) :]
