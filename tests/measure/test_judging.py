@@ -68,6 +68,7 @@ def test_a_policy_scores_its_sample_once(client: LocalClient) -> None:
     [result] = policies.run(client.stores.solutions)
     expected = [r["id"] for r in rows[:12] if sampled("help-embed", r["id"], 0.5)]
     assert 0 < len(expected) < 12 and result["scored"] == len(expected)
+    assert result["caught_up"] is True
     scores = _scores(client)
     assert sorted({s.prediction_id for s in scores}) == sorted(expected)
     assert {s.kind for s in scores} == {"judge.relevance", "judge.groundedness"}
@@ -87,7 +88,7 @@ def test_criteria_variants_and_a_cap(client: LocalClient) -> None:
             "max_per_run": 2}  # fmt: skip
     policies.create("grounded", spec)
     first = policies.run(client.stores.solutions, name="grounded")[0]
-    assert (first["scored"], first["scores"]) == (2, 2)
+    assert (first["scored"], first["scores"], first["caught_up"]) == (2, 2, False)
     policies.run(client.stores.solutions, name="grounded")
     scores = _scores(client)
     assert {s.kind for s in scores} == {"judge.groundedness"} and len(scores) == 4

@@ -42,24 +42,30 @@ def report_view(r: dict[str, Any]) -> Any:
     for c in r["comparisons"]:
         lift = c["relative_lift"]
         seq, freq, bayes = c.get("sequential"), c.get("frequentist"), c.get("bayesian")
+        rule_p = seq if r["rule"] == "sequential" else freq
+        evidence = [f"p {_p(rule_p['p_value'])}" if rule_p else "",
+                    f"win {bayes['chance_to_win']:.0%}" if bayes else ""]  # fmt: skip
         rows.append((
-            c["variant"], c["metric"] + (" (guardrail)" if c["role"] == "guardrail" else ""),
-            f"{c['control']['n']:,} / {c['treatment']['n']:,}",
+            c["variant"],
+            c["metric"] + ("\n(guardrail)" if c["role"] == "guardrail" else ""),
             _num(c["control"]["estimate"]["estimate"]),
             _num(c["treatment"]["estimate"]["estimate"]),
-            f"{_pct(lift['estimate'])} [{_pct(lift['ci_low'])}, {_pct(lift['ci_high'])}]",
-            _p(seq["p_value"] if seq else None), _p(freq["p_value"] if freq else None),
-            "-" if not bayes else f"{bayes['chance_to_win']:.1%}", c["verdict"],
+            f"{_pct(lift['estimate'])}\n[{_pct(lift['ci_low'])}, {_pct(lift['ci_high'])}]",
+            "\n".join(e for e in evidence if e),
+            c["verdict"],
         ))  # fmt: skip
-    head = ["variant", "metric", "units A / B", "A", "B", "lift [interval]", "seq. p",
-            "p", "chance to win", "verdict"]  # fmt: skip
+    head = ["variant", "metric", "A", "B", "lift [interval]", "evidence", "verdict"]
     title = f"{r.get('endpoint') or r.get('table')}: each variant against {r['control']}"
-    parts: list[Any] = [table(title, head, rows, numbers=["A", "B", "seq. p", "p"])]
+    parts: list[Any] = [
+        table(title, head, rows, numbers=["A", "B"], fixed=["lift [interval]", "evidence"])
+    ]
+    units = ", ".join(f"{v['name']} {v['units']:,}" for v in r["variants"])
+    parts.append(Text(f"units: {units} ({r['rule']} rule)"))
     srm = r.get("srm")
     if srm:
         state_ = "MISMATCH" if srm["flagged"] else "ok"
-        parts.append(Text(f"sample ratio: {state_} (p = {_p(srm['p_value'])}, observed "
-                          f"{srm['observed']}, expected {_counts(srm['expected'])})"))  # fmt: skip
+        parts.append(Text(f"sample ratio: {state_} (p = {_p(srm['p_value'])}, expected "
+                          f"{_counts(srm['expected'])})"))  # fmt: skip
     parts.append(Text(f"correction: {r['correction']}"))
     decision = r["decision"]
     parts.append(Text(f"decision: {decision['label']}", style="bold"))

@@ -40,12 +40,16 @@ Quality of an answer, q in [0, 1]
     embeds the question, the answer, its sentences and the reference with MiniLM.
 
 The users (seeded; one draw per prediction, in request order)
-    - click with probability ``0.15 + 0.6 q``;
+    - click with probability ``(0.15 + 0.6 q) * (1 + PLANTED_LIFT if variant b)``: the
+      planted effect, users of ``b`` click ``PLANTED_LIFT`` more often at the same
+      quality, as a change outside the answer (a clearer link, say) would make them;
     - rate with probability ``0.3``, a rating of ``round(1 + 4 q + e)`` clipped to 1-5,
       ``e ~ Normal(0, 0.6)``;
-    - convert with probability ``(0.04 + 0.12 q) * (1 + PLANTED_LIFT if variant b)``:
-      the planted effect, users of ``b`` convert ``PLANTED_LIFT`` more often at the
-      same quality, as a change outside the answer (a new button, say) would make them.
+    - after a click, convert with probability ``0.2 + 0.3 q`` (the same funnel on both
+      variants, so conversions per click do not move).
+    ``REQUESTS`` and ``USERS`` are sized so the A/B report's default (sequential) rule
+    can find the lift within the one day; with 2,000 requests from 250 users it says
+    "keep running" instead (the measure step prints which).
     Events go to ``POST /v1/feedback`` in batches of ``FEEDBACK_BATCH``, each with an
     idempotency key (``demo-<prediction id>-<kind>``), so a resent batch counts once.
 """
@@ -61,6 +65,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
@@ -73,8 +78,8 @@ SOLUTION = "support-assistant@production"
 K_A, K_B = 2, 4
 SHADOW_PERCENT = 1
 SHADOW_QUEUE = 1
-USERS = 250
-REQUESTS = 2000
+USERS = 500
+REQUESTS = 3000
 CONCURRENCY = 8
 GUIDE_SHARE = 0.35
 TICKETS = 300
@@ -112,6 +117,7 @@ def serve_a_day(client: LocalClient, out: dict[str, Any], console: Console) -> s
         description="The support assistant: two retrieval depths and the local LLM in shadow.",
     )
     day = plan_day(_guide_questions(), _ticket_questions(), n=REQUESTS, users=USERS, seed=SEED)
+    day_started = datetime.now(UTC)
     with running_server(client) as url:
         import httpx
 
@@ -123,6 +129,7 @@ def serve_a_day(client: LocalClient, out: dict[str, Any], console: Console) -> s
             events = user_actions(day, answers, seed=SEED)
             feedback = _send_feedback(http, events)
             shadows = _delta(_shadow_counts(http.get("/metrics").text), shadows_before)
+    day_ended = datetime.now(UTC)
     summary = client.predictions.summary(ENDPOINT)  # after shutdown: the logbook is flushed
     # A shadow still running at the last scrape ends before shutdown completes: the
     # logbook, read now, counts every one that ran; skips happen only on live requests.
@@ -134,7 +141,14 @@ def serve_a_day(client: LocalClient, out: dict[str, Any], console: Console) -> s
     figures["seconds"] = time.perf_counter() - started
     rated = [e["prediction_id"] for e in events if e["kind"] == "rating"]
     figures["prediction_id"] = rated[0] if rated else answers[0]["prediction_id"]
+    figures["window"] = {"since": day_started.isoformat(), "until": day_ended.isoformat()}
     out["traffic"] = figures
+    # What the simulated reviewer of the measure step knows about each answer.
+    out["answers"] = {
+        a["prediction_id"]: {"quality": a["quality"], "reference": r.reference}
+        for r, a in zip(day, answers, strict=True)
+        if "quality" in a
+    }
     console.print(summary_table(summary, shadows))
     return _outcome(figures)
 
@@ -232,14 +246,16 @@ def plan_day(
     n: int,
     users: int,
     seed: int,
+    guide_share: float = GUIDE_SHARE,
+    hourly: tuple[int, ...] = HOURLY,
 ) -> list[Request]:
     """``n`` requests from ``users`` users in the order of their simulated time."""
     rng = random.Random(seed)
     requests = []
     for _ in range(n):
-        source = "guide" if rng.random() < GUIDE_SHARE else "ticket"
+        source = "guide" if rng.random() < guide_share else "ticket"
         text, reference = rng.choice(guide if source == "guide" else tickets)
-        hour = rng.choices(range(24), weights=HOURLY)[0]
+        hour = rng.choices(range(24), weights=hourly)[0]
         unit = f"user-{rng.randrange(users) + 1:03d}"
         requests.append(Request(unit, hour, rng.randrange(60), text, reference, source))
     return sorted(requests, key=lambda r: (r.hour, r.minute))
@@ -294,12 +310,13 @@ def user_actions(
                     "idempotency_key": f"demo-{pid}-{kind}"}  # fmt: skip
 
         click, rate, noise, convert = rng.random(), rng.random(), rng.gauss(0, 0.6), rng.random()
-        if click < 0.15 + 0.6 * q:
+        lift = 1 + PLANTED_LIFT if answer.get("variant") == "b" else 1.0
+        clicked = click < (0.15 + 0.6 * q) * lift
+        if clicked:
             events.append(event("click", True))
         if rate < 0.3:
             events.append(event("rating", min(5, max(1, round(1 + 4 * q + noise)))))
-        lift = 1 + PLANTED_LIFT if answer.get("variant") == "b" else 1.0
-        if convert < (0.04 + 0.12 * q) * lift:
+        if clicked and convert < 0.2 + 0.3 * q:
             events.append(event("conversion", True))
     return events
 

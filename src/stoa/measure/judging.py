@@ -130,8 +130,10 @@ class JudgePolicies:
         rows, last = self._page(spec, cursor)
         events: list[dict[str, Any]] = []
         scored = failed = 0
+        capped = False
         for row in rows:
             if scored >= spec.max_per_run:
+                capped = True
                 break  # this prediction and the rest of the page wait for the next run
             last = row["id"]
             if sampled(name, row["id"], spec.rate):
@@ -148,9 +150,12 @@ class JudgePolicies:
             if moved and events:
                 session.execute(insert(FeedbackEvent.__table__), events)
         if not moved:  # another worker ran this page first and wrote its scores
-            return {"policy": name, "scored": 0, "scores": 0, "failed": 0, "raced": True}
+            return {"policy": name, "scored": 0, "scores": 0, "failed": 0, "raced": True,
+                    "caught_up": False}  # fmt: skip
+        # Caught up: this pass saw every prediction logged so far.
+        caught_up = not capped and len(rows) < PAGE
         return {"policy": name, "scored": scored, "scores": len(events), "failed": failed,
-                "raced": False}  # fmt: skip
+                "raced": False, "caught_up": caught_up}  # fmt: skip
 
     def _page(self, spec: PolicySpec, cursor: str) -> tuple[list[dict[str, Any]], str]:
         p = Prediction
