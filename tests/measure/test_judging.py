@@ -22,8 +22,10 @@ PASSAGES = [
     {"n": 2, "text": "Shipping to Norway takes five working days.", "source": "shipping.md"},
 ]
 TRACE = {"spans": [
-    {"name": "retrieve", "attributes": {"stoa.outputs": {"passages": PASSAGES, "count": 2}}},
-    {"name": "generate", "attributes": {"stoa.outputs": {"text": "x"}}},
+    {"name": "retrieve", "attributes": {"stoa.step.kind": "retrieve",
+                                        "stoa.outputs": {"passages": PASSAGES, "count": 2}}},
+    {"name": "generate", "attributes": {"stoa.step.kind": "generate",
+                                        "stoa.outputs": {"text": "x"}}},
 ]}  # fmt: skip
 
 

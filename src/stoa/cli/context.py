@@ -60,6 +60,19 @@ def parse_pairs(items: list[str] | None, field: str) -> dict[str, str]:
     return out
 
 
+def parse_number_pairs(items: list[str] | None, field: str, example: str) -> dict[str, float]:
+    """``KEY=NUMBER`` pairs (weights, thresholds); a value that is no number names its key."""
+    out: dict[str, float] = {}
+    for key, value in parse_pairs(items, field).items():
+        try:
+            out[key] = float(value)
+        except ValueError:
+            raise InvalidInputError(
+                f"{field} {value!r} for {key} is not a number", field=field, fix=f"write {example}"
+            ) from None
+    return out
+
+
 def parse_json_object(text: str | None, field: str) -> dict[str, Any] | None:
     if text is None:
         return None

@@ -9,9 +9,8 @@ import typer
 from rich.console import Group
 from rich.text import Text
 
-from stoa.cli.context import JsonOpt, parse_pairs, state
+from stoa.cli.context import JsonOpt, parse_number_pairs, state
 from stoa.cli.output import emit, table
-from stoa.core.errors import InvalidInputError
 
 app = typer.Typer(no_args_is_help=True, help="A/B decisions on business metrics.")
 
@@ -126,17 +125,7 @@ def analyze(
     json_out: JsonOpt = False,
 ) -> None:
     """The same engine on a table with one row per unit, from anywhere."""
-    parsed = None
-    if weights:
-        parsed = {}
-        for key, value in parse_pairs(weights.split(","), "weights").items():
-            try:
-                parsed[key] = float(value)
-            except ValueError:
-                raise InvalidInputError(
-                    f"weight {value!r} of {key} is not a number", field="weights",
-                    fix="write a=50,b=50",
-                ) from None  # fmt: skip
+    parsed = parse_number_pairs(weights.split(","), "weights", "a=50,b=50") if weights else None
     result = state(ctx).client.experiments.analyze(
         table_ref, variant=variant, metrics=metric, weights=parsed, control=control,
         rule=rule, alpha=alpha,

@@ -8,9 +8,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Group
 
-from stoa.cli.context import JsonOpt, parse_pairs, state
+from stoa.cli.context import JsonOpt, parse_number_pairs, parse_pairs, state
 from stoa.cli.output import emit, table
-from stoa.core.errors import InvalidInputError
 
 app = typer.Typer(no_args_is_help=True, help="Drift, quality and metrics over time.")
 
@@ -63,14 +62,7 @@ def drift(
 ) -> None:
     """Compare two tables column by column, with the test each column's type and size
     call for (docs/monitoring.md), and decide for the dataset."""
-    thresholds: dict[str, float] = {}
-    for key, value in parse_pairs(threshold, "threshold").items():
-        try:
-            thresholds[key] = float(value)
-        except ValueError:
-            raise InvalidInputError(
-                f"threshold {value!r} for {key} is not a number", field="threshold"
-            ) from None
+    thresholds = parse_number_pairs(threshold, "threshold", "--threshold amount=0.2")
     report = state(ctx).client.monitor.drift(
         reference, current, columns=column or None, methods=parse_pairs(method, "method"),
         thresholds=thresholds, drift_share=drift_share,

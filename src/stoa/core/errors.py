@@ -6,6 +6,8 @@ the CLI can translate it into a 4xx body or a one-line message in one place each
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class StoaError(Exception):
     """Base of every deliberate Stoa error."""
@@ -138,3 +140,14 @@ def yaml_problem(exc: Exception) -> str:
     mark = getattr(exc, "problem_mark", None)
     where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
     return f"{problem}{where}"
+
+
+def from_validation(exc: Any, where: str, fix: str | None = None) -> InvalidInputError:
+    """A pydantic ``ValidationError`` as one ``InvalidInputError``: its first error, the
+    field named under ``where`` (``metric.window``), pydantic's "Value error, " prefix
+    dropped, so a spec's error reads like every other bad input."""
+    errors = exc.errors()
+    first = errors[0] if errors else {}
+    loc = ".".join(str(p) for p in first.get("loc", ()))
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    return InvalidInputError(message, field=f"{where}.{loc}" if loc else where, fix=fix)

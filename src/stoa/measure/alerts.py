@@ -35,6 +35,7 @@ from stoa.core.errors import (
     InvalidInputError,
     NotFoundError,
     StoaError,
+    from_validation,
 )
 from stoa.core.schema import Alert, AlertRule, Endpoint, utcnow
 from stoa.govern.webhooks import Hook, enqueue
@@ -151,11 +152,7 @@ def parse_rule(doc: Any, where: str = "rule") -> RuleSpec:
     try:
         return RuleSpec.model_validate(dict(doc))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        message = str(first["msg"]).removeprefix("Value error, ")
-        field = f"{where}.{loc}" if loc else where
-        raise InvalidInputError(message, field=field, fix=DOCS) from None
+        raise from_validation(exc, where, DOCS) from None
     except StoaError as exc:  # a duration, from parse_duration: keep its fix
         raise InvalidInputError(
             exc.message, field=f"{where}.{exc.field}", fix=exc.fix or DOCS

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy import func, select
 
 from stoa.core.db import Database
-from stoa.core.errors import InvalidInputError, NotFoundError
+from stoa.core.errors import InvalidInputError, NotFoundError, from_validation
 from stoa.core.schema import MetricDefinition
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -167,14 +167,7 @@ def parse_spec(doc: Mapping[str, Any], where: str = "metric") -> MetricSpec:
     try:
         return MetricSpec.model_validate(dict(doc))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        message = str(first["msg"]).removeprefix("Value error, ")
-        raise InvalidInputError(
-            message,
-            field=f"{where}.{loc}" if loc else where,
-            fix="see docs/experiments.md#metric-definitions",
-        ) from None
+        raise from_validation(exc, where, "see docs/experiments.md#metric-definitions") from None
 
 
 def parse_yaml(text: str) -> list[MetricSpec]:

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy import insert, select, update
 
 from stoa.core.db import Database
-from stoa.core.errors import ConflictError, InvalidInputError, NotFoundError
+from stoa.core.errors import ConflictError, NotFoundError, from_validation
 from stoa.core.names import validate_name
 from stoa.core.schema import FeedbackEvent, JudgePolicy, Prediction, utcnow
 from stoa.measure.records import exchange
@@ -62,12 +62,7 @@ def parse_policy(doc: Mapping[str, Any]) -> PolicySpec:
     try:
         return PolicySpec.model_validate(dict(doc))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        message = str(first["msg"]).removeprefix("Value error, ")
-        raise InvalidInputError(
-            message, field=f"policy.{loc}" if loc else "policy", fix="see docs/review.md"
-        ) from None
+        raise from_validation(exc, "policy", "see docs/review.md#judges-online") from None
 
 
 def sampled(policy: str, prediction_id: str, rate: float) -> bool:
