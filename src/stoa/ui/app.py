@@ -14,7 +14,8 @@ from stoa.ui.render import HERE, UiRoute, page
 from stoa.ui.session import COOKIE, check_same_origin, sign_in, sign_out
 
 #: The page modules under ``stoa.ui.pages``, in the order their routes are matched.
-PAGES = ("overview", "registry", "runs", "selections", "kbs", "solutions", "endpoints", "scans")
+PAGES = ("overview", "registry", "runs", "selections", "kbs", "solutions", "endpoints", "scans",
+         "experiments", "monitor", "queues", "alerts")  # fmt: skip
 
 router = APIRouter(route_class=UiRoute, include_in_schema=False)
 

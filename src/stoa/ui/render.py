@@ -50,6 +50,8 @@ NAV = [
     ("Endpoints", "/ui/endpoints", "endpoints"),
     ("Scans", "/ui/scans", "scans"),
     ("Review", "/ui/review", "review"),
+    ("Review queues", "/ui/queues", "queues"),
+    ("Alerts", "/ui/alerts", "alerts"),
 ]
 env.globals["nav"] = NAV
 

@@ -118,3 +118,33 @@
   document.addEventListener("htmx:afterSettle", function (e) { draw(e.target); });
   window.stoaDrawCharts = draw;
 })();
+
+/* Keyboard shortcuts: an element with data-key="k" is pressed (a button) or focused (a
+   text field) when k is typed outside a text field; Escape leaves a text field. The
+   review page labels with 1, 2, 3…, focuses the correction with c and releases with r,
+   so a reviewer can clear a queue without the mouse. One submission per page: a second
+   key press while the next item loads does nothing. */
+(function () {
+  "use strict";
+  var sent = false;
+  function typing(el) {
+    return el && (el.tagName === "TEXTAREA" || el.tagName === "SELECT" || el.isContentEditable ||
+                  (el.tagName === "INPUT" && !/^(button|submit|checkbox|radio)$/.test(el.type)));
+  }
+  document.addEventListener("keydown", function (e) {
+    if (e.ctrlKey || e.metaKey || e.altKey || e.defaultPrevented) return;
+    if (typing(e.target)) {
+      if (e.key === "Escape") e.target.blur();
+      return;
+    }
+    if (e.key.length !== 1) return;
+    var el = document.querySelector('[data-key="' + CSS.escape(e.key) + '"]');
+    if (!el || el.disabled) return;
+    e.preventDefault();
+    if (typing(el)) { el.focus(); return; }
+    if (sent) return;
+    if (el.type === "submit") sent = true;
+    el.click();
+  });
+  window.addEventListener("pageshow", function () { sent = false; });
+})();
