@@ -75,6 +75,7 @@ def measure_the_day(client: LocalClient, out: dict[str, Any], console: Console) 
     drift, fired = _second_day(client, out, console)
     decision = report["decision"]
     out["measure"] = {"decision": decision, "judged": scored, "review": review, "loop": loop,
+                      "queue": QUEUE,
                       "drift": drift["drift"]["dataset"], "alerts": fired}  # fmt: skip
     agreement = review["agreement"]["verdict"]
     return (

@@ -120,6 +120,7 @@ def dashboard_pages(out: dict[str, Any]) -> list[str]:
         "/ui/solutions", "/ui/solutions/support-assistant",
         *([f"/ui/runs/compare?ids={children[0]}&ids={children[1]}"] if len(children) > 1 else []),
         *_endpoint_pages(out.get("traffic")),
+        *_measure_pages(out.get("traffic"), out.get("measure")),
     ]  # fmt: skip
 
 
@@ -130,6 +131,15 @@ def _endpoint_pages(traffic: dict[str, Any] | None) -> list[str]:
     name = traffic["endpoint"]
     return ["/ui/endpoints", f"/ui/endpoints/{name}", f"/ui/endpoints/{name}/predictions",
             f"/ui/predictions/{traffic['prediction_id']}"]  # fmt: skip
+
+
+def _measure_pages(traffic: dict[str, Any] | None, measure: dict[str, Any] | None) -> list[str]:
+    """The endpoint's A/B report and monitoring, the review queue and the alerts."""
+    if not traffic or not measure:
+        return []
+    name = traffic["endpoint"]
+    return [f"/ui/endpoints/{name}/experiment?metric=ctr", f"/ui/endpoints/{name}/monitor",
+            "/ui/queues", f"/ui/queues/{measure['queue']}", "/ui/alerts"]  # fmt: skip
 
 
 def _dashboard(client: LocalClient, out: dict[str, Any]) -> str:
