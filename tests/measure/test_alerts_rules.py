@@ -54,6 +54,8 @@ def db(tmp_path: Path) -> Iterator[Database]:
         ({"severity": "urgent"}, "rule.severity", "'info', 'warning' or 'critical'"),
         ({"page_me": True}, "rule.page_me", "Extra inputs are not permitted"),
         ({"signal": {"drift": {}, "variant": "a"}}, "rule.signal", "`variant` applies to a metric"),
+        ({"signal": {"drift": {"colums": ["x"]}}}, "rule.signal", "unknown drift option 'colums'"),
+        ({"signal": {"drift": {"columns": "x"}}}, "rule.signal", "a list of column names"),
     ],
 )
 def test_each_bad_field_is_named(db, change: dict[str, Any], field: str, message: str) -> None:

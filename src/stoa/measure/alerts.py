@@ -68,6 +68,10 @@ def hold_duration(value: str | int | float, field: str = "for") -> timedelta:
     return parse_duration(value, field=field)
 
 
+#: What a drift signal may say (``stoa.measure.monitor.drift_score``'s options).
+DRIFT_OPTIONS = {"reference", "columns", "column"}
+
+
 class Signal(BaseModel):
     """What a rule measures: a metric (a judge score is a metric of kind ``judge``), over
     every live variant or one; or a drift score."""
@@ -84,6 +88,16 @@ class Signal(BaseModel):
             raise ValueError("a signal is either {metric: NAME} or {drift: {...}}")
         if self.drift is not None and self.variant is not None:
             raise ValueError("`variant` applies to a metric signal")
+        unknown = sorted(set(self.drift or {}) - DRIFT_OPTIONS)
+        if unknown:
+            raise ValueError(
+                f"unknown drift option {unknown[0]!r}: use {', '.join(sorted(DRIFT_OPTIONS))}"
+            )
+        columns = (self.drift or {}).get("columns")
+        if columns is not None and (
+            not isinstance(columns, list) or not all(isinstance(c, str) for c in columns)
+        ):
+            raise ValueError("drift `columns` is a list of column names")
         return self
 
     @property
