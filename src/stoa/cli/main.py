@@ -10,6 +10,7 @@ import typer
 
 from stoa import __version__
 from stoa.cli import alerts as alerts_commands
+from stoa.cli import doctor as doctor_commands
 from stoa.cli import endpoints, kb, predictions, registry, runs, scan, select, solutions, tokens
 from stoa.cli import experiments as experiments_commands
 from stoa.cli import feedback as feedback_commands
@@ -69,6 +70,7 @@ app.command(name="scan")(scan.scan)
 app.command(name="select")(select.select)
 app.command(name="init")(home_commands.init)
 app.command(name="status")(home_commands.status)
+app.command(name="doctor")(doctor_commands.doctor)
 
 
 def _print_version(value: bool) -> None:

@@ -1,9 +1,11 @@
 """Content-addressed blob store over fsspec.
 
 A blob lives at ``<root>/sha256/<2 hex>/<62 hex>``. Writes go to a temporary name
-first and are renamed into place, so a reader never sees half a blob. Reads verify
-the hash. A folder is stored as its files' blobs plus a JSON manifest blob whose
-hash stands for the whole folder.
+first and are renamed into place, so a reader never sees half a blob; on S3, which
+has no atomic rename, they are hashed first and uploaded straight to their final key,
+which shows only when the upload completes (``blobs_s3.py``). Reads verify the hash.
+A folder is stored as its files' blobs plus a JSON manifest blob whose hash stands for
+the whole folder.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import fsspec
 
+from stoa.core import blobs_s3
 from stoa.core.errors import IntegrityError, InvalidInputError, NotFoundError
 from stoa.core.names import safe_relpath
 
@@ -99,21 +102,62 @@ def build_manifest(folder: Path) -> tuple[dict[str, dict[str, object]], int]:
 class BlobStore:
     """Stores bytes once per distinct content; identical files cost nothing extra."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, *, storage_options: dict[str, Any] | None = None):
+        """``storage_options`` go to the fsspec file system (``stoa doctor`` shortens
+        timeouts with them); credentials are best left to the environment."""
         self.url = url
-        self.fs, root = fsspec.core.url_to_fs(url)
+        options = {**blobs_s3.storage_options(url), **(storage_options or {})}
+        self.fs, root = fsspec.core.url_to_fs(url, **options)
         self.root = root.rstrip("/")
-        self.fs.makedirs(f"{self.root}/tmp", exist_ok=True)
+        #: No atomic rename: blobs are uploaded straight to their final key.
+        self.object_store = blobs_s3.is_object_store(self.fs)
+        if not self.object_store:  # a bucket is never created behind the user's back
+            self.fs.makedirs(f"{self.root}/tmp", exist_ok=True)
 
     def _path(self, sha256: str) -> str:
         _check_digest(sha256)
         return f"{self.root}/sha256/{sha256[:2]}/{sha256[2:]}"
 
+    def _marker(self, sha256: str) -> str:
+        return f"{self.root}/fresh/{sha256}"
+
     def exists(self, sha256: str) -> bool:
         return self.fs.exists(self._path(sha256))
 
+    def _refresh(self, final: str, sha256: str) -> None:
+        """Young again: garbage collection spares blobs younger than its minimum age,
+        and a version is about to reference this one."""
+        if self.object_store:
+            blobs_s3.refresh_marker(self.fs, self._marker(sha256))
+        else:
+            self.fs.touch(final, truncate=False)
+
+    def _put_object(
+        self, source: BinaryIO, sha256: str, size: int, progress: Progress | None
+    ) -> None:
+        """Upload ``source`` (already hashed to ``sha256``) unless the blob is stored."""
+        final = self._path(sha256)
+        if self.fs.exists(final):
+            self._refresh(final, sha256)
+            if progress is not None:
+                progress(size)
+            return
+        blobs_s3.upload_verified(self.fs, source, final, sha256, progress)
+
     def put_stream(self, stream: BinaryIO, progress: Progress | None = None) -> tuple[str, int]:
         """Copy a stream in while hashing it, then move it into place atomically."""
+        if self.object_store:
+            # Spooled to an anonymous local file: the hash names the key before upload.
+            with tempfile.TemporaryFile(prefix="stoa-upload-") as spool:
+                digest, size = hashlib.sha256(), 0
+                while chunk := stream.read(CHUNK):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    spool.write(chunk)
+                spool.seek(0)
+                sha = digest.hexdigest()
+                self._put_object(spool, sha, size, progress)
+            return sha, size
         tmp = f"{self.root}/tmp/{uuid.uuid4().hex}"
         digest = hashlib.sha256()
         size = 0
@@ -129,9 +173,7 @@ class BlobStore:
             final = self._path(sha)
             if self.fs.exists(final):
                 self.fs.rm(tmp)
-                # Young again: garbage collection spares blobs younger than its minimum
-                # age, and a version is about to reference this one.
-                self.fs.touch(final, truncate=False)
+                self._refresh(final, sha)
             else:
                 self.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
                 self.fs.mv(tmp, final)
@@ -145,6 +187,11 @@ class BlobStore:
         return self.put_stream(io.BytesIO(data))[0]
 
     def put_file(self, path: Path, progress: Progress | None = None) -> tuple[str, int]:
+        if self.object_store:  # hashed where it lies, then uploaded once, hashed again
+            sha, size = sha256_file(path), Path(path).stat().st_size
+            with open(path, "rb") as handle:
+                self._put_object(handle, sha, size, progress)
+            return sha, size
         with open(path, "rb") as handle:
             return self.put_stream(handle, progress)
 
@@ -168,11 +215,17 @@ class BlobStore:
         raise InvalidInputError(f"{path} does not exist", field="path", fix="check the path")
 
     def iter_blobs(self) -> Iterator[tuple[str, int, float]]:
-        """Every stored blob: its hash, size and modification time (for ``stoa gc``)."""
+        """Every stored blob: its hash, size and modification time (for ``stoa gc``);
+        on S3 the time is the later of the object's and its freshness marker's."""
+        fresh: dict[str, float] = {}
+        if self.object_store:
+            for info in self.fs.find(f"{self.root}/fresh", detail=True).values():
+                fresh[info["name"].rstrip("/").rsplit("/", 1)[-1]] = _mtime(info)
         for info in self.fs.find(f"{self.root}/sha256", detail=True).values():
             parts = info["name"].rstrip("/").rsplit("/", 2)
             if len(parts) == 3 and len(parts[1]) == 2 and len(parts[2]) == 62:
-                yield parts[1] + parts[2], int(info["size"]), _mtime(info)
+                sha = parts[1] + parts[2]
+                yield sha, int(info["size"]), max(_mtime(info), fresh.get(sha, 0.0))
 
     def temporaries(self, *, older_than: float) -> Iterator[tuple[str, int]]:
         """Half-written blobs a crash left in ``tmp/``, last written before ``older_than``."""
@@ -185,6 +238,8 @@ class BlobStore:
         path = self._path(sha256)
         if self.fs.exists(path):
             self.fs.rm(path)
+        if self.object_store and self.fs.exists(self._marker(sha256)):
+            self.fs.rm(self._marker(sha256))
 
     @staticmethod
     def describe_path(path: Path) -> StoredArtifact:
