@@ -75,7 +75,8 @@ def measure_the_day(client: LocalClient, out: dict[str, Any], console: Console) 
     drift, fired = _second_day(client, out, console)
     decision = report["decision"]
     out["measure"] = {"decision": decision, "judged": scored, "review": review, "loop": loop,
-                      "queue": QUEUE,
+                      "queue": QUEUE, "day2_since": drift["current"]["since"],
+                      "reference": drift["reference_spec"],
                       "drift": drift["drift"]["dataset"], "alerts": fired}  # fmt: skip
     agreement = review["agreement"]["verdict"]
     return (
@@ -181,6 +182,7 @@ def _second_day(
     first = out["traffic"]["window"]
     reference = f"logbook:{first['since']}/{first['until']}"
     report = client.monitor.report(ENDPOINT, window=f"{seconds}s", reference=reference)
+    report["reference_spec"] = reference
     console.print(drift_table(report["drift"]))
     client.alerts.create_rules([
         {"name": "support-input-drift", "endpoint": ENDPOINT, "window": f"{seconds}s",

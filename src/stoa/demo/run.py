@@ -137,8 +137,15 @@ def _measure_pages(traffic: dict[str, Any] | None, measure: dict[str, Any] | Non
     """The endpoint's A/B report and monitoring, the review queue and the alerts."""
     if not traffic or not measure:
         return []
+    from datetime import UTC, datetime
+    from urllib.parse import urlencode
+
     name = traffic["endpoint"]
-    return [f"/ui/endpoints/{name}/experiment?metric=ctr", f"/ui/endpoints/{name}/monitor",
+    # The second day against the first, as the measure step printed it.
+    since = datetime.fromisoformat(measure["day2_since"])
+    window = int((datetime.now(UTC) - since).total_seconds()) + 1
+    query = urlencode({"window": f"{window}s", "reference": measure["reference"]})
+    return [f"/ui/endpoints/{name}/experiment?metric=ctr", f"/ui/endpoints/{name}/monitor?{query}",
             "/ui/queues", f"/ui/queues/{measure['queue']}", "/ui/alerts"]  # fmt: skip
 
 
