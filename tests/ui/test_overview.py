@@ -23,5 +23,6 @@ def test_overview_counts_and_links_everything(visitor, stoa) -> None:
 def test_a_reader_sees_no_review_link(visitor) -> None:
     reader = visitor("read")
     page = reader.visit("/ui", "overview-reader")
-    assert page.locator("nav >> text=Review").count() == 0
+    assert page.locator('nav >> text="Review"').count() == 0  # exactly: not "Review queues"
+    assert page.locator('nav >> text="Review queues"').count() == 1
     assert page.locator("text=Review them").count() == 0

@@ -169,12 +169,14 @@ def test_readers_and_writers_cannot_decide(visitor, stoa) -> None:
     ref = stoa.refs["research-model"]
     path = f"/ui/models/{ref.replace('@', '/')}"
     admin = visitor("admin")
-    assert admin.visit(path).locator("button.approve").count() == 1
+    seen = admin.visit(path)
+    assert seen.locator("button.approve").count() == 1
+    assert seen.locator('nav >> text="Review"').count() == 1  # the approvals link, exactly
     reader = visitor("read")
     page = reader.visit(path, "registry-pending-reader")
     assert page.inner_text(".version-status") == "pending"
     assert page.locator("button.approve, button.reject, form.decide").count() == 0
-    assert page.locator("nav >> text=Review").count() == 0
+    assert page.locator('nav >> text="Review"').count() == 0
     denied = reader.visit("/ui/review", "registry-review-denied", expect_errors=True)
     assert "admin" in denied.inner_text("[role=alert]")
     for scope in ("read", "write"):
