@@ -255,6 +255,19 @@ class Visitor:
         self.page.set_viewport_size({"width": WIDTHS[0], "height": 900})
         return self.page
 
+    def shoot(self, name: str) -> None:
+        """Screenshots of the page as it is now (after a click or a form), at every width,
+        and nothing wider than the window."""
+        page = self.page
+        for width in WIDTHS:
+            page.set_viewport_size({"width": width, "height": 900})
+            page.wait_for_timeout(100)
+            overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 1, f"{name} is {overflow}px wider than a {width}px window"
+            SHOTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
+        page.set_viewport_size({"width": WIDTHS[0], "height": 900})
+
     def check_accessibility(self, path: str) -> None:
         self.page.add_script_tag(content=AXE.read_text())
         result = self.page.evaluate(

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
 
 from tests.artifacts import SUPPORT_SPEC, ticket_classifier
 from tests.servers import serve_in_thread
-from tests.ui.conftest import SHOTS, WIDTHS, Stoa, Visitor
+from tests.ui.conftest import Stoa
 
 pytestmark = pytest.mark.xdist_group("ui")
 
@@ -62,31 +61,6 @@ def stoa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stoa]:
     with serve_in_thread(create_app(client=local)) as url:
         yield Stoa(url, tokens, {"local": local, "first": ids[0], "zebra": ids[7]})
     local.close()
-
-
-@pytest.fixture
-def visitor(browser: Any, stoa: Stoa) -> Iterator[Any]:
-    made: list[Visitor] = []
-
-    def make(scope: str | None = "admin") -> Visitor:
-        made.append(Visitor(browser, stoa, scope))
-        return made[-1]
-
-    yield make
-    for v in made:
-        v.close()
-
-
-def _shoot(visitor: Visitor, name: str) -> None:
-    page = visitor.page
-    for width in WIDTHS:
-        page.set_viewport_size({"width": width, "height": 900})
-        page.wait_for_timeout(100)
-        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-        assert overflow <= 1, f"{name} is {overflow}px wider than a {width}px window"
-        SHOTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
-    page.set_viewport_size({"width": WIDTHS[0], "height": 900})
 
 
 def test_the_list_shows_the_endpoint_with_its_split_and_counts(visitor, stoa) -> None:
@@ -150,7 +124,7 @@ def test_a_negative_weight_shows_the_error_and_changes_nothing(visitor, stoa) ->
     assert "Nothing changed" in alert and "negative" in alert, alert
     assert page.evaluate("window.stillHere === true"), "htmx swapped the panel in place"
     assert page.locator("#weight-a").input_value() == "-5", "the form keeps what was typed"
-    _shoot(admin, "endpoint-bad-weight")
+    admin.shoot("endpoint-bad-weight")
     page.fill("#weight-a", "50")
     page.click("form.traffic-form button.preview")
     page.wait_for_selector("#traffic-change .traffic-error")
@@ -175,7 +149,7 @@ def test_changing_weights_shows_a_confirmation_then_applies(visitor, stoa) -> No
     assert "canary <b> to 10 %" in page.locator(".confirm-traffic").inner_text(), "escaped"
     assert local.endpoints.show("helpdesk").version == version, "a preview writes nothing"
     admin.check_accessibility("/ui/endpoints/helpdesk (confirm)")
-    _shoot(admin, "endpoint-confirm")
+    admin.shoot("endpoint-confirm")
     with page.expect_navigation():
         page.click(".confirm-traffic button.apply")
     assert f"changed={version + 1}" in page.url
@@ -262,7 +236,7 @@ def test_a_prediction_shows_its_trace_feedback_and_shadow(visitor, stoa) -> None
     assert "shadow" in page.locator(".subtitle").inner_text()
     assert page.locator("a.parent").get_attribute("href").endswith(first["prediction_id"])
     reader.check_accessibility("/ui/predictions/<shadow>")
-    _shoot(reader, "prediction-shadow")
+    reader.shoot("prediction-shadow")
     page = reader.visit("/ui/predictions/nope", expect_errors=True)
     assert "no prediction 'nope'" in page.locator("[role=alert]").inner_text()
 

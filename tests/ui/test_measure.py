@@ -27,7 +27,7 @@ import pytest
 from stoa.client import LocalClient
 from tests.measure.logbook_rows import feedback, prediction, write
 from tests.servers import serve_in_thread
-from tests.ui.conftest import SHOTS, WIDTHS, Stoa, Visitor
+from tests.ui.conftest import Stoa
 
 pytestmark = pytest.mark.xdist_group("ui")
 
@@ -173,31 +173,6 @@ def stoa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stoa]:
     local.close()
 
 
-@pytest.fixture
-def visitor(browser: Any, stoa: Stoa) -> Iterator[Any]:
-    made: list[Visitor] = []
-
-    def make(scope: str | None = "admin") -> Visitor:
-        made.append(Visitor(browser, stoa, scope))
-        return made[-1]
-
-    yield make
-    for v in made:
-        v.close()
-
-
-def _shoot(visitor: Visitor, name: str) -> None:
-    page = visitor.page
-    for width in WIDTHS:
-        page.set_viewport_size({"width": width, "height": 900})
-        page.wait_for_timeout(100)
-        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-        assert overflow <= 1, f"{name} is {overflow}px wider than a {width}px window"
-        SHOTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
-    page.set_viewport_size({"width": WIDTHS[0], "height": 900})
-
-
 def _number(text: str) -> float:
     return float(re.sub(r"[^0-9eE.+-]", "", text.replace("\N{MINUS SIGN}", "-")))
 
@@ -265,7 +240,7 @@ def test_a_reviewer_clears_the_queue_with_the_keyboard_alone(visitor, stoa) -> N
     buttons = page.locator(".label-button")
     assert [b.get_attribute("data-key") for b in buttons.all()] == ["1", "2", "3"]
     assert buttons.first.locator("kbd").inner_text() == "1"
-    _shoot(admin, "review-item")
+    admin.shoot("review-item")
     first = int(page.url.rsplit("/", 1)[1].split("?")[0])
     page.keyboard.press("c")
     assert page.evaluate("document.activeElement.id") == "correction"
@@ -282,7 +257,7 @@ def test_a_reviewer_clears_the_queue_with_the_keyboard_alone(visitor, stoa) -> N
     assert labelled == OPEN
     assert f"you labelled {OPEN} items" in page.locator(".queue-empty").inner_text()
     admin.check_accessibility("/ui/queues/answers (empty)")
-    _shoot(admin, "queue-empty")
+    admin.shoot("queue-empty")
     assert not admin.errors
     done = [i for i in local.reviews.items("answers", status="done", limit=1000)
             if i["reviewer"] == "token:ui-admin"]  # fmt: skip
@@ -420,7 +395,7 @@ def test_promote_previews_then_needs_a_reason_against_the_report(visitor, stoa) 
     changes = page.locator("table.promote-changes tr[data-variant=a]")
     assert changes.locator(".new").inner_text() == "100 %"
     admin.check_accessibility("/ui/endpoints/shop/promote (confirm)")
-    _shoot(admin, "promote-confirm")
+    admin.shoot("promote-confirm")
     page.evaluate("document.querySelector('#promote-reason').removeAttribute('required')")
     with page.expect_navigation():
         page.click("button.apply-promote")

@@ -18,7 +18,7 @@ import pytest
 
 from tests.artifacts import SUPPORT_SPEC, ticket_classifier
 from tests.servers import serve_in_thread
-from tests.ui.conftest import SHOTS, WIDTHS, Stoa, Visitor
+from tests.ui.conftest import Stoa
 
 pytestmark = pytest.mark.xdist_group("ui")
 
@@ -55,34 +55,6 @@ def stoa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stoa]:
     with serve_in_thread(create_app(client=local)) as url:
         yield Stoa(url, tokens)
     local.close()
-
-
-@pytest.fixture
-def visitor(browser: Any, stoa: Stoa) -> Iterator[Any]:
-    """As conftest's, over this module's server."""
-    made: list[Visitor] = []
-
-    def make(scope: str | None = "read") -> Visitor:
-        made.append(Visitor(browser, stoa, scope))
-        return made[-1]
-
-    yield make
-    for v in made:
-        v.close()
-
-
-def _shoot(visitor: Visitor, name: str) -> None:
-    """Screenshots of the page as it is now (after an htmx swap), at both widths, each
-    checked for overflow."""
-    page = visitor.page
-    for width in WIDTHS:
-        page.set_viewport_size({"width": width, "height": 900})
-        page.wait_for_timeout(100)
-        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-        assert overflow <= 1, f"{name} is {overflow}px wider than a {width}px window"
-        SHOTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
-    page.set_viewport_size({"width": WIDTHS[0], "height": 900})
 
 
 def _run(page: Any, text: str) -> Any:
@@ -163,7 +135,7 @@ def test_choosing_two_versions_shows_their_diff(visitor) -> None:
     assert page.locator("#diff-result .file").first.inner_text().startswith("--- support@1")
     assert page.evaluate("window.stillHere === true"), "htmx swapped the diff in place"
     assert not reader.errors
-    _shoot(reader, "solution-diff")
+    reader.shoot("solution-diff")
 
 
 def test_running_an_input_shows_the_answer_path_and_a_waterfall(visitor) -> None:
@@ -197,7 +169,7 @@ def test_running_an_input_shows_the_answer_path_and_a_waterfall(visitor) -> None
     assert '"model": "tickets@1"' in attributes.locator("pre").inner_text()
     reader.check_accessibility("/ui/solutions/support (after a run)")
     assert not reader.errors
-    _shoot(reader, "solution-run")
+    reader.shoot("solution-run")
 
 
 def test_a_json_object_runs_and_a_routed_request_skips_steps(visitor) -> None:
@@ -236,7 +208,7 @@ def test_a_bad_input_is_a_message_in_the_page(visitor, text, message) -> None:
     assert page.evaluate("window.stillHere === true")
     assert page.locator("ol.flow > li.step").count() == len(STEPS), "the page is intact"
     if text == "[1]":
-        _shoot(reader, "solution-bad-input")
+        reader.shoot("solution-bad-input")
 
 
 def test_the_try_it_box_works_without_javascript(browser, stoa) -> None:
