@@ -10,6 +10,7 @@ import typer
 
 from stoa import __version__
 from stoa.cli import alerts as alerts_commands
+from stoa.cli import batch as batch_commands
 from stoa.cli import doctor as doctor_commands
 from stoa.cli import endpoints, kb, predictions, registry, runs, scan, select, solutions, tokens
 from stoa.cli import experiments as experiments_commands
@@ -64,6 +65,7 @@ app.add_typer(judges_commands.app, name="judges")
 app.add_typer(monitor_commands.app, name="monitor")
 app.add_typer(experiments_commands.app, name="experiments")
 app.add_typer(feedback_commands.app, name="feedback")
+app.add_typer(batch_commands.app, name="batch")
 app.command(name="serve")(endpoints.serve)
 app.command(name="server")(server_commands.server)
 app.command(name="scan")(scan.scan)

@@ -19,6 +19,7 @@ from stoa.client._transport import Http, Local, Transport, default_actor
 from stoa.client.activity import Activity
 from stoa.client.admin import Admin
 from stoa.client.alerts import Alerts
+from stoa.client.batch import Batch
 from stoa.client.datasets import Datasets
 from stoa.client.endpoints import Endpoints
 from stoa.client.experiments import Experiments
@@ -45,7 +46,7 @@ from stoa.develop.active_run import RunContext
 RESOURCES: tuple[type[Resource], ...] = (
     Models, Prompts, Datasets, Solutions, Runs, KnowledgeBases, Scans, Tokens, Selections, Admin,
     Activity, Endpoints, Predictions, Reviews, Alerts, Metrics, Judges, Feedback,
-    Monitor, Experiments,
+    Monitor, Experiments, Batch,
 )  # fmt: skip
 KINDS: dict[str, type[Versions]] = {r.kind: r for r in RESOURCES if issubclass(r, Versions)}
 
@@ -73,6 +74,7 @@ class Client:
     feedback: Feedback
     monitor: Monitor
     experiments: Experiments
+    batch: Batch
     _transport: Transport
 
     def __new__(cls, url: str | None = None, token: str | None = None, **kwargs: Any) -> Client:
