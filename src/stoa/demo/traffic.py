@@ -48,8 +48,8 @@ The users (seeded; one draw per prediction, in request order)
     - after a click, convert with probability ``0.2 + 0.3 q`` (the same funnel on both
       variants, so conversions per click do not move).
     ``REQUESTS`` and ``USERS`` are sized so the A/B report's default (sequential) rule
-    can find the lift within the one day; with 2,000 requests from 250 users it says
-    "keep running" instead (the measure step prints which).
+    can find the lift within the one day; the measure step prints its decision, which
+    says "keep running (needs about N more units)" when a day is too short.
     Events go to ``POST /v1/feedback`` in batches of ``FEEDBACK_BATCH``, each with an
     idempotency key (``demo-<prediction id>-<kind>``), so a resent batch counts once.
 """
