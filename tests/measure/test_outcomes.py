@@ -146,5 +146,10 @@ def test_durations() -> None:
     assert parse_duration("90s") == timedelta(seconds=90)
     assert parse_duration("1.5h") == timedelta(minutes=90)
     assert parse_duration(60) == timedelta(minutes=1)
+    assert parse_duration("90") == timedelta(seconds=90)  # a bare number is seconds
+    assert parse_duration("0", "for", allow_zero=True) == timedelta(0)
+    assert parse_duration("0m", "for", allow_zero=True) == timedelta(0)
+    with pytest.raises(InvalidInputError, match="not a duration"):
+        parse_duration("-1m", "for", allow_zero=True)
     with pytest.raises(InvalidInputError, match="must be positive"):
         parse_duration("0s")

@@ -53,19 +53,9 @@ OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
 }  # fmt: skip
 _RULE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,127}$")
-_ZERO = re.compile(r"^\s*0+(\.0*)?\s*[smhd]?\s*$")
 DOCS = "see docs/alerts.md#rule-fields"
 #: How often a server evaluates every rule, unless STOA_ALERTS_EVERY_S says otherwise.
 DEFAULT_EVERY_S = 60.0
-
-
-def hold_duration(value: str | int | float, field: str = "for") -> timedelta:
-    """``for``: a duration like ``window``, or 0 (fire on the first breached evaluation)."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and value == 0:
-        return timedelta(0)
-    if isinstance(value, str) and _ZERO.match(value):
-        return timedelta(0)
-    return parse_duration(value, field=field)
 
 
 #: What a drift signal may say (``stoa.measure.monitor.drift_score``'s options).
@@ -144,7 +134,7 @@ class RuleSpec(BaseModel):
     @field_validator("hold")
     @classmethod
     def _hold(cls, hold: str | int | float) -> str | int | float:
-        hold_duration(hold)
+        parse_duration(hold, "for", allow_zero=True)
         return hold
 
     @property
@@ -153,7 +143,7 @@ class RuleSpec(BaseModel):
 
     @property
     def hold_td(self) -> timedelta:
-        return hold_duration(self.hold)
+        return parse_duration(self.hold, "for", allow_zero=True)
 
     def to_doc(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)

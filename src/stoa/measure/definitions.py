@@ -27,14 +27,18 @@ from stoa.core.errors import InvalidInputError, NotFoundError, from_validation
 from stoa.core.schema import MetricDefinition
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 #: Fields every prediction carries, usable by a ``mean`` or ``proportion`` metric.
 FIELDS = ("latency_ms", "cost_usd", "tokens", "error")
 
 
-def parse_duration(text: str | int | float, field: str = "window") -> timedelta:
-    """``"24h"``, ``"30m"``, ``"7d"``, ``"90s"`` or a number of seconds."""
+def parse_duration(
+    text: str | int | float, field: str = "window", *, allow_zero: bool = False
+) -> timedelta:
+    """``"24h"``, ``"30m"``, ``"7d"``, ``"90s"`` or a number of seconds (``90``, ``"90"``);
+    zero only with ``allow_zero`` (an alert's ``for``: fire on the first breached
+    evaluation)."""
     if isinstance(text, int | float) and not isinstance(text, bool):
         seconds = float(text)
     else:
@@ -45,8 +49,8 @@ def parse_duration(text: str | int | float, field: str = "window") -> timedelta:
                 field=field,
                 fix='write it like "90s", "30m", "24h" or "7d"',
             )
-        seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    if seconds <= 0:
+        seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    if seconds < 0 or (seconds == 0 and not allow_zero):
         raise InvalidInputError(f"{field} must be positive, not {text!r}", field=field)
     return timedelta(seconds=seconds)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 from scipy import optimize, special
 
 from stoa.measure.ab.sequential import DEFAULT_TUNING, cs_halfwidth
@@ -66,23 +65,3 @@ def required_units(
     if gap(lo) > 0:
         return 4.0
     return math.exp(optimize.brentq(gap, lo, hi, xtol=1e-6))
-
-
-def detection_power(
-    lift: float,
-    unit_variance: float,
-    total_units: float,
-    *,
-    rule: str = "frequentist",
-    alpha: float = 0.05,
-    pair_share: float = 1.0,
-    tuning: float = DEFAULT_TUNING,
-) -> float:
-    """The probability that one look at ``total_units`` detects a true ``lift``
-    (normal approximation, the side of the lift only)."""
-    var = unit_variance / total_units
-    if rule == "sequential":
-        width = float(cs_halfwidth(var, total_units * pair_share, alpha, tuning))
-    else:
-        width = critical_multiplier(rule, alpha) * math.sqrt(var)
-    return float(special.ndtr((abs(lift) - width) / np.sqrt(var)))
