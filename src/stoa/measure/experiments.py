@@ -78,10 +78,11 @@ def endpoint_report(
             field="since",
             fix="widen --since, pick another --config-version, or send traffic first",
         )
-    if specs is None:
-        specs = _goals_with_feedback(db, endpoint_info.name, since)
-    kinds = set().union(*(m.feedback_kinds for m in [*specs, *rails]))
+    candidates = specs if specs is not None else [BUILTINS[name] for name in DEFAULT_GOALS]
+    kinds = set().union(*(m.feedback_kinds for m in [*candidates, *rails]))
     feedback = load_feedback(db, endpoint_info.name, kinds, since=since)
+    if specs is None:
+        specs = _goals_with_feedback(endpoint_info.name, candidates, set(feedback["kind"]))
     outcomes = unit_outcomes(predictions, feedback, [*specs, *rails])
     frame = outcomes.frame[outcomes.frame["variant"].isin(list(weights))]
     stats, engine_specs = _statistics(frame, outcomes, specs, rails, control)
@@ -119,10 +120,9 @@ def _config(info: Any, version: int) -> Any:
     )
 
 
-def _goals_with_feedback(db: Database, endpoint: str, since: datetime | None) -> list[MetricSpec]:
-    candidates = [BUILTINS[name] for name in DEFAULT_GOALS]
-    kinds = set().union(*(m.feedback_kinds for m in candidates))
-    present = set(load_feedback(db, endpoint, kinds, since=since)["kind"].unique())
+def _goals_with_feedback(
+    endpoint: str, candidates: list[MetricSpec], present: set[str]
+) -> list[MetricSpec]:
     goals = [m for m in candidates if m.feedback_kinds <= present]
     if not goals:
         raise InvalidInputError(

@@ -196,19 +196,21 @@ def monitor_report(
 ) -> dict[str, Any]:
     """Drift, quality over time and the business metrics, now against the reference."""
     from stoa.measure.quality import quality_over_time
-    from stoa.measure.signals import metric_value
+    from stoa.measure.signals import metric_values
 
     now = now or datetime.now(UTC)
     width = parse_duration(window, "window")
     report = endpoint_drift(
         db, endpoint, window=width, reference=reference, fetch=fetch, now=now, embedder=embedder
     )
+    specs = list(BUILTINS.values())
+    current = metric_values(db, endpoint, specs, window=width, now=now)
+    previous = metric_values(db, endpoint, specs, window=width, now=now - width)
     metrics = []
-    for name, spec in BUILTINS.items():
-        value, n = metric_value(db, endpoint, spec, window=width, now=now)
-        before, m = metric_value(db, endpoint, spec, window=width, now=now - width)
+    for spec in specs:
+        (value, n), (before, m) = current[spec.name], previous[spec.name]
         if n or m:
-            metrics.append({"metric": name, "direction": spec.direction, "current": value,
+            metrics.append({"metric": spec.name, "direction": spec.direction, "current": value,
                             "current_n": n, "previous": before, "previous_n": m})  # fmt: skip
     report["metrics"] = metrics
     report["quality"] = quality_over_time(

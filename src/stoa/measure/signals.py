@@ -8,6 +8,7 @@ means the same thing on every page.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -28,15 +29,34 @@ def metric_value(
 ) -> tuple[float | None, int]:
     """The metric over the predictions of the last ``window`` and how many observations
     it rests on; ``None`` when there are none (no traffic is not a zero CTR)."""
+    return metric_values(db, endpoint, [metric], window=window, now=now, variant=variant)[
+        metric.name
+    ]
+
+
+def metric_values(
+    db: Database,
+    endpoint: str,
+    metrics: Sequence[MetricSpec],
+    *,
+    window: timedelta,
+    now: datetime | None = None,
+    variant: str | None = None,
+) -> dict[str, tuple[float | None, int]]:
+    """Several metrics over one window, reading its predictions and feedback once."""
     now = now or datetime.now(UTC)
     since = now - window
     predictions = load_predictions(db, endpoint, since=since, until=now)
     if variant is not None:
         predictions = predictions[predictions["variant"] == variant].reset_index(drop=True)
     if predictions.empty:
-        return None, 0
-    feedback = load_feedback(db, endpoint, metric.feedback_kinds, since=since, until=now)
-    num, den = per_prediction(metric, predictions, attributed(predictions, feedback))
+        return {m.name: (None, 0) for m in metrics}
+    kinds = set().union(*(m.feedback_kinds for m in metrics))
+    joined = attributed(predictions, load_feedback(db, endpoint, kinds, since=since, until=now))
+    return {m.name: _value(m, *per_prediction(m, predictions, joined)) for m in metrics}
+
+
+def _value(metric: MetricSpec, num: np.ndarray, den: np.ndarray) -> tuple[float | None, int]:
     if metric.quantile is not None:
         return float(np.quantile(num, metric.quantile)), len(num)
     total = float(den.sum())
