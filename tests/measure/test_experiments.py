@@ -99,8 +99,9 @@ def test_promote_moves_traffic_and_records_why(client: LocalClient) -> None:
     done = promote(store, client.stores.db, "shop", "b", force=True, reason="legal asked")
     assert done["forced"] is True and done["version"] == 2
     info = store.show("shop")
-    weights = {v.name: v.weight for v in info.variants}
-    assert weights == {"a": 0.0, "b": 100.0, "s": 10.0} or weights["b"] == 100.0
+    live = {v.name: v.weight for v in info.variants if v.mode == "live"}
+    assert live == {"a": 0.0, "b": 100.0}
+    assert [(v.name, v.sample) for v in info.variants if v.mode == "shadow"] == [("s", 0.1)]
     assert info.history[0].note.startswith("promoted b: keep running")
     assert info.history[0].note.endswith("| legal asked")
 

@@ -210,9 +210,9 @@ def test_the_queues_show_stats_and_the_agreement_panel(visitor, stoa) -> None:
         cells = agreement.locator(f"table.confusion tr[data-human={name}] td").all_inner_texts()
         assert [int(c) for c in cells[:3]] == table[i].tolist()
     verdict = stoa.refs["local"].reviews.agreement("support", queue="answers")["verdict"]
-    badge = "judge can replace reviewers" if verdict["replace"] else "keep human review"
-    assert badge in agreement.locator("p.verdict").inner_text()
-    assert f"over {REVIEWED} items" in verdict["reason"] or "too low" in verdict["reason"]
+    # Seeded: the judge tracks the reviewers closely enough to replace them here.
+    assert verdict["replace"] is True and f"over {REVIEWED} items" in verdict["reason"]
+    assert "judge can replace reviewers" in agreement.locator("p.verdict").inner_text()
     # The interval bar sits where the numbers say: its estimate tick right of zero.
     track = agreement.locator("tr[data-stat=weighted_kappa] .ci-track").bounding_box()
     tick = agreement.locator("tr[data-stat=weighted_kappa] .ci-point").bounding_box()
