@@ -16,8 +16,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from stoa.cli.context import JsonOpt, parse_json_object, state
+from stoa.cli.context import AddressOpt, JsonOpt, RayOpt, parse_json_object, ray_target, state
 from stoa.cli.output import emit, notes, table
+from stoa.core.errors import InvalidInputError
 
 app = typer.Typer(no_args_is_help=True, help="Score tables with a solution, row by row.")
 
@@ -54,15 +55,24 @@ def score(
     overrides: Annotated[
         str | None, typer.Option(help='JSON: step id → changed fields, e.g. {"docs": {"k": 8}}.')
     ] = None,
+    ray: RayOpt = False,
+    address: AddressOpt = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="With --ray: scoring actors (default: one per CPU).")
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Run the solution on every row and write one output row per input row, errors
-    included (docs/batch.md). Runs here, on the local stores."""
+    included (docs/batch.md). Runs here on the local stores, or with --ray in
+    partitions across a Ray cluster, into the same file."""
+    target = ray_target(ray, address)
+    if workers is not None and not ray:
+        raise InvalidInputError("--workers needs --ray", field="workers", fix="add --ray")
     with _progress(notes.is_terminal) as progress:
         summary = state(ctx).client.batch.score(
             solution, table_ref, out, input_columns=input_column or None,
             partition_rows=partition_rows, overrides=parse_json_object(overrides, "overrides"),
-            progress=progress,
+            progress=progress, ray=target, workers=workers,
         )  # fmt: skip
     emit(summary, json_out, _summary)
 

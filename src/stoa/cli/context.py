@@ -91,3 +91,23 @@ def existing_path(path: Path, field: str = "path") -> Path:
     if not path.exists():
         raise InvalidInputError(f"{path} does not exist", field=field, fix="check the path")
     return path
+
+
+RayOpt = Annotated[
+    bool, typer.Option("--ray", help="Run on a Ray cluster (docs/scale.md); same output.")
+]
+AddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--address",
+        help="With --ray: auto, ray://HOST:10001 or HOST:6379 (default: RAY_ADDRESS, else "
+        "a local Ray on this machine).",
+    ),
+]
+
+
+def ray_target(ray: bool, address: str | None) -> bool | str:
+    """What ``client.*(ray=…)`` takes: False, True, or the address of a cluster."""
+    if address is not None and not ray:
+        raise InvalidInputError("--address needs --ray", field="address", fix="add --ray")
+    return address if ray and address is not None else ray

@@ -283,24 +283,89 @@ def feedback(
 def serve(
     ctx: typer.Context,
     ref: Annotated[
-        str, typer.Argument(help="MODEL@ALIAS (or model:REF, or solution:REF) to serve.")
+        str,
+        typer.Argument(
+            help="MODEL@ALIAS (or model:REF, solution:REF), or endpoint:NAME to serve an "
+            "endpoint as it is, every variant included."
+        ),
     ],
     name: Annotated[str | None, typer.Option(help="Endpoint name (default: the name).")] = None,
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
     option: OptionOpt = None,
+    ray: Annotated[
+        bool, typer.Option("--ray", help="Serve on Ray Serve, as replicas (docs/scale.md).")
+    ] = False,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="With --ray: auto, ray://HOST:10001 or HOST:6379 (default: RAY_ADDRESS, "
+            "else a local Ray on this machine)."
+        ),
+    ] = None,
+    replicas: Annotated[
+        int | None, typer.Option(help="With --ray: this many replicas (default 1).")
+    ] = None,
+    autoscale: Annotated[
+        str | None, typer.Option(help="With --ray: MIN:MAX replicas, by requests in flight.")
+    ] = None,
+    replica_cpus: Annotated[
+        float, typer.Option(min=0.1, help="With --ray: CPUs Ray reserves per replica.")
+    ] = 1.0,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="With --ray --address: deploy, then return.")
+    ] = False,
 ) -> None:
     """Serve one registered model (or solution) at once, as `mlflow models serve` does:
-    an endpoint named after it, MLflow's /invocations, and the rest of the API."""
+    an endpoint named after it, MLflow's /invocations, and the rest of the API. With
+    --ray, the same app runs as Ray Serve replicas."""
     from stoa.cli.server import run_server
+
+    ray_only = {"--address": address, "--replicas": replicas, "--autoscale": autoscale,
+                "--detach": detach or None}  # fmt: skip
+    given = [flag for flag, value in ray_only.items() if value is not None]
+    if given and not ray:
+        raise InvalidInputError(
+            f"{', '.join(given)} need(s) --ray", field="ray", fix="add --ray, or drop them"
+        )
+    if ray and workers != 1:
+        raise InvalidInputError(
+            "--workers is for the in-process server; Ray scales by replicas",
+            field="workers",
+            fix="use --replicas N or --autoscale MIN:MAX",
+        )
+    endpoint = _serve_endpoint(state(ctx).client, ref, name, parse_options(option))
+    if not ray:
+        note(f"serving endpoint {endpoint}: POST http://{host}:{port}/invocations")
+        run_server(ctx, host=host, port=port, workers=workers, default_endpoint=endpoint)
+        return
+    from stoa.serve.ray.endpoints import parse_scale, serve_on_ray
+
+    scale = parse_scale(replicas, autoscale)  # before any cluster starts
+    state(ctx).client.close()
+    serve_on_ray(state(ctx).settings, endpoint, scale, address=address, host=host, port=port,
+                 cpus=replica_cpus, detach=detach, say=note)  # fmt: skip
+
+
+def _serve_endpoint(client: Any, ref: str, name: str | None, options: dict[str, Any] | None) -> str:
+    """The endpoint to serve: ``endpoint:NAME`` as it is, or one made (or moved) to send
+    all traffic to a model or solution."""
     from stoa.serve.endpoints import split_target
 
+    if ref.startswith("endpoint:"):
+        endpoint = ref.split(":", 1)[1]
+        if name is not None or options:
+            raise InvalidInputError(
+                "--name and --option change an endpoint; endpoint:NAME serves it as it is",
+                field="ref",
+                fix="use `stoa endpoints set-traffic` to change it first",
+            )
+        client.endpoints.show(endpoint)  # an unknown one fails here, in one line
+        return endpoint
     kind, target = split_target(ref if ":" in ref else f"model:{ref}")
     endpoint = name or target.split("@")[0]
-    client = state(ctx).client
     wanted = [f"main={kind}:{target}:100"]
-    options = parse_options(option)
     existing = {e.name: e for e in client.endpoints.list()}
     if endpoint in existing:
         resolved = client.of_kind(kind).show(target).ref
@@ -311,5 +376,4 @@ def serve(
             )
     else:
         client.endpoints.create(endpoint, wanted, options=options, description=f"stoa serve {ref}")
-    note(f"serving {kind} {target} as endpoint {endpoint}: POST http://{host}:{port}/invocations")
-    run_server(ctx, host=host, port=port, workers=workers, default_endpoint=endpoint)
+    return endpoint

@@ -18,7 +18,15 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from stoa.cli.context import JsonOpt, parse_json_object, parse_pairs, state
+from stoa.cli.context import (
+    AddressOpt,
+    JsonOpt,
+    RayOpt,
+    parse_json_object,
+    parse_pairs,
+    ray_target,
+    state,
+)
 from stoa.cli.output import emit, notes, table, when
 from stoa.core.errors import InvalidInputError
 from stoa.develop.rag.retrieve import FUSION_HELP
@@ -153,14 +161,18 @@ def ingest(
     meta: Annotated[
         list[str] | None, typer.Option(help="KEY=VALUE metadata for every document.")
     ] = None,
+    ray: RayOpt = False,
+    address: AddressOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Add new and changed documents; unchanged ones cost a hash, and nothing is re-embedded."""
+    """Add new and changed documents; unchanged ones cost a hash, and nothing is re-embedded.
+    With --ray the new chunks are embedded across a Ray cluster."""
     client = state(ctx).client
+    target = ray_target(ray, address)
     with _progress(notes.is_terminal) as progress:
         summary = client.kbs.ingest(
             name, paths, sync=sync, patterns=pattern, metadata=parse_pairs(meta, "meta"),
-            progress=progress,
+            progress=progress, ray=target,
         )  # fmt: skip
     emit(summary, json_out, _summary)
 

@@ -14,7 +14,16 @@ import typer
 from rich.console import Group
 from rich.table import Table
 
-from stoa.cli.context import JsonOpt, existing_path, parse_json_object, parse_pairs, state
+from stoa.cli.context import (
+    AddressOpt,
+    JsonOpt,
+    RayOpt,
+    existing_path,
+    parse_json_object,
+    parse_pairs,
+    ray_target,
+    state,
+)
 from stoa.cli.output import console, emit, fields, note, version_detail
 from stoa.cli.registry import DescOpt, TagOpt, solutions_app
 from stoa.core.errors import InvalidInputError
@@ -119,15 +128,19 @@ def eval_(
         int | None, typer.Option(help="Evaluate this many rows, drawn seeded.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seeds the sample and the bootstrap.")] = 0,
+    ray: RayOpt = False,
+    address: AddressOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Run a set of requests through a solution and score the answers with judges."""
+    """Run a set of requests through a solution and score the answers with judges; with
+    --ray, in partitions across a Ray cluster, into the same report."""
+    target = ray_target(ray, address)
     try:
         text = existing_path(dataset).read_text("utf-8")
     except UnicodeDecodeError:
         raise InvalidInputError(f"{dataset} is not UTF-8 text", field="dataset") from None
     report = state(ctx).client.solutions.evaluate(
-        ref, text, judges=judge or ["embedding"], sample=sample, seed=seed
+        ref, text, judges=judge or ["embedding"], sample=sample, seed=seed, ray=target
     )
     emit(report, json_out, eval_view)
 

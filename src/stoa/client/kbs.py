@@ -66,9 +66,14 @@ def _ingest_over_http(
     patterns: Iterable[str] | None = None,
     metadata: Mapping[str, Any] | None = None,
     progress: Any = None,
+    ray: bool | str = False,
 ) -> dict[str, Any]:
     """Files are read here and sent as bytes: the server never reads a caller's paths."""
     from stoa.develop.rag.load import DEFAULT_PATTERNS, LoadError, expand_sources, read_source
+    from stoa.serve.ray.cluster import local_only
+
+    if ray:
+        local_only(resource._transport)
 
     paths = [str(p) for p in paths]
     sources = expand_sources(paths, tuple(patterns or DEFAULT_PATTERNS))
@@ -155,21 +160,41 @@ class KnowledgeBases(Resource):
         patterns: Iterable[str] | None = None,
         metadata: Mapping[str, Any] | None = None,
         progress: Any = None,
+        ray: bool | str = False,
     ) -> dict[str, Any]:
-        """Load files, folders or URLs, then ingest what changed; ``sync`` removes what is gone."""
+        """Load files, folders or URLs, then ingest what changed; ``sync`` removes what is
+        gone. ``ray`` embeds the new chunks on a pool of Ray actors (``True``:
+        ``RAY_ADDRESS`` or a local Ray; a string: its address); what is new, changed or
+        reused is decided here as without it, so the counts and vectors are the same."""
         from stoa.develop.rag.load import DEFAULT_PATTERNS, expand_sources, read_sources
 
         local = self._local
-        local.kbs.get(name)  # an unknown name fails before any file is read
+        info = local.kbs.get(name)  # an unknown name fails before any file is read
         paths = [str(p) for p in paths]
         if not paths:
             raise InvalidInputError("name at least one file, folder or URL", field="paths")
         sources = expand_sources(paths, tuple(patterns or DEFAULT_PATTERNS))
         roots = [_root_uri(p) for p in paths] if sync else None
-        return local.kbs.ingest(
-            name, read_sources(sources, dict(metadata or {})), sync_roots=roots,
-            progress=progress, total=len(sources), actor=local.actor,
-        ).to_dict()  # fmt: skip
+        documents = read_sources(sources, dict(metadata or {}))
+        if not ray:
+            return local.kbs.ingest(
+                name, documents, sync_roots=roots, progress=progress, total=len(sources),
+                actor=local.actor,
+            ).to_dict()  # fmt: skip
+        from stoa.develop.rag.kb import RAY_BATCH_CHUNKS, embedder_spec
+        from stoa.serve.ray.cluster import address_of, connect, worker_env
+        from stoa.serve.ray.data import RayEmbedder
+
+        connect(local.settings, address_of(ray))
+        pool = RayEmbedder(worker_env(local.settings), embedder_spec(info),
+                           str(info.embedder.get("version")))  # fmt: skip
+        try:
+            return local.kbs.ingest(
+                name, documents, sync_roots=roots, progress=progress, total=len(sources),
+                actor=local.actor, embed=pool.embed, batch_chunks=RAY_BATCH_CHUNKS,
+            ).to_dict()  # fmt: skip
+        finally:
+            pool.close()
 
     @operation("POST", "/kbs/{name}/ingest", scope="write")
     def ingest_documents(

@@ -65,7 +65,12 @@ class Solutions(Versions):
 
         return run_solution(self._environment(), ref, input, overrides=overrides).to_dict()
 
-    @operation("POST", "/solutions/{ref}/eval", scope="write")
+    @operation(
+        "POST",
+        "/solutions/{ref}/eval",
+        scope="write",
+        local_only={"ray": "--ray runs on the stores, not through a Stoa server"},
+    )
     def evaluate(
         self,
         ref: str,
@@ -75,15 +80,29 @@ class Solutions(Versions):
         sample: int | None = None,
         seed: int = 0,
         overrides: dict[str, dict[str, Any]] | None = None,
+        ray: bool | str = False,
     ) -> dict[str, Any]:
         """Run every row of ``dataset`` (JSONL text) and score the answers with each judge
-        (``embedding``, ``llm:PROVIDER[:MODEL]``); logged as a run."""
+        (``embedding``, ``llm:PROVIDER[:MODEL]``); logged as a run. ``ray`` runs and
+        judges the rows in partitions on a Ray cluster (``True``: ``RAY_ADDRESS`` or a
+        local one; a string: its address), with the same report."""
         from stoa.develop.solution.evaluate import evaluate_solution
 
         local = self._local
+        env = self._environment()
+        chosen = ["embedding"] if judges is None else judges
+        mapper = None
+        if ray:
+            from stoa.serve.ray.cluster import address_of, connect, worker_env
+            from stoa.serve.ray.data import eval_partitions
+
+            version = env.version("solution", ref).ref  # an unknown ref fails before Ray starts
+            connect(local.settings, address_of(ray))
+            mapper = eval_partitions(worker_env(local.settings), version, chosen,
+                                     overrides=overrides)  # fmt: skip
         return evaluate_solution(
-            self._environment(), ref, dataset, ["embedding"] if judges is None else judges,
-            actor=local.actor, sample=sample, seed=seed, overrides=overrides,
+            env, ref, dataset, chosen, actor=local.actor, sample=sample, seed=seed,
+            overrides=overrides, mapper=mapper,
         )  # fmt: skip
 
     @operation("GET", "/solutions/{ref}/spec", scope="read", envelope="text")

@@ -22,7 +22,7 @@ import os
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,9 @@ from stoa.develop.solution.runner import Environment, run_solution
 
 #: Called after each partition with ``(rows done, rows in the table)``.
 Progress = Callable[[int, int], None]
+#: Scores ``table`` in partitions of ``partition_rows`` rows and yields each partition's
+#: records in table order: :func:`local_partitions` here, Ray Data on a cluster.
+PartitionMapper = Callable[[Any, int], Iterator[list[dict[str, Any]]]]
 
 #: The output file's columns, in order; ``input`` is what the run was given (JSON text).
 COLUMNS = (
@@ -137,6 +140,25 @@ def score_partition(
     ]
 
 
+def local_partitions(
+    env: Environment,
+    ref: str,
+    *,
+    input_columns: Sequence[str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> PartitionMapper:
+    """The partitions one after another, in this process."""
+
+    def run(table: Any, partition_rows: int) -> Iterator[list[dict[str, Any]]]:
+        for start in range(0, len(table), partition_rows):
+            rows = table.iloc[start : start + partition_rows].to_dict("records")
+            yield score_partition(
+                env, ref, rows, start, input_columns=input_columns, overrides=overrides
+            )
+
+    return run
+
+
 def check_out(out: str | Path) -> Path:
     """A new ``.parquet`` file in an existing folder: results are never overwritten."""
     path = Path(out).expanduser()
@@ -182,10 +204,12 @@ def score(
     partition_rows: int = 1000,
     overrides: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
+    mapper: PartitionMapper | None = None,
 ) -> dict[str, Any]:
     """Run solution ``ref`` on every row of ``table`` (a pandas frame that ``source``
     names) and write the records to the new Parquet file ``out``, written under a
-    temporary name and renamed, so a failure leaves no file. Returns the summary."""
+    temporary name and renamed, so a failure leaves no file. Returns the summary.
+    ``mapper`` runs the partitions elsewhere (Ray Data); the file is the same."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -208,15 +232,16 @@ def score(
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
     try:
         with pq.ParquetWriter(temporary, schema) as writer:
-            for start in range(0, total, partition_rows):
-                rows = table.iloc[start : start + partition_rows].to_dict("records")
-                records = score_partition(
-                    env, ref, rows, start, input_columns=columns, overrides=overrides
-                )
+            run = mapper or local_partitions(env, ref, input_columns=columns, overrides=overrides)
+            done = 0
+            for records in run(table, partition_rows):
                 counts.update(r["status"] for r in records)
                 writer.write_table(pa.Table.from_pylist(records, schema=schema))
+                done += len(records)
                 if progress is not None:
-                    progress(min(start + partition_rows, total), total)
+                    progress(done, total)
+            if done != total:  # a mapper that lost a partition must not write a short file
+                raise RuntimeError(f"{done} of {total} rows came back from the partitions")
         if path.exists():  # appeared while scoring: keep theirs, drop ours
             raise ConflictError(f"{path} appeared while scoring", field="out", fix="use a new path")
         os.replace(temporary, path)

@@ -395,25 +395,59 @@ def _row(value: EvalRow | Mapping[str, Any], index: int) -> EvalRow:
         ) from None
 
 
-def evaluate_outputs(rows: Iterable[EvalRow | Mapping[str, Any]], judges: Sequence[Judge], *,
-                     resamples: int = 1000, seed: int = 0) -> EvalReport:  # fmt: skip
-    """Every judge on every row; per judge and criterion the mean with its bootstrap
-    95 % interval over rows (a criterion a row lacks, such as correctness without a
-    reference, and a judge's errors are left out of that mean and counted)."""
-    checked = [_row(r, i) for i, r in enumerate(rows)]
-    if not checked:
-        raise InvalidInputError("there are no rows to evaluate", field="rows")
-    report = EvalReport(rows=len(checked))
+#: One row's verdicts: judge name -> criterion -> score (NaN where the judge erred).
+RowScores = dict[str, dict[str, float]]
+
+
+def score_rows(rows: Sequence[EvalRow], judges: Sequence[Judge]) -> list[RowScores]:
+    """Every judge's scores of each row; rows are independent, so a cluster can score
+    them in partitions and :func:`summarize` the lot as if one process had."""
+    return [
+        {
+            judge.name: {
+                criterion: verdict.score
+                for criterion, verdict in judge.score(
+                    row.input, row.context, row.output, row.reference
+                ).items()
+            }
+            for judge in judges
+        }
+        for row in rows
+    ]
+
+
+def judge_usage(judges: Sequence[Judge]) -> dict[str, dict[str, Any]]:
+    """What each judge's model calls cost so far (judges that call no model: none)."""
+    used = {}
     for judge in judges:
+        usage = getattr(judge, "usage", None)
+        if isinstance(usage, Usage):
+            used[judge.name] = {**usage.to_dict(), "calls": getattr(judge, "calls", 0)}
+    return used
+
+
+def summarize(
+    rows: Sequence[EvalRow],
+    scores: Sequence[RowScores],
+    judges: Sequence[str],
+    usage: Mapping[str, dict[str, Any]],
+    *,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> EvalReport:
+    """Per judge and criterion the mean with its bootstrap 95 % interval over rows (a
+    criterion a row lacks, such as correctness without a reference, and a judge's errors
+    are left out of that mean and counted)."""
+    report = EvalReport(rows=len(rows))
+    for name in judges:
         values: dict[str, list[float]] = {c: [] for c in CRITERIA}
         errors = dict.fromkeys(CRITERIA, 0)
-        for row in checked:
-            for criterion, verdict in judge.score(row.input, row.context, row.output,
-                                                  row.reference).items():  # fmt: skip
-                if math.isnan(verdict.score):
+        for row_scores in scores:
+            for criterion, score in row_scores[name].items():
+                if math.isnan(score):
                     errors[criterion] += 1
                 else:
-                    values[criterion].append(verdict.score)
+                    values[criterion].append(score)
         summaries = {}
         for criterion in CRITERIA:
             if values[criterion] or errors[criterion]:
@@ -421,17 +455,23 @@ def evaluate_outputs(rows: Iterable[EvalRow | Mapping[str, Any]], judges: Sequen
                 mean = float(np.mean(values[criterion])) if values[criterion] else math.nan
                 summaries[criterion] = Summary(mean, low, high, len(values[criterion]),
                                                errors[criterion])  # fmt: skip
-        report.scores[judge.name] = summaries
-        usage = getattr(judge, "usage", None)
-        if isinstance(usage, Usage):
-            report.judge_usage[judge.name] = {
-                **usage.to_dict(),
-                "calls": getattr(judge, "calls", 0),
-            }
-    latencies = [r.latency_ms for r in checked if r.latency_ms is not None]
+        report.scores[name] = summaries
+    report.judge_usage = {name: dict(used) for name, used in usage.items()}
+    latencies = [r.latency_ms for r in rows if r.latency_ms is not None]
     p50, p95 = (float(v) for v in np.percentile(latencies, [50, 95])) if latencies else (None, None)
     report.latency_ms = {"p50": p50, "p95": p95, "n": len(latencies)}
-    costs = [r.cost_usd for r in checked if r.cost_usd is not None]
+    costs = [r.cost_usd for r in rows if r.cost_usd is not None]
     mean_cost = float(np.mean(costs)) if costs else 0.0
     report.cost_usd = {"total": float(sum(costs)), "mean": mean_cost, "n": len(costs)}
     return report
+
+
+def evaluate_outputs(rows: Iterable[EvalRow | Mapping[str, Any]], judges: Sequence[Judge], *,
+                     resamples: int = 1000, seed: int = 0) -> EvalReport:  # fmt: skip
+    """Every judge on every row, summarized (see :func:`summarize`)."""
+    checked = [_row(r, i) for i, r in enumerate(rows)]
+    if not checked:
+        raise InvalidInputError("there are no rows to evaluate", field="rows")
+    scores = score_rows(checked, judges)
+    return summarize(checked, scores, [j.name for j in judges], judge_usage(judges),
+                     resamples=resamples, seed=seed)  # fmt: skip

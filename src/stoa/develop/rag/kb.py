@@ -68,6 +68,8 @@ PII_POLICIES = ("allow", "redact", "block")
 MODEL_PREFIX = "model:"
 BACKENDS = ("local", "milvus")
 EMBED_BATCH_CHUNKS = 256  # chunks embedded together, across documents
+#: With ``--ray`` the batch is shared by a pool of actors: larger, so each gets shards.
+RAY_BATCH_CHUNKS = 2048
 Progress = Callable[[int, int, str], None]
 
 
@@ -379,9 +381,7 @@ class KnowledgeBases:
     def _open_locked(self, kb: KbInfo) -> tuple[KbStore, VectorBackend, Embedder]:
         if kb.id not in self._open:
             folder = self.folder(kb)
-            spec = EmbedderSpec(**{k: v for k, v in kb.embedder.items()
-                                   if k in EmbedderSpec.__dataclass_fields__})  # fmt: skip
-            embedder = load_embedder(spec)
+            embedder = load_embedder(embedder_spec(kb))
             if embedder.version != kb.embedder.get("version"):
                 raise ConflictError(
                     f"knowledge base {kb.name!r} was embedded by {kb.embedder.get('version')}, "
@@ -405,6 +405,8 @@ class KnowledgeBases:
         progress: Progress | None = None,
         total: int | None = None,
         actor: str = "",
+        embed: Callable[[list[str]], np.ndarray] | None = None,
+        batch_chunks: int = EMBED_BATCH_CHUNKS,
     ) -> IngestSummary:
         """Add, replace and (with ``sync_roots``) remove documents; version what changed.
 
@@ -412,7 +414,9 @@ class KnowledgeBases:
         counted unchanged before it is parsed, and the embedder is not touched unless a
         chunk needs a vector. The counts describe the version this ingest makes, so a
         run that finishes what an interrupted one committed counts those documents too,
-        and ``resumed`` says how many there were.
+        and ``resumed`` says how many there were. ``embed`` computes the new vectors
+        elsewhere (a Ray actor pool, ``--ray``) with the knowledge base's own embedder;
+        what is embedded, and what is reused, is decided here either way.
         """
         kb = self.get(name)
         store, backend, embedder = self.open(kb)
@@ -457,12 +461,12 @@ class KnowledgeBases:
                         change = "changed" if stored.config != fingerprint else ""
                     pending.append((*prepared, change))
                     pending_chunks += len(prepared[1])
-            if pending_chunks >= EMBED_BATCH_CHUNKS:
-                _write_batch(store, backend, embedder, pending, chunk_counts)
+            if pending_chunks >= batch_chunks:
+                _write_batch(store, backend, embedder, pending, chunk_counts, embed)
                 pending, pending_chunks = [], 0
             if progress:
                 progress(position, total, item.uri)
-        _write_batch(store, backend, embedder, pending, chunk_counts)
+        _write_batch(store, backend, embedder, pending, chunk_counts, embed)
         if sync_roots is not None:
             keep = seen | failed
             for stored in store.documents():
@@ -697,6 +701,12 @@ def backend_flush(backend: VectorBackend) -> None:
         flush()
 
 
+def embedder_spec(kb: KbInfo) -> EmbedderSpec:
+    """How to load the embedder a knowledge base was created with."""
+    fields = EmbedderSpec.__dataclass_fields__
+    return EmbedderSpec(**{k: v for k, v in kb.embedder.items() if k in fields})
+
+
 def _fingerprint(kb: KbInfo) -> str:
     """What a document's chunks depend on besides its bytes."""
     return json.dumps({"chunking": kb.chunking, "pii": kb.pii_policy}, sort_keys=True)
@@ -751,6 +761,7 @@ def _write_batch(
     embedder: Embedder,
     pending: list[tuple[StoredDocument, list[NewChunk], str]],
     counts: Counter,
+    embed: Callable[[list[str]], np.ndarray] | None = None,
 ) -> None:
     """Embed what no document has embedded before, then commit and index each document."""
     if not pending:
@@ -761,7 +772,7 @@ def _write_batch(
     missing = [sha for sha in shas if sha not in cached]
     fresh: dict[str, np.ndarray] = {}
     if missing:
-        vectors = embedder.embed([shas[s] for s in missing])
+        vectors = (embed or embedder.embed)([shas[s] for s in missing])
         fresh = dict(zip(missing, vectors, strict=True))
     counts["embedded"] += len(missing)
     counts["reused"] += sum(len(chunks) for _, chunks, _ in pending) - len(missing)

@@ -24,7 +24,15 @@ from typing import Any
 
 from stoa.core.errors import InvalidInputError
 from stoa.develop import tracking
-from stoa.develop.judges import EmbeddingJudge, EvalRow, Judge, LLMJudge, evaluate_outputs
+from stoa.develop.judges import (
+    EmbeddingJudge,
+    EvalRow,
+    Judge,
+    LLMJudge,
+    judge_usage,
+    score_rows,
+    summarize,
+)
 from stoa.develop.llm.providers import ProviderSpec, load_provider
 from stoa.develop.solution.runner import Environment, run_solution
 
@@ -83,27 +91,26 @@ def parse_rows(text: str) -> list[dict[str, Any]]:
     return rows
 
 
-def evaluate_solution(
+#: One partition's share of an evaluation: its rows as judged, their scores, how they
+#: ended and what the judges' model calls cost.
+Partial = dict[str, Any]
+#: Evaluates the row partitions it is given (``stoa solutions eval --ray`` spreads them
+#: over a cluster); the parts come back in the order of the partitions.
+PartitionMapper = Callable[[list[list[dict[str, Any]]]], list[Partial]]
+
+
+def evaluate_partition(
     env: Environment,
-    ref: str,
-    text: str,
-    judges: Sequence[str],
+    version: str,
+    rows: Sequence[dict[str, Any]],
+    judges: Sequence[Judge],
     *,
-    actor: str,
-    sample: int | None = None,
-    seed: int = 0,
     overrides: dict[str, Any] | None = None,
     progress: Callable[[int, int], None] | None = None,
-) -> dict[str, Any]:
-    rows = parse_rows(text)
-    chosen = parse_judges(judges, env)
-    version = env.version("solution", ref).ref
-    total = len(rows)
-    if sample is not None:
-        if isinstance(sample, bool) or not isinstance(sample, int) or sample < 1:
-            raise InvalidInputError("sample must be a positive number of rows", field="sample")
-        if sample < total:
-            rows = random.Random(seed).sample(rows, sample)
+) -> Partial:
+    """Run and judge ``rows``; a pure function of them, so partitions can go to any
+    worker and add up to what one process would report."""
+    before = judge_usage(judges)
     scored: list[EvalRow] = []
     statuses: Counter[str] = Counter()
     for done, row in enumerate(rows, start=1):
@@ -121,7 +128,70 @@ def evaluate_solution(
         ))  # fmt: skip
         if progress:
             progress(done, len(rows))
-    report = evaluate_outputs(scored, chosen, seed=seed).to_dict()
+    return {"rows": scored, "scores": score_rows(scored, judges), "statuses": dict(statuses),
+            "usage": _usage_since(before, judge_usage(judges))}  # fmt: skip
+
+
+def _usage_since(
+    before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """What the judges spent between two readings (a worker's judges outlive a partition)."""
+    return {name: _add(used, before.get(name, {}), sign=-1) for name, used in after.items()}
+
+
+def _add(a: dict[str, Any], b: dict[str, Any], *, sign: int = 1) -> dict[str, Any]:
+    """Usage ``a + sign * b``, field by field: counts and costs add, flags or, and a
+    figure one side lacks (None) is taken from the other."""
+    total = dict(a)
+    for key, value in b.items():
+        mine = total.get(key)
+        if isinstance(value, bool) or isinstance(mine, bool):
+            total[key] = bool(mine) or bool(value)
+        elif isinstance(value, int | float) and isinstance(mine, int | float):
+            total[key] = mine + sign * value
+        elif mine is None:
+            total[key] = value if sign > 0 else None
+    return total
+
+
+def evaluate_solution(
+    env: Environment,
+    ref: str,
+    text: str,
+    judges: Sequence[str],
+    *,
+    actor: str,
+    sample: int | None = None,
+    seed: int = 0,
+    overrides: dict[str, Any] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    mapper: PartitionMapper | None = None,
+    partition_rows: int = 50,
+) -> dict[str, Any]:
+    rows = parse_rows(text)
+    chosen = parse_judges(judges, env)
+    version = env.version("solution", ref).ref
+    total = len(rows)
+    if sample is not None:
+        if isinstance(sample, bool) or not isinstance(sample, int) or sample < 1:
+            raise InvalidInputError("sample must be a positive number of rows", field="sample")
+        if sample < total:
+            rows = random.Random(seed).sample(rows, sample)
+    if mapper is None:
+        parts = [evaluate_partition(env, version, rows, chosen, overrides=overrides,
+                                    progress=progress)]  # fmt: skip
+    else:
+        cut = [rows[i : i + partition_rows] for i in range(0, len(rows), partition_rows)]
+        parts = mapper(cut)
+    scored = [row for part in parts for row in part["rows"]]
+    statuses: Counter[str] = Counter()
+    usage: dict[str, dict[str, Any]] = {}
+    for part in parts:
+        statuses.update(part["statuses"])
+        for name, used in part["usage"].items():
+            usage[name] = _add(usage.get(name, {}), used)
+    report = summarize(scored, [s for part in parts for s in part["scores"]],
+                       [j.name for j in chosen], usage, seed=seed).to_dict()  # fmt: skip
     report.update(solution=version, statuses=dict(statuses), sample=len(rows), of=total)
     report["run_id"] = _log(env, report, version, judges, actor)
     return report

@@ -259,9 +259,12 @@ _WORKER_HOST = "STOA_SERVER_HOST"
 _WORKER_ENDPOINT = "STOA_DEFAULT_ENDPOINT"
 
 
-def configure_workers(settings: Settings, host: str, default_endpoint: str | None = None) -> None:
-    """Put the settings and bind address where every worker process reads them: uvicorn
-    imports ``WORKER_APP`` afresh in each, so they travel in the environment."""
+def worker_environment(
+    settings: Settings, host: str, default_endpoint: str | None = None
+) -> dict[str, str]:
+    """What a process that builds the app afresh (a uvicorn worker, a Ray Serve replica)
+    needs to find the same stores and bind rule: the settings resolved here, so a
+    relative home or the default SQLite file name the same place everywhere."""
     values = {"STOA_HOME": str(settings.resolved_home), _WORKER_HOST: host,
               "STOA_DATABASE_URL": settings.resolved_database_url,
               "STOA_BLOB_URL": settings.resolved_blob_url}  # fmt: skip
@@ -269,7 +272,13 @@ def configure_workers(settings: Settings, host: str, default_endpoint: str | Non
         values["STOA_SCAN_POLICY"] = str(settings.scan_policy)
     if default_endpoint is not None:
         values[_WORKER_ENDPOINT] = default_endpoint
-    os.environ.update(values)
+    return values
+
+
+def configure_workers(settings: Settings, host: str, default_endpoint: str | None = None) -> None:
+    """Put the settings and bind address where every worker process reads them: uvicorn
+    imports ``WORKER_APP`` afresh in each, so they travel in the environment."""
+    os.environ.update(worker_environment(settings, host, default_endpoint))
     prepare_multiprocess(settings.resolved_home)  # /metrics adds up every worker
 
 

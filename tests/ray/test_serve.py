@@ -1,0 +1,154 @@
+"""`stoa serve --ray` against a local Ray cluster: the replicas answer predict and chat
+completions exactly as the in-process server does for the same inputs and unit ids,
+and every prediction, shadows included, is in the PostgreSQL logbook afterwards."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from openai import OpenAI
+
+from stoa.client import LocalClient
+from stoa.core.settings import Settings
+from stoa.serve.server import create_app
+from tests.artifacts import SUPPORT_SPEC, ticket_classifier
+from tests.serve.test_server_process import STOA, free_port, stoa_env
+from tests.servers import serve_in_thread
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
+
+READY_S = 180
+TEXTS = [
+    "refund my order", "reset my password", "hi", "please send me your password",
+    "my invoice is wrong and I was charged twice for the same order last month", "ok",
+]  # fmt: skip
+
+
+def _prepare(settings: Settings) -> None:
+    """tickets@champion, support@1 and a support@2 that words its answer differently;
+    an endpoint that splits them by unit and mirrors every request to a shadow."""
+    with LocalClient(settings=settings, actor="tester") as client:
+        client.models.log("tickets", ticket_classifier())
+        client.models.set_alias("tickets", 1, "champion")
+        client.solutions.register(SUPPORT_SPEC)
+        client.solutions.register(SUPPORT_SPEC.replace("Routing your", "Sending your"))
+        client.endpoints.create(
+            "support",
+            ["a=support@1:50", "b=support@2:50", "s=support@2:shadow"],
+            description="the Ray test endpoint",
+        )
+
+
+def _exchange(url: str) -> tuple[list[dict], list[dict], set[str]]:
+    """Predictions and chat completions (plain and streamed) for fixed units; what
+    must match, and every prediction id the server gave."""
+    predicted, chatted, ids = [], [], set()
+    with httpx.Client(base_url=url, timeout=60) as http:
+        for i in range(24):
+            body = {"input": {"text": TEXTS[i % len(TEXTS)]}, "unit_id": f"user-{i}"}
+            answer = http.post("/v1/endpoints/support/predict", json=body)
+            assert answer.status_code == 200, answer.text
+            got = answer.json()
+            ids.add(got["prediction_id"])
+            predicted.append({k: got[k] for k in ("variant", "status", "output", "tokens")})
+    sdk = OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+    for i in range(6):
+        messages = [{"role": "user", "content": TEXTS[i]}]
+        headers = {"X-Stoa-Unit-Id": f"chat-{i}"}
+        done = sdk.chat.completions.with_raw_response.create(
+            model="support", messages=messages, extra_headers=headers
+        )
+        ids.add(done.headers["X-Stoa-Prediction-Id"])
+        parsed = done.parse()
+        stream = sdk.chat.completions.create(
+            model="support", messages=messages, stream=True, extra_headers=headers
+        )
+        pieces = [c.choices[0].delta.content or "" for c in stream if c.choices]
+        chatted.append({"content": parsed.choices[0].message.content,
+                        "variant": parsed.system_fingerprint, "streamed": "".join(pieces),
+                        "finish": parsed.choices[0].finish_reason})  # fmt: skip
+    return predicted, chatted, ids
+
+
+def _wait_ready(proc: subprocess.Popen, url: str, log: Path) -> None:
+    deadline = time.monotonic() + READY_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"stoa serve --ray exited {proc.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"not ready after {READY_S} s:\n{log.read_text()[-3000:]}")
+
+
+def test_ray_serve_answers_as_in_process_and_logs_every_prediction(
+    ray_cluster, postgres_url, tmp_path
+):
+    settings = Settings(home=tmp_path / "home", database_url=postgres_url)
+    _prepare(settings)
+    with serve_in_thread(create_app(settings)) as url:
+        local = _exchange(url)
+
+    port, log = free_port(), tmp_path / "serve.log"
+    env = stoa_env(tmp_path / "home", STOA_DATABASE_URL=postgres_url)
+    command = [STOA, "serve", "endpoint:support", "--ray", "--address", ray_cluster,
+               "--replicas", "2", "--replica-cpus", "0.5", "--port", str(port)]  # fmt: skip
+    with log.open("w") as out:
+        proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait_ready(proc, f"http://127.0.0.1:{port}", log)
+        on_ray = _exchange(f"http://127.0.0.1:{port}")
+        from ray import serve
+
+        replicas = serve.status().applications["stoa"].deployments["StoaEndpoint"]
+        assert replicas.replica_states == {"RUNNING": 2}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(90)
+    assert proc.returncode == 0, log.read_text()[-3000:]
+    assert "serving endpoint support on Ray Serve (2 replica(s))" in log.read_text()
+
+    assert on_ray[0] == local[0] and on_ray[1] == local[1]
+    assert {p["variant"] for p in local[0]} == {"a", "b"}  # both arms took part
+    assert any("Sending your" in json.dumps(p["output"]) for p in local[0])
+    assert all(c["streamed"] == c["content"] for c in on_ray[1])
+
+    with LocalClient(settings=settings) as client:  # the replicas wrote before they stopped
+        for prediction_id in on_ray[2]:
+            assert client.predictions.show(prediction_id)["endpoint"] == "support"
+        rows = {r["variant"]: r for r in client.predictions.summary("support")}
+    # 24 predictions and 12 completions per server, each mirrored to the shadow.
+    assert rows["a"]["predictions"] + rows["b"]["predictions"] == 2 * 36
+    assert rows["s"]["mode"] == "shadow" and rows["s"]["predictions"] == 2 * 36
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["--replicas", "2"], ["ray", "--replicas need(s) --ray"]),
+        (["--ray", "--workers", "2"], ["workers", "Ray scales by replicas"]),
+        (["--ray", "--autoscale", "3:1"], ["autoscale", "MIN must be at most MAX"]),
+        (["--ray", "--autoscale", "two"], ["autoscale", "is not MIN:MAX"]),
+        (["--ray", "--replicas", "2", "--autoscale", "1:2"], ["autoscale", "not both"]),
+        (["--ray", "--detach"], ["detach", "needs a cluster that outlives"]),
+    ],
+)
+def test_serve_ray_refuses_bad_options_before_starting(tmp_path, args, fragments):
+    env = {k: v for k, v in stoa_env(tmp_path / "home").items() if k != "RAY_ADDRESS"}
+    with LocalClient(settings=Settings(home=tmp_path / "home")) as client:
+        client.models.log("tickets", ticket_classifier())
+    result = subprocess.run(
+        [STOA, "serve", "tickets@1", *args], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    first = result.stderr.strip().splitlines()[0]
+    assert all(f in first for f in fragments), first
