@@ -36,3 +36,18 @@ def test_score_writes_every_row_and_refuses_bad_input(stoa, tmp_path):  # noqa: 
     )
     one_line_error(missing, 2, "input_columns", "'x' not in rows.csv")
     assert not (tmp_path / "b.parquet").exists()
+
+
+def test_ray_options_need_ray(stoa, tmp_path):  # noqa: F811
+    with LocalClient(settings=Settings(home=tmp_path / "home")) as client:
+        client.solutions.register(SPEC)
+    pd.DataFrame({"text": ["a"], "n": [1]}).to_csv(tmp_path / "rows.csv", index=False)
+    workers = stoa("batch", "score", "tiny", "rows.csv", "--out", "o.parquet", "--workers", "2")
+    one_line_error(workers, 2, "workers", "--workers needs --ray")
+    address = stoa("batch", "score", "tiny", "rows.csv", "--out", "o.parquet", "--address", "auto")
+    one_line_error(address, 2, "address", "--address needs --ray")
+    ingest = stoa("kb", "ingest", "docs", "rows.csv", "--address", "auto")
+    one_line_error(ingest, 2, "address", "--address needs --ray")
+    evaluate = stoa("solutions", "eval", "tiny", "rows.csv", "--address", "auto")
+    one_line_error(evaluate, 2, "address", "--address needs --ray")
+    assert not (tmp_path / "o.parquet").exists()
