@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import signal
@@ -351,6 +352,8 @@ def main(argv: list[str] | None = None) -> None:
         prepare(settings)
         ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR",
                  log_to_driver=False)  # fmt: skip
+        for name in ("ray.data", "ray.serve"):  # their progress lines drown the figures
+            logging.getLogger(name).setLevel(logging.WARNING)
         try:
             gcs = ray.get_runtime_context().gcs_address
             for repeat in range(args.repeats):

@@ -12,9 +12,11 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src"
 AREAS = ["core", "govern", "develop", "serve", "measure"]
 #: Thin layers over the areas: they may call any area, and no area calls them. The
-#: server is one (its routes are derived from the client's resources); the rest of
+#: server is one (its routes are derived from the client's resources), and so is
+#: ``serve.ray``, which runs the server and the stores on a cluster; the rest of
 #: ``serve`` (traffic, logbook) is an area.
-LAYERS = ("stoa.client", "stoa.cli", "stoa.ui", "stoa.demo", "stoa.serve.server")
+LAYERS = ("stoa.client", "stoa.cli", "stoa.ui", "stoa.demo", "stoa.serve.server",
+          "stoa.serve.ray")  # fmt: skip
 
 
 def _modules() -> dict[str, Path]:

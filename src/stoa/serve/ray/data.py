@@ -22,10 +22,11 @@ _START = "start"
 def _environment(settings: Mapping[str, str]) -> Any:
     """The solution runner over the driver's stores: an actor has a process of its own,
     so the driver's settings (``cluster.worker_env``) become its environment."""
-    from stoa.client import LocalClient
+    from stoa.client._transport import Local
+    from stoa.core.settings import Settings
 
     os.environ.update(settings)
-    return LocalClient(actor="ray").stores.solutions
+    return Local(Settings(), actor="ray").solutions
 
 
 class _Scorer:
