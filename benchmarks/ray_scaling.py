@@ -16,15 +16,19 @@ the endpoint ``support`` with one variant. The script starts one local Ray clust
 - batch: ``client.batch.score`` of ``--rows`` ticket texts (in partitions of
   ``--partition-rows``) locally, then with ``ray=True, workers=1`` and ``workers=2``.
   "with start" is rows over the whole call (Ray Data starting, actors importing Stoa and
-  loading the solution); "steady" is the rows after the first partition over the time
-  from its arrival to the last one's, when the actors are up. The three output files must
-  be equal but for ``latency_ms`` and ``trace``.
+  loading the solution); "steady" is the rows beyond the start over the time beyond it,
+  the start being measured by a run of one row per worker (one partition each) just before.
+  The three output files must be equal but for ``latency_ms`` and ``trace``.
 - serving: ``stoa server`` (one uvicorn worker) as the reference, then ``stoa serve
   endpoint:support --ray --address GCS --replicas N --replica-cpus 1`` for N = 1, 2.
   wrk POSTs /v1/endpoints/support/predict bodies (512 texts with unit ids) at each
   ``--concurrency`` for ``--seconds`` after 2 s of warm-up. The logbook
   (``client.predictions.summary``) is counted before and after each cell: every 2xx must
   be in it.
+
+``--home DIR`` serves the endpoint ``support`` of a kept demo home (``stoa demo --keep``:
+retrieval over the demo's knowledge base and extractive answers, with its shadow) with the
+demo's own questions instead: the single-node figures of docs/scale.md's capacity plan.
 
 Scaling efficiency = rate(2) / (2 x rate(1)); 1.00 is perfect. The machine's CPUs are
 shared by the driver, the Ray workers or replicas, raylet, the Serve proxy, wrk and
@@ -115,12 +119,12 @@ def prepare(settings: Any) -> None:
 # -- batch ------------------------------------------------------------------------------
 
 
-def batch_cell(settings: Any, mode: str, source: Path, out: Path, partition_rows: int) -> dict:
-    """One ``client.batch.score`` call, timed whole and from its first partition on."""
+def timed_score(settings: Any, mode: str, source: Path, out: Path, partition_rows: int) -> dict:
+    """One ``client.batch.score`` call on a fresh client (a cold solution), timed whole."""
     from stoa.client import LocalClient
 
     marks: list[tuple[float, int]] = []
-    with LocalClient(settings=settings, actor="bench") as client:  # a cold solution each time
+    with LocalClient(settings=settings, actor="bench") as client:
         started = time.perf_counter()
         summary = client.batch.score(
             "support@1", str(source), out, input_columns=["text"],
@@ -129,11 +133,26 @@ def batch_cell(settings: Any, mode: str, source: Path, out: Path, partition_rows
             ray=mode != "local", workers=None if mode == "local" else int(mode[-1]),
         )  # fmt: skip
         took = time.perf_counter() - started
-    rows = summary["rows"]
-    (first_t, first_rows), (last_t, _) = marks[0], marks[-1]
-    steady = (rows - first_rows) / (last_t - first_t) if last_t > first_t else float("nan")
-    return {"rows": rows, "seconds": took, "rps": rows / took, "steady_rps": steady,
-            "first_s": first_t - started, "by_status": summary["by_status"]}  # fmt: skip
+    return {"rows": summary["rows"], "seconds": took, "first_s": marks[0][0] - started,
+            "by_status": summary["by_status"],
+            "arrivals": [(round(t - started, 3), d) for t, d in marks]}  # fmt: skip
+
+
+def batch_cell(settings: Any, mode: str, work: Path, source: Path, out: Path, partition_rows: int
+               ) -> dict:  # fmt: skip
+    """The whole table, and the start alone: one row per worker, one partition each
+    (each actor starts, imports Stoa, loads the solution, scores one row). Steady rate =
+    the rows beyond those over the time beyond the start run's."""
+    workers = 1 if mode == "local" else int(mode[-1])
+    small = work / f"start-{workers}.parquet"
+    start = timed_score(settings, mode, small, out.with_suffix(".start.parquet"), 1)
+    out.with_suffix(".start.parquet").unlink()
+    cell = timed_score(settings, mode, source, out, partition_rows)
+    extra = cell["seconds"] - start["seconds"]
+    cell["start_s"] = start["seconds"]
+    cell["rps"] = cell["rows"] / cell["seconds"]
+    cell["steady_rps"] = (cell["rows"] - workers) / extra if extra > 0 else float("nan")
+    return cell
 
 
 def same_outputs(paths: list[Path]) -> bool:
@@ -149,14 +168,17 @@ def run_batch(args: argparse.Namespace, settings: Any, work: Path, repeat: int) 
     source = work / "tickets.parquet"
     if not source.exists():
         pd.DataFrame({"text": [ticket_text(i) for i in range(args.rows)]}).to_parquet(source)
+        for workers in (1, 2):
+            frame = pd.DataFrame({"text": [ticket_text(i) for i in range(workers)]})
+            frame.to_parquet(work / f"start-{workers}.parquet")
     cells, outs = {}, []
     for mode in BATCH_MODES:
         out = work / f"scored-{mode}-{repeat}.parquet"
-        cells[mode] = batch_cell(settings, mode, source, out, args.partition_rows)
+        cells[mode] = batch_cell(settings, mode, work, source, out, args.partition_rows)
         outs.append(out)
         c = cells[mode]
         print(f"  batch {mode:<6} {c['rps']:>8.0f} rows/s with start, {c['steady_rps']:>8.0f} "
-              f"steady, first partition after {c['first_s']:.1f} s", flush=True)  # fmt: skip
+              f"steady; start alone {c['start_s']:.1f} s", flush=True)  # fmt: skip
     cells["equal"] = same_outputs(outs)
     for out in outs:
         out.unlink()
@@ -164,6 +186,18 @@ def run_batch(args: argparse.Namespace, settings: Any, work: Path, repeat: int) 
 
 
 # -- serving ----------------------------------------------------------------------------
+
+
+def request_bodies(demo: bool) -> list[dict[str, Any]]:
+    """``BODIES`` predict bodies: ticket texts, or (``--home`` of a kept demo) the demo's
+    own day of questions, planned as its traffic step plans them."""
+    if not demo:
+        return [{"input": {"text": ticket_text(i)}, "unit_id": f"user-{i}"}
+                for i in range(BODIES)]  # fmt: skip
+    from stoa.demo.traffic import USERS, _guide_questions, _ticket_questions, plan_day
+
+    day = plan_day(_guide_questions(), _ticket_questions(), n=BODIES, users=USERS, seed=5)
+    return [{"input": {"text": r.text, "hour": r.hour}, "unit_id": r.unit_id} for r in day]
 
 
 def logged(client: Any) -> int:
@@ -229,11 +263,10 @@ def run_serving(args: argparse.Namespace, settings: Any, work: Path, gcs: str) -
 
     script = work / "predict.lua"
     if not script.exists():
-        bodies = [json.dumps({"input": {"text": ticket_text(i)}, "unit_id": f"user-{i}"})
-                  for i in range(BODIES)]  # fmt: skip
+        bodies = [json.dumps(body) for body in request_bodies(args.home is not None)]
         script.write_text(_LUA % ",\n".join(f"[==[{b}]==]" for b in bodies))
     env = {k: v for k, v in os.environ.items() if not k.startswith("STOA_")}
-    env.update(STOA_HOME=str(settings.home), STOA_DATABASE_URL=settings.database_url,
+    env.update(STOA_HOME=str(settings.home), STOA_DATABASE_URL=settings.resolved_database_url,
                STOA_USER="bench", RAY_ADDRESS=gcs)  # fmt: skip
     cells: dict[str, dict[int, dict]] = {}
     with LocalClient(settings=settings, actor="bench") as client:
@@ -271,14 +304,14 @@ def report(args: argparse.Namespace, runs: list[dict]) -> dict:
     print("           the Serve proxy, wrk and PostgreSQL: 2 workers never get 2 whole cores")
     print(f"  versions {', '.join(package_versions(['stoa', 'ray', 'scikit-learn', 'pandas']))}")
     if "batch" in args.parts:
-        keys = ("rps", "steady_rps", "seconds", "first_s")
+        keys = ("rps", "steady_rps", "seconds", "start_s")
         b = {m: {k: median([r["batch"][m][k] for r in runs]) for k in keys}
              for m in BATCH_MODES}  # fmt: skip
-        rows = [[m, b[m]["rps"], b[m]["steady_rps"], b[m]["seconds"], b[m]["first_s"]]
+        rows = [[m, b[m]["rps"], b[m]["steady_rps"], b[m]["seconds"], b[m]["start_s"]]
                 for m in BATCH_MODES]  # fmt: skip
         table(f"batch: support@1 on {args.rows:,} ticket texts, partitions of "
               f"{args.partition_rows:,} rows", ["engine", "rows/s with start", "rows/s steady",
-              "seconds", "first partition s"], rows)  # fmt: skip
+              "seconds", "start alone s"], rows)  # fmt: skip
         equal = all(r["batch"]["equal"] for r in runs)
         statuses = runs[0]["batch"]["local"]["by_status"]
         print(f"  outputs of local, ray-1 and ray-2 equal (without {', '.join(VOLATILE)}): "
@@ -304,7 +337,9 @@ def report(args: argparse.Namespace, runs: list[dict]) -> dict:
                 s[kind][c] = m
                 rows.append([kind, c, m["rps"], m["p50_ms"], m["p99_ms"], m["non2xx"],
                              m["lost"]])  # fmt: skip
-        table(f"serving: POST /v1/endpoints/support/predict, wrk {args.seconds} s per cell "
+        solution = "the demo solution" if args.home else "the ticket solution"
+        table(f"serving {solution}: POST /v1/endpoints/support/predict, wrk {args.seconds} s "
+              "per cell "
               "after 2 s warm-up", ["server", "clients", "requests/s", "p50 ms", "p99 ms",
               "non-2xx+socket err", "lost"], rows)  # fmt: skip
         print("  server = `stoa server`, 1 uvicorn worker; ray-N = `stoa serve --ray "
@@ -335,11 +370,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 2,000 rows, 2 s cells, 1 repeat")  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the raw cells here")
+    parser.add_argument("--home", type=Path, help="serve the endpoint `support` of this "
+                        "home (a kept `stoa demo --keep` home: the demo solution) instead "
+                        "of the ticket solution; implies --parts serve")  # fmt: skip
     parser.add_argument("--postgres", default=os.environ.get(
         "STOA_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"))  # fmt: skip
     args = parser.parse_args(argv)
     if args.quick:
         args.rows, args.partition_rows, args.seconds, args.repeats = 2000, 200, 2, 1
+    if args.home is not None:
+        args.parts = ["serve"]
     import ray
 
     from stoa.core.settings import Settings
@@ -348,10 +388,15 @@ def main(argv: list[str] | None = None) -> None:
     with (tempfile.TemporaryDirectory(prefix="stoa-ray-bench-") as tmp,
           postgres_schema(args.postgres) as database_url):  # fmt: skip
         work = Path(tmp)
-        settings = Settings(home=work / "home", database_url=database_url)
-        prepare(settings)
+        if args.home is not None:  # the demo's SQLite home: one node shares it
+            settings = Settings(home=args.home.resolve())
+        else:
+            settings = Settings(home=work / "home", database_url=database_url)
+            prepare(settings)
         ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR",
                  log_to_driver=False)  # fmt: skip
+        import ray.data  # it sets its loggers up on import; quiet them after
+
         for name in ("ray.data", "ray.serve"):  # their progress lines drown the figures
             logging.getLogger(name).setLevel(logging.WARNING)
         try:

@@ -40,9 +40,13 @@ def test_demo_runs_the_lifecycle_and_says_how_to_browse_it(monkeypatch, tmp_path
         "solution: support assistant",
         "solution: evaluate with judges",
         "serve: a day of traffic",
+        "scale: Ray Serve and Ray Data",
         "dashboard: render every page",
     ]:
         assert step in text
+    scale = out["scale"]  # the day's endpoint on Ray answers as in process, and logs it all
+    assert scale["identical"] == scale["replayed"] == scale["logged"] == 60
+    assert scale["batch_rows"] == scale["batch_identical"] == 300
     assert out["model"].status == "allowed" and out["model"].flavor == "sklearn"
     assert out["blocked"].status == "blocked"
     assert "os.system" in out["blocked"].findings[0]["message"]

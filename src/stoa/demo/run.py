@@ -20,6 +20,7 @@ from rich.table import Table
 from stoa.client import LocalClient
 from stoa.demo.assistant import evaluate_assistant, run_assistant
 from stoa.demo.measuring import measure_the_day
+from stoa.demo.scaling import scale_out
 from stoa.demo.traffic import serve_a_day
 
 PROMPT = (
@@ -80,6 +81,7 @@ def run_demo(console: Console, *, keep: bool = False) -> dict[str, Any]:
         step("solution: evaluate with judges", lambda: evaluate_assistant(client, out, console))
         step("serve: a day of traffic", lambda: serve_a_day(client, out, console))
         step("measure: A/B, review, drift, alerts", lambda: measure_the_day(client, out, console))
+        step("scale: Ray Serve and Ray Data", lambda: scale_out(client, work, out, console))
         step("dashboard: render every page", lambda: _dashboard(client, out))
 
         summary = Table(title=f"Stoa demo — home {home}", title_justify="left")

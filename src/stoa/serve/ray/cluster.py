@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -46,15 +47,22 @@ def worker_env(settings: Settings, extra: Mapping[str, str] | None = None) -> di
     return values
 
 
-def connect(settings: Settings, address: str | None = None, *, num_cpus: int | None = None) -> Any:
+def connect(
+    settings: Settings,
+    address: str | None = None,
+    *,
+    num_cpus: int | None = None,
+    quiet: bool = False,
+) -> Any:
     """Join the cluster at ``address`` (``auto``, ``ray://host:10001``, ``host:6379``),
-    or ``RAY_ADDRESS``, or start a local one on this machine; every worker of this job
-    gets ``worker_env``. Returns the ``ray`` module."""
+    or ``RAY_ADDRESS``, or start a local one on this machine (also what ``local`` asks
+    for); every worker of this job gets ``worker_env``. ``quiet`` keeps the workers'
+    and Serve's routine logs off this process's terminal. Returns the ``ray`` module."""
     ray = require_ray()
     if ray.is_initialized():
         return ray
     target = address or os.environ.get("RAY_ADDRESS") or None
-    if target is not None and num_cpus is not None:
+    if target not in (None, "local") and num_cpus is not None:
         raise InvalidInputError(
             "--cpus sizes a local Ray only", field="cpus", fix="drop --cpus or --address"
         )
@@ -63,11 +71,13 @@ def connect(settings: Settings, address: str | None = None, *, num_cpus: int | N
             address=target,
             num_cpus=num_cpus,
             runtime_env={"env_vars": worker_env(settings)},
-            include_dashboard=False if target is None else None,
+            include_dashboard=False if target in (None, "local") else None,
             logging_level="WARNING",
-            log_to_driver=True,
+            log_to_driver=not quiet,
             ignore_reinit_error=True,
         )
+        if quiet:
+            logging.getLogger("ray.serve").setLevel(logging.WARNING)
     except ConnectionError as exc:
         raise ConfigurationError(
             f"no Ray cluster at {target}: {str(exc).splitlines()[0]}",

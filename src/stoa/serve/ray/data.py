@@ -9,6 +9,7 @@ once per actor, and keep it for every partition they are given.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -71,7 +72,10 @@ def batch_partitions(
     def run(table: Any, partition_rows: int) -> Iterator[list[dict[str, Any]]]:
         from ray.data import DataContext
 
-        DataContext.get_current().execution_options.preserve_order = True
+        context = DataContext.get_current()
+        context.execution_options.preserve_order = True
+        context.enable_progress_bars = False  # Stoa's own bar counts the rows
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
         starts = range(0, len(table), partition_rows)
         bounds = [{_START: s, "stop": min(s + partition_rows, len(table))} for s in starts]
         pool = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
@@ -82,7 +86,7 @@ def batch_partitions(
                                    "overrides": overrides},
             batch_size=1,
             batch_format="numpy",
-            concurrency=min(pool, len(bounds)),
+            compute=ray.data.ActorPoolStrategy(size=min(pool, len(bounds))),
             num_cpus=1,
         )  # fmt: skip
         for block in scored.iter_batches(batch_size=None, batch_format="pyarrow"):
