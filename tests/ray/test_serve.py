@@ -152,3 +152,5 @@ def test_serve_ray_refuses_bad_options_before_starting(tmp_path, args, fragments
     assert result.returncode == 2, (result.stdout, result.stderr)
     first = result.stderr.strip().splitlines()[0]
     assert all(f in first for f in fragments), first
+    with LocalClient(settings=Settings(home=tmp_path / "home")) as client:
+        assert client.endpoints.list() == []  # refused before the endpoint was made

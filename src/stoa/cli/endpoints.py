@@ -335,14 +335,15 @@ def serve(
             field="workers",
             fix="use --replicas N or --autoscale MIN:MAX",
         )
+    from stoa.serve.ray.endpoints import check_detach, parse_scale, serve_on_ray
+
+    scale = parse_scale(replicas, autoscale)  # before the endpoint changes or a cluster starts
+    check_detach(detach, address)
     endpoint = _serve_endpoint(state(ctx).client, ref, name, parse_options(option))
     if not ray:
         note(f"serving endpoint {endpoint}: POST http://{host}:{port}/invocations")
         run_server(ctx, host=host, port=port, workers=workers, default_endpoint=endpoint)
         return
-    from stoa.serve.ray.endpoints import parse_scale, serve_on_ray
-
-    scale = parse_scale(replicas, autoscale)  # before any cluster starts
     state(ctx).client.close()
     serve_on_ray(state(ctx).settings, endpoint, scale, address=address, host=host, port=port,
                  cpus=replica_cpus, detach=detach, say=note)  # fmt: skip

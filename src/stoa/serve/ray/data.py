@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-#: Ray Data's name for the column that carries a partition's first row.
-_START = "start"
+#: The columns of the partitions' dataset: the first row's index, and the rows.
+_START, _ROWS = "start", "rows"
 
 
 def _environment(settings: Mapping[str, str]) -> Any:
@@ -33,12 +34,7 @@ def _environment(settings: Mapping[str, str]) -> Any:
 class _Scorer:
     """An actor of the scoring pool: one environment, many partitions."""
 
-    def __init__(
-        self, settings: Any, table: list[Any], ref: str, input_columns: Any, overrides: Any
-    ):
-        import ray
-
-        self.table = ray.get(table[0])  # in a list: Ray would pin a bare reference
+    def __init__(self, settings: Any, ref: str, input_columns: Any, overrides: Any):
         self.env = _environment(settings)
         self.ref, self.input_columns, self.overrides = ref, input_columns, overrides
 
@@ -48,9 +44,8 @@ class _Scorer:
         from stoa.develop.batch import _schema, score_partition
 
         records = []
-        for start, stop in zip(batch[_START], batch["stop"], strict=True):
-            rows = self.table.iloc[int(start) : int(stop)].to_dict("records")
-            records += score_partition(self.env, self.ref, rows, int(start),
+        for start, rows in zip(batch[_START], batch[_ROWS], strict=True):
+            records += score_partition(self.env, self.ref, pickle.loads(rows), int(start),
                                        input_columns=self.input_columns,
                                        overrides=self.overrides)  # fmt: skip
         return pa.Table.from_pylist(records, schema=_schema())
@@ -64,9 +59,11 @@ def batch_partitions(
     overrides: Mapping[str, Any] | None = None,
     workers: int | None = None,
 ) -> Any:
-    """A ``PartitionMapper`` for ``develop.batch.score``: the table goes to the object
-    store once, and a pool of ``workers`` actors (default: one per CPU of the cluster)
-    scores its partitions; records come back in table order."""
+    """A ``PartitionMapper`` for ``develop.batch.score``: each partition's rows, exactly
+    as the local path hands them to ``score_partition`` (pickled, so no value changes
+    type on the way), become one block of a Ray dataset; a pool of ``workers`` actors
+    (default: one per CPU of the cluster) scores them, and the records come back in
+    table order."""
     import ray
 
     def run(table: Any, partition_rows: int) -> Iterator[list[dict[str, Any]]]:
@@ -76,17 +73,17 @@ def batch_partitions(
         context.execution_options.preserve_order = True
         context.enable_progress_bars = False  # Stoa's own bar counts the rows
         logging.getLogger("ray.data").setLevel(logging.WARNING)
-        starts = range(0, len(table), partition_rows)
-        bounds = [{_START: s, "stop": min(s + partition_rows, len(table))} for s in starts]
+        parts = [{_START: start, _ROWS: pickle.dumps(
+                      table.iloc[start : start + partition_rows].to_dict("records"), protocol=5)}
+                 for start in range(0, len(table), partition_rows)]  # fmt: skip
         pool = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        scored = ray.data.from_items(bounds, override_num_blocks=len(bounds)).map_batches(
+        scored = ray.data.from_items(parts, override_num_blocks=len(parts)).map_batches(
             _Scorer,
-            fn_constructor_kwargs={"settings": dict(settings), "table": [ray.put(table)],
-                                   "ref": ref, "input_columns": input_columns,
-                                   "overrides": overrides},
+            fn_constructor_kwargs={"settings": dict(settings), "ref": ref,
+                                   "input_columns": input_columns, "overrides": overrides},
             batch_size=1,
             batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=min(pool, len(bounds))),
+            compute=ray.data.ActorPoolStrategy(size=min(pool, len(parts))),
             num_cpus=1,
         )  # fmt: skip
         for block in scored.iter_batches(batch_size=None, batch_format="pyarrow"):

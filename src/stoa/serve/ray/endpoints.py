@@ -180,6 +180,16 @@ def undeploy() -> None:
     serve.delete(APP_NAME)
 
 
+def check_detach(detach: bool, address: str | None) -> None:
+    """A local Ray ends with the command that started it: nothing to detach from."""
+    if detach and not (address or os.environ.get("RAY_ADDRESS")):
+        raise InvalidInputError(
+            "--detach needs a cluster that outlives this command",
+            field="detach",
+            fix="give --address (or RAY_ADDRESS) of a running cluster",
+        )
+
+
 def serve_on_ray(
     settings: Any,
     endpoint: str,
@@ -196,12 +206,7 @@ def serve_on_ray(
     SIGINT or SIGTERM and take it down, every replica's logbook written."""
     from .cluster import connect, sharing_warnings
 
-    if detach and not (address or os.environ.get("RAY_ADDRESS")):
-        raise InvalidInputError(
-            "--detach needs a cluster that outlives this command",
-            field="detach",
-            fix="give --address (or RAY_ADDRESS) of a running cluster",
-        )
+    check_detach(detach, address)
     from stoa.client import LocalClient
     from stoa.serve.server.app import check_bind
 
