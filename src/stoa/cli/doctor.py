@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from stoa.cli.context import JsonOpt, state
+from stoa.cli.context import AddressOpt, JsonOpt, ray_target, state
 from stoa.cli.output import emit, table
 from stoa.core.doctor import failed, run_checks
 
@@ -21,6 +21,7 @@ def doctor(
             "blob store (implied when RAY_ADDRESS is set).",
         ),
     ] = False,
+    address: AddressOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Check the home, database, blob store, server and optional packages this command
@@ -29,7 +30,10 @@ def doctor(
     It creates nothing: a probe blob is written, read back and deleted, and no
     credential is ever printed.
     """
-    rows = run_checks(state(ctx).settings, ray=ray)
+    target = ray_target(ray, address)  # --address alone is refused
+    rows = run_checks(
+        state(ctx).settings, ray=ray, address=target if isinstance(target, str) else None
+    )
     emit([row.to_dict() for row in rows], json_out, _render)
     if failed(rows):
         raise typer.Exit(1)

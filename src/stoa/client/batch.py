@@ -54,6 +54,7 @@ class Batch(Resource):
             from stoa.serve.ray.data import batch_partitions
 
             settings = self._local.settings
+            self._local.solutions.plan(solution, overrides)  # a bad ref fails before Ray starts
             connect(settings, address_of(ray))
             columns = list(input_columns) if input_columns is not None else None
             mapper = batch_partitions(worker_env(settings), solution, input_columns=columns,

@@ -54,11 +54,13 @@ def run_checks(
     settings: Settings,
     *,
     ray: bool = False,
+    address: str | None = None,
     environ: Mapping[str, str] | None = None,
     ray_nodes: Callable[[str | None], tuple[int | None, str]] | None = None,
 ) -> list[Check]:
     """Every check, in the order a person reads them. ``ray`` (or ``RAY_ADDRESS`` in the
-    environment) adds the checks that matter on a multi-node cluster."""
+    environment) adds the checks that matter on a multi-node cluster, the one at
+    ``address`` (default ``RAY_ADDRESS``, else ``auto``)."""
     env = dict(os.environ if environ is None else environ)
     rows: list[Check] = []
     if settings.url:
@@ -75,7 +77,7 @@ def run_checks(
         rows += check_database(settings)
         rows += check_blobs(settings, env)
     rows += check_optional_packages()
-    address = env.get("RAY_ADDRESS")
+    address = address or env.get("RAY_ADDRESS")
     if ray or address:
         rows += check_ray_sharing(settings, address, ray_nodes or count_ray_nodes)
     return [scrub(row, _secrets(settings, env)) for row in rows]

@@ -48,7 +48,11 @@ def scale_out(client: LocalClient, work: Path, out: dict[str, Any], console: Con
     with running_server(client) as url:
         here = _replay(url, bodies)
 
+    import ray as ray_module
+    from ray import serve
+
     settings = client.stores.settings
+    owned = not ray_module.is_initialized()  # else a Ray this process already uses: keep it
     ray = connect(settings, "local", num_cpus=2, quiet=True)
     try:
         started = time.perf_counter()
@@ -62,7 +66,9 @@ def scale_out(client: LocalClient, work: Path, out: dict[str, Any], console: Con
         )
         batch = _batch(client, work, [r.text for r in questions])
     finally:
-        ray.shutdown()  # the local cluster, Serve's controller and proxy with it
+        if owned:  # Serve first, so no later Serve call in this process finds it stale
+            serve.shutdown()
+            ray.shutdown()
     same = sum(_same(a, b) for a, b in zip(here, there, strict=True))
     logged = sum(client.predictions.show(a["prediction_id"])["endpoint"] == ENDPOINT
                  for a in there)  # fmt: skip

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from stoa.core.errors import InvalidInputError
+from stoa.core.errors import ConfigurationError, InvalidInputError
 
 log = logging.getLogger("stoa.ray")
 
@@ -204,26 +204,36 @@ def serve_on_ray(
 ) -> None:
     """``stoa serve --ray``: deploy, then (unless ``detach``) hold the app until
     SIGINT or SIGTERM and take it down, every replica's logbook written."""
-    from .cluster import connect, sharing_warnings
-
-    check_detach(detach, address)
     from stoa.client import LocalClient
     from stoa.serve.server.app import check_bind
 
+    from .cluster import connect, sharing_warnings
+
+    check_detach(detach, address)
     with LocalClient(settings=settings) as client:  # a public bind needs tokens: say so here
         check_bind(host, client)
-    ray = connect(settings, address)
+    ray = connect(settings, address)  # sets Ray's own SIGTERM handler: exit at once
+    stop = threading.Event()
+    if not detach:  # ours, before the deploy: a SIGTERM while it runs still drains
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, lambda *_: stop.set())
     for warning in sharing_warnings(settings, ray):
         say(f"warning: {warning}")
-    url = deploy(settings, endpoint, scale, host=host, port=port, cpus=cpus)
+    try:
+        url = deploy(settings, endpoint, scale, host=host, port=port, cpus=cpus)
+    except RuntimeError as exc:  # a replica's constructor failed; Serve logged why above
+        undeploy()  # leave no failed application on a cluster that outlives this command
+        raise ConfigurationError(
+            f"Ray Serve could not start the replicas: {str(exc).splitlines()[0]}",
+            field="ray",
+            fix="read the replica's error above (a model that does not load, a store "
+            "this node cannot reach), or run `stoa doctor --ray`",
+        ) from None
     count = (f"{scale.replicas} replica(s)" if scale.autoscale is None
              else f"{scale.autoscale[0]}-{scale.autoscale[1]} replicas")  # fmt: skip
     say(f"serving endpoint {endpoint} on Ray Serve ({count}): POST {url}/invocations")
     if detach:
         return
-    stop = threading.Event()
-    for number in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(number, lambda *_: stop.set())
     stop.wait()
     say("stopping: replicas finish their requests and write their logbooks")
     undeploy()
