@@ -117,6 +117,9 @@ def test_ray_serve_answers_as_in_process_and_logs_every_prediction(
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(90)
+        from ray import serve
+
+        serve.shutdown()  # the proxy too: a later deployment in this session starts clean
     assert proc.returncode == 0, log.read_text()[-3000:]
     assert "serving endpoint support on Ray Serve (2 replica(s))" in log.read_text()
 

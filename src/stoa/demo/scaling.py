@@ -66,8 +66,8 @@ def scale_out(client: LocalClient, work: Path, out: dict[str, Any], console: Con
         )
         batch = _batch(client, work, [r.text for r in questions])
     finally:
-        if owned:  # Serve first, so no later Serve call in this process finds it stale
-            serve.shutdown()
+        serve.shutdown()  # first, so no later Serve call in this process finds it stale
+        if owned:
             ray.shutdown()
     same = sum(_same(a, b) for a, b in zip(here, there, strict=True))
     logged = sum(client.predictions.show(a["prediction_id"])["endpoint"] == ENDPOINT

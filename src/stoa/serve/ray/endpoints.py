@@ -162,14 +162,21 @@ def deploy(
 
     environment = worker_env(settings, worker_environment(settings, host, endpoint))
     serve.start(http_options={"host": host, "port": port})
+    # Serve keeps the proxy it has on a cluster where it already runs: say where that is.
+    from ray.serve.context import _get_global_client  # pinned Ray: no public reader
+
+    proxy = _get_global_client().http_config
+    if (proxy.host, proxy.port) != (host, port):
+        log.warning("Serve already runs on this cluster; its proxy is at %s:%s, not %s:%s",
+                    proxy.host, proxy.port, host, port)  # fmt: skip
     serve.run(
         application(environment, scale, cpus=cpus),
         name=APP_NAME,
         route_prefix="/",
         blocking=False,
     )
-    shown = f"[{host}]" if ":" in host else host
-    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else shown}:{port}"
+    shown = f"[{proxy.host}]" if ":" in proxy.host else proxy.host
+    return f"http://{'127.0.0.1' if proxy.host in ('0.0.0.0', '::') else shown}:{proxy.port}"
 
 
 def undeploy() -> None:
