@@ -1,4 +1,5 @@
-"""The ingest progress bar: counts, elapsed time and an estimate of what is left."""
+"""The counting progress bar (kb ingest, batch score): counts, elapsed time and an
+estimate of what is left."""
 
 from __future__ import annotations
 
@@ -8,14 +9,14 @@ import time
 
 from rich.console import Console
 
-from stoa.cli import kb as kb_cli
+from stoa.cli import output
 
 
 def test_the_bar_shows_documents_done_of_total_and_an_eta(monkeypatch):
     out = io.StringIO()
     console = Console(file=out, force_terminal=True, width=160, color_system=None)
-    monkeypatch.setattr(kb_cli, "notes", console)
-    with kb_cli._progress(True) as advance:
+    monkeypatch.setattr(output, "notes", console)
+    with output.counting_progress(True, "ingesting", "documents") as advance:
         assert advance is not None
         advance(1, 40, "file:///docs/a.md")
         time.sleep(0.3)  # a rate to estimate from
@@ -26,5 +27,5 @@ def test_the_bar_shows_documents_done_of_total_and_an_eta(monkeypatch):
 
 
 def test_no_bar_when_stderr_is_not_a_terminal():
-    with kb_cli._progress(False) as advance:
+    with output.counting_progress(False, "ingesting", "documents") as advance:
         assert advance is None

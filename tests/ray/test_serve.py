@@ -141,6 +141,7 @@ def test_ray_serve_answers_as_in_process_and_logs_every_prediction(
     ("args", "fragments"),
     [
         (["--replicas", "2"], ["ray", "--replicas need(s) --ray"]),
+        (["--replica-cpus", "2"], ["ray", "--replica-cpus need(s) --ray"]),
         (["--ray", "--workers", "2"], ["workers", "Ray scales by replicas"]),
         (["--ray", "--autoscale", "3:1"], ["autoscale", "MIN must be at most MAX"]),
         (["--ray", "--autoscale", "two"], ["autoscale", "is not MIN:MAX"]),

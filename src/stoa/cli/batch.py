@@ -2,39 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from stoa.cli.context import AddressOpt, JsonOpt, RayOpt, parse_json_object, ray_target, state
-from stoa.cli.output import emit, notes, table
+from stoa.cli.output import counting_progress, emit, notes, table
 from stoa.core.errors import InvalidInputError
 
 app = typer.Typer(no_args_is_help=True, help="Score tables with a solution, row by row.")
-
-
-@contextlib.contextmanager
-def _progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
-    """A bar on stderr, so --json output on stdout stays clean; transient, so a run
-    under a second leaves nothing behind."""
-    if not enabled:
-        yield None
-        return
-    columns = (TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"),
-               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())  # fmt: skip
-    with Progress(*columns, console=notes, transient=True) as bar:
-        task = bar.add_task("", total=None)
-        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 @app.command()
@@ -68,7 +44,7 @@ def score(
     target = ray_target(ray, address)
     if workers is not None and not ray:
         raise InvalidInputError("--workers needs --ray", field="workers", fix="add --ray")
-    with _progress(notes.is_terminal) as progress:
+    with counting_progress(notes.is_terminal, "scoring", "rows") as progress:
         summary = state(ctx).client.batch.score(
             solution, table_ref, out, input_columns=input_column or None,
             partition_rows=partition_rows, overrides=parse_json_object(overrides, "overrides"),

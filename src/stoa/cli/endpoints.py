@@ -311,8 +311,9 @@ def serve(
         str | None, typer.Option(help="With --ray: MIN:MAX replicas, by requests in flight.")
     ] = None,
     replica_cpus: Annotated[
-        float, typer.Option(min=0.1, help="With --ray: CPUs Ray reserves per replica.")
-    ] = 1.0,
+        float | None,
+        typer.Option(min=0.1, help="With --ray: CPUs Ray reserves per replica (default 1)."),
+    ] = None,
     detach: Annotated[
         bool, typer.Option("--detach", help="With --ray --address: deploy, then return.")
     ] = False,
@@ -323,7 +324,7 @@ def serve(
     from stoa.cli.server import run_server
 
     ray_only = {"--address": address, "--replicas": replicas, "--autoscale": autoscale,
-                "--detach": detach or None}  # fmt: skip
+                "--replica-cpus": replica_cpus, "--detach": detach or None}  # fmt: skip
     given = [flag for flag, value in ray_only.items() if value is not None]
     if given and not ray:
         raise InvalidInputError(
@@ -346,7 +347,7 @@ def serve(
         return
     state(ctx).client.close()
     serve_on_ray(state(ctx).settings, endpoint, scale, address=address, host=host, port=port,
-                 cpus=replica_cpus, detach=detach, say=note)  # fmt: skip
+                 cpus=replica_cpus or 1.0, detach=detach, say=note)  # fmt: skip
 
 
 def _serve_endpoint(client: Any, ref: str, name: str | None, options: dict[str, Any] | None) -> str:

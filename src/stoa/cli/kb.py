@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Group
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from stoa.cli.context import (
     AddressOpt,
@@ -27,7 +17,7 @@ from stoa.cli.context import (
     ray_target,
     state,
 )
-from stoa.cli.output import emit, notes, table, when
+from stoa.cli.output import counting_progress, emit, notes, table, when
 from stoa.core.errors import InvalidInputError
 from stoa.develop.rag.retrieve import FUSION_HELP
 
@@ -129,24 +119,6 @@ def _detail(kb: dict[str, Any]) -> Group:
     return Group(about, versions, pii) if kb["documents_with_pii"] else Group(about, versions)
 
 
-@contextlib.contextmanager
-def _progress(enabled: bool) -> Iterator[Callable[[int, int, str], None] | None]:
-    """A bar on stderr, so --json output on stdout stays clean."""
-    if not enabled:
-        yield None
-        return
-    columns = (TextColumn("ingesting"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("documents"), TimeElapsedColumn(), TextColumn("eta"),
-               TimeRemainingColumn(), TextColumn("{task.description}"))  # fmt: skip
-    with Progress(*columns, console=notes, transient=True) as bar:
-        task = bar.add_task("", total=None)
-
-        def advance(done: int, total: int, uri: str) -> None:
-            bar.update(task, completed=done, total=total, description=uri.rsplit("/", 1)[-1])
-
-        yield advance
-
-
 @app.command()
 def ingest(
     ctx: typer.Context,
@@ -169,7 +141,7 @@ def ingest(
     With --ray the new chunks are embedded across a Ray cluster."""
     client = state(ctx).client
     target = ray_target(ray, address)
-    with _progress(notes.is_terminal) as progress:
+    with counting_progress(notes.is_terminal, "ingesting", "documents") as progress:
         summary = client.kbs.ingest(
             name, paths, sync=sync, patterns=pattern, metadata=parse_pairs(meta, "meta"),
             progress=progress, ray=target,

@@ -21,7 +21,16 @@ from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 from rich.console import Console, Group
 from rich.markup import escape
-from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 
 from stoa.core.errors import InvalidInputError
@@ -433,6 +442,26 @@ def storing_progress(path: Path) -> Iterator[Callable[[int], None] | None]:
     with Progress(*columns, console=notes, transient=True) as bar:
         task = bar.add_task(f"storing {path.name}", total=total)
         yield lambda n: bar.advance(task, n)
+
+
+@contextlib.contextmanager
+def counting_progress(enabled: bool, doing: str, unit: str) -> Iterator[Callable[..., None] | None]:
+    """A bar of items done of a total on stderr, so --json output on stdout stays clean;
+    transient, so a run under a second leaves nothing behind. Its callback takes
+    ``(done, total[, label])``; a label's last path segment is shown beside the bar."""
+    if not enabled:
+        yield None
+        return
+    columns = (TextColumn(doing), BarColumn(), MofNCompleteColumn(), TextColumn(unit),
+               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+               TextColumn("{task.description}"))  # fmt: skip
+    with Progress(*columns, console=notes, transient=True) as bar:
+        task = bar.add_task("", total=None)
+
+        def advance(done: int, total: int, label: str = "") -> None:
+            bar.update(task, completed=done, total=total, description=label.rsplit("/", 1)[-1])
+
+        yield advance
 
 
 def _folder_size(folder: Path) -> int:

@@ -338,14 +338,16 @@ def check_server(url: str) -> Check:
         )
     if response.status_code == 200:
         return Check("server", OK, f"{shown} is ready")
-    problems = ""
-    with contextlib.suppress(ValueError, AttributeError):
-        problems = "; ".join(map(str, response.json().get("problems") or []))
+    # What the other side wrote is not repeated here: a count says enough to act on.
+    listed = 0
+    with contextlib.suppress(ValueError, AttributeError, TypeError):
+        listed = len(response.json().get("problems") or [])
     return Check(
         "server",
         FAIL,
-        f"{shown}/readyz answered {response.status_code}" + (f": {problems}" if problems else ""),
-        "read the server's log; a warming server becomes ready by itself",
+        f"{shown}/readyz answered {response.status_code}"
+        + (f" with {listed} problem(s)" if listed else ""),
+        f"open {shown}/readyz or read the server's log; a warming server becomes ready by itself",
     )
 
 
