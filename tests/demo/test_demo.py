@@ -46,6 +46,7 @@ def test_demo_runs_the_lifecycle_and_says_how_to_browse_it(monkeypatch, tmp_path
         assert step in text
     scale = out["scale"]  # the day's endpoint on Ray answers as in process, and logs it all
     assert scale["identical"] == scale["replayed"] == scale["logged"] == 60
+    assert scale["metrics_counted"] == 60 and scale["metrics_replicas"] == 2
     assert scale["batch_rows"] == scale["batch_identical"] == 300
     assert out["model"].status == "allowed" and out["model"].flavor == "sklearn"
     assert out["blocked"].status == "blocked"

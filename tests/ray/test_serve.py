@@ -8,11 +8,13 @@ import json
 import signal
 import subprocess
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
 import pytest
 from openai import OpenAI
+from prometheus_client.parser import text_string_to_metric_families
 
 from stoa.client import LocalClient
 from stoa.core.settings import Settings
@@ -90,6 +92,42 @@ def _wait_ready(proc: subprocess.Popen, url: str, log: Path) -> None:
     raise AssertionError(f"not ready after {READY_S} s:\n{log.read_text()[-3000:]}")
 
 
+def _counted(url: str) -> tuple[dict[str, float], dict[str, float], float]:
+    """What one scrape through Serve's proxy counts: requests and shadow runs of the
+    endpoint by variant, and how many replicas it added up."""
+    requests: Counter[str] = Counter()
+    shadows: Counter[str] = Counter()
+    reporting = 0.0
+    for family in text_string_to_metric_families(httpx.get(f"{url}/metrics", timeout=30).text):
+        for sample in family.samples:
+            if (
+                sample.labels.get("endpoint") != "support"
+                and family.name != "stoa_replicas_reporting"
+            ):
+                continue
+            if sample.name == "stoa_requests_total":
+                requests[sample.labels["variant"]] += sample.value
+            elif sample.name == "stoa_shadow_runs_total":
+                shadows[sample.labels["variant"]] += sample.value
+            elif sample.name == "stoa_replicas_reporting":
+                reporting = sample.value
+    return dict(requests), dict(shadows), reporting
+
+
+def _check_metrics(url: str, predicted: list[dict], chatted: list[dict]) -> None:
+    """Every scrape, whichever replica answers it, counts all 36 requests and their 36
+    shadow runs: each replica served only part of them."""
+    variants = Counter(p["variant"] for p in predicted)
+    # plain and streamed, for one unit; the fingerprint is ENDPOINT/VARIANT
+    variants.update(2 * [c["variant"].split("/")[-1] for c in chatted])
+    expected = (dict(variants), {"s": 36.0}, 2.0)
+    deadline = time.monotonic() + 30  # shadows run after the answer; pushes every second
+    while (got := _counted(url)) != expected and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert got == expected
+    assert all(_counted(url) == expected for _ in range(6))
+
+
 def test_ray_serve_answers_as_in_process_and_logs_every_prediction(
     ray_cluster, postgres_url, tmp_path
 ):
@@ -114,6 +152,7 @@ def test_ray_serve_answers_as_in_process_and_logs_every_prediction(
             a for a in actors if "SERVE_REPLICA" in a["name"] and "StoaEndpoint" in a["name"]
         ]
         assert len(replicas) == 2, actors
+        _check_metrics(f"http://127.0.0.1:{port}", on_ray[0], on_ray[1])
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(90)

@@ -60,6 +60,7 @@ def scale_out(client: LocalClient, work: Path, out: dict[str, Any], console: Con
         _wait_ready(url)
         deployed_s = time.perf_counter() - started
         there = _replay(url, bodies)
+        counted, reporting = _scraped(url)
         undeploy()  # each replica writes its logbook before it stops
         questions = plan_day(
             _guide_questions(), _ticket_questions(), n=BATCH_ROWS, users=USERS, seed=7
@@ -73,10 +74,12 @@ def scale_out(client: LocalClient, work: Path, out: dict[str, Any], console: Con
     logged = sum(client.predictions.show(a["prediction_id"])["endpoint"] == ENDPOINT
                  for a in there)  # fmt: skip
     out["scale"] = {"replicas": REPLICAS, "replayed": len(bodies), "identical": same,
-                    "logged": logged, "deploy_s": deployed_s, **batch}  # fmt: skip
+                    "logged": logged, "deploy_s": deployed_s, "metrics_counted": counted,
+                    "metrics_replicas": reporting, **batch}  # fmt: skip
     console.print(
         f"[bold]Ray Serve[/]: {REPLICAS} replicas up in {deployed_s:.0f} s; {same} of "
-        f"{len(bodies)} answers identical to the in-process server, {logged} in the logbook. "
+        f"{len(bodies)} answers identical to the in-process server, {logged} in the logbook; "
+        f"one scrape of /metrics counts {counted} requests over {reporting} replicas. "
         f"[bold]Ray Data[/]: {batch['batch_rows']} questions, {batch['batch_identical']} rows "
         f"identical "
         f"to the local run."
@@ -98,6 +101,26 @@ def _replay(url: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
             got = response.json()
             answers.append({k: got[k] for k in ("prediction_id", "variant", "status", "output")})
     return answers
+
+
+def _scraped(url: str) -> tuple[int, int]:
+    """The endpoint's requests that one scrape through Serve's proxy counts, and over how
+    many replicas: each replica sends its counts every second, so wait for the last."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    deadline = time.monotonic() + 10
+    while True:
+        counted, reporting = 0.0, 0.0
+        text = httpx.get(f"{url}/metrics", timeout=30).text
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "stoa_requests_total" and sample.labels["endpoint"] == ENDPOINT:
+                    counted += sample.value
+                elif sample.name == "stoa_replicas_reporting":
+                    reporting = sample.value
+        if counted >= REPLAYED or time.monotonic() > deadline:
+            return int(counted), int(reporting)
+        time.sleep(0.5)
 
 
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:

@@ -108,6 +108,9 @@ class StoaEndpoint:
         problems = self._stoa_app.state.client.stores.serving.plane.warm()
         for problem in problems:
             log.warning("replica cannot load %s", problem)
+        from .metrics_hub import ReplicaMetrics
+
+        self._metrics = ReplicaMetrics()  # /metrics counts every replica, not just this one
         log.info("replica ready in %.1f s", time.perf_counter() - started)
 
     def __serve_build_asgi_app__(self) -> Any:
@@ -184,7 +187,10 @@ def undeploy() -> None:
     logbook before it stops (``GRACEFUL_S``)."""
     from ray import serve
 
+    from .metrics_hub import drop_hub
+
     serve.delete(APP_NAME)
+    drop_hub()
 
 
 def check_detach(detach: bool, address: str | None) -> None:

@@ -191,7 +191,7 @@ def build_dataplane_router() -> APIRouter:
         return await loop.run_in_executor(serving.plane.pool, serving.add_feedback, payload)
 
     @router.get("/metrics", include_in_schema=False)
-    async def prometheus(request: Request) -> Response:
+    def prometheus(request: Request) -> Response:  # in a thread: it may read files or ask Ray
         body, content_type = metrics.exposition()
         return Response(body, media_type=content_type)
 
