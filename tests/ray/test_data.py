@@ -5,6 +5,7 @@ give what the local path gives: the same Parquet rows, the same chunk and vector
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -108,3 +109,45 @@ def test_ray_work_is_refused_through_a_server_and_without_ray(tmp_path):
         with pytest.raises(InvalidInputError) as err:
             call(*args, ray=True)
         assert err.value.field == field and message in str(err.value)
+
+
+def test_a_pool_worker_that_dies_is_restarted_and_its_work_retried(ray_cluster, tmp_path):
+    """A lost node or an out-of-memory kill ends a pool's actor mid-call: the call runs
+    again on a new one, and the pool's caller never sees it."""
+    import ray
+
+    from stoa.serve.ray.data import pool_actor, worker_deaths
+
+    died = tmp_path / "died"
+
+    class Fragile:
+        def double(self, value: int) -> int:
+            if not died.exists():  # the first call only: the process ends mid-call
+                died.touch()
+                os._exit(1)
+            return 2 * value
+
+    fragile = pool_actor(Fragile).options(num_cpus=0).remote()
+    with worker_deaths("doubling"):
+        assert ray.get(fragile.double.remote(21), timeout=120) == 42
+    assert died.exists()
+    ray.kill(fragile)
+
+
+def test_a_call_that_kills_every_worker_fails_with_what_to_look_at(ray_cluster):
+    import ray
+
+    from stoa.core.errors import ConfigurationError
+    from stoa.serve.ray.data import RESTARTS, pool_actor, worker_deaths
+
+    class Deadly:
+        def run(self) -> None:
+            os._exit(1)
+
+    deadly = pool_actor(Deadly).options(num_cpus=0).remote()
+    with pytest.raises(ConfigurationError) as caught, worker_deaths("scoring"):
+        ray.get(deadly.run.remote(), timeout=300)
+    error = caught.value
+    assert error.field == "ray"
+    assert f"scoring on Ray failed: a worker died {RESTARTS + 1} times" in str(error)
+    assert "ray logs" in error.fix

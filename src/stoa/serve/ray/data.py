@@ -13,12 +13,44 @@ import logging
 import os
 import pickle
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
+from stoa.core.errors import ConfigurationError
+
 #: The columns of the partitions' dataset: the first row's index, and the rows.
 _START, _ROWS = "start", "rows"
+#: Times a pool's actor whose process dies (its node lost, out of memory) is restarted
+#: and its call retried. The work is a pure function of its input, so a retry gives the
+#: same answer; a call that kills its actor every time is a bug, and fails.
+RESTARTS = 3
+
+
+def pool_actor(cls: type) -> Any:
+    """``cls`` as the actor of a work pool: one CPU, restarted and retried on death."""
+    import ray
+
+    return ray.remote(num_cpus=1, max_restarts=RESTARTS, max_task_retries=RESTARTS)(cls)
+
+
+@contextmanager
+def worker_deaths(work: str) -> Iterator[None]:
+    """Ray's error when a pool's worker died more than ``RESTARTS`` times, as Stoa's:
+    what failed and what to look at, not a remote traceback."""
+    from ray.exceptions import RayError
+
+    try:
+        yield
+    except RayError as exc:
+        raise ConfigurationError(
+            f"{work} on Ray failed: a worker died {RESTARTS + 1} times on the same "
+            f"piece of work ({type(exc).__name__})",
+            field="ray",
+            fix="read the worker's log (`ray logs`, or the dashboard); a worker out of "
+            "memory needs fewer --workers or more memory per node",
+        ) from None
 
 
 def _environment(settings: Mapping[str, str]) -> Any:
@@ -85,9 +117,12 @@ def batch_partitions(
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=min(pool, len(parts))),
             num_cpus=1,
+            max_restarts=RESTARTS,  # Ray Data's default retries a deadly partition forever
+            max_task_retries=RESTARTS,
         )  # fmt: skip
-        for block in scored.iter_batches(batch_size=None, batch_format="pyarrow"):
-            yield block.to_pylist()
+        with worker_deaths("batch scoring"):
+            for block in scored.iter_batches(batch_size=None, batch_format="pyarrow"):
+                yield block.to_pylist()
 
     return run
 
@@ -127,12 +162,13 @@ def eval_partitions(
 
     def run(partitions: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
         pool_size = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        actor = ray.remote(num_cpus=1)(_Evaluator)
+        actor = pool_actor(_Evaluator)
         actors = [actor.remote(dict(settings), version, list(judges), overrides)
                   for _ in range(min(pool_size, len(partitions)))]  # fmt: skip
         try:
             pool = ActorPool(actors)
-            return list(pool.map(lambda a, rows: a.evaluate.remote(rows), partitions))
+            with worker_deaths("evaluation"):
+                return list(pool.map(lambda a, rows: a.evaluate.remote(rows), partitions))
         finally:
             for handle in actors:
                 ray.kill(handle)
@@ -176,7 +212,7 @@ class RayEmbedder:
         from stoa.core.errors import ConflictError
 
         size = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        actor = ray.remote(num_cpus=1)(_Encoder)
+        actor = pool_actor(_Encoder)
         self._actors = [actor.remote(dict(settings), spec) for _ in range(size)]
         self.shard = shard
         loaded = set(ray.get([a.version.remote() for a in self._actors]))
@@ -196,7 +232,8 @@ class RayEmbedder:
         if not pieces:
             return np.zeros((0, 0), dtype=np.float32)
         pool = ActorPool(self._actors)
-        return np.concatenate(list(pool.map(lambda a, t: a.embed.remote(t), pieces)))
+        with worker_deaths("embedding"):
+            return np.concatenate(list(pool.map(lambda a, t: a.embed.remote(t), pieces)))
 
     def close(self) -> None:
         import ray
