@@ -121,11 +121,26 @@ def _check_metrics(url: str, predicted: list[dict], chatted: list[dict]) -> None
     # plain and streamed, for one unit; the fingerprint is ENDPOINT/VARIANT
     variants.update(2 * [c["variant"].split("/")[-1] for c in chatted])
     expected = (dict(variants), {"s": 36.0}, 2.0)
+    import ray
+
+    from stoa.serve.ray.metrics_hub import HUB_NAME, NAMESPACE, PUSH_S
+
+    _wait_for(url, expected)
+    # One scrape saw every request, so all have happened; the other replica's copy in
+    # the hub may lag by one push. After that, whichever replica answers counts them all.
+    time.sleep(3 * PUSH_S)
+    scrapes = [_counted(url) for _ in range(6)]
+    assert all(scrape == expected for scrape in scrapes), scrapes
+
+    ray.kill(ray.get_actor(HUB_NAME, namespace=NAMESPACE))  # the hub is a cache: lose it
+    _wait_for(url, expected)  # a scrape starts another, and the next pushes fill it
+
+
+def _wait_for(url: str, expected: tuple) -> None:
     deadline = time.monotonic() + 30  # shadows run after the answer; pushes every second
     while (got := _counted(url)) != expected and time.monotonic() < deadline:
         time.sleep(0.5)
     assert got == expected
-    assert all(_counted(url) == expected for _ in range(6))
 
 
 def test_ray_serve_answers_as_in_process_and_logs_every_prediction(
@@ -216,3 +231,28 @@ def test_doctor_counts_the_clusters_nodes_and_names_what_one_node_can_share(ray_
     alone = subprocess.run([STOA, "doctor", "--address", ray_cluster], env=env,
                            capture_output=True, text=True, timeout=60)  # fmt: skip
     assert alone.returncode == 2 and "--address needs --ray" in alone.stderr
+
+
+def test_a_deploy_that_ray_fails_is_one_clear_error(ray_cluster, tmp_path, monkeypatch):
+    """Serve's proxy killed for failing its health checks on a starved node, or a
+    replica's constructor raising, ends ``stoa serve --ray`` with Stoa's error, not
+    Ray's traceback."""
+    from ray.exceptions import RaySystemError
+
+    from stoa.core.errors import ConfigurationError
+    from stoa.serve.ray import endpoints
+
+    def proxy_died(*args, **kwargs):
+        raise RaySystemError("the proxy actor died before it was ready\n  a remote trace")
+
+    monkeypatch.setattr(endpoints, "deploy", proxy_died)
+    with pytest.raises(ConfigurationError) as caught:
+        endpoints.serve_on_ray(Settings(home=tmp_path / "home"), "support", endpoints.Scale(),
+                               address=ray_cluster, detach=True, say=lambda _: None)  # fmt: skip
+    error = caught.value
+    assert error.field == "ray"
+    assert error.message == (
+        "Ray Serve could not start the application: "
+        "System error: the proxy actor died before it was ready"
+    )
+    assert "stoa doctor --ray" in error.fix

@@ -14,6 +14,7 @@ serve --ray`` calls :func:`deploy`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -232,15 +233,20 @@ def serve_on_ray(
             signal.signal(number, lambda *_: stop.set())
     for warning in sharing_warnings(settings, ray):
         say(f"warning: {warning}")
+    from ray.exceptions import RayError
+
     try:
         url = deploy(settings, endpoint, scale, host=host, port=port, cpus=cpus)
-    except RuntimeError as exc:  # a replica's constructor failed; Serve logged why above
-        undeploy()  # leave no failed application on a cluster that outlives this command
+    except (RuntimeError, RayError) as exc:  # a replica's constructor failed, or the
+        # proxy did not start (a node too busy to pass its health checks); Serve logged why
+        with contextlib.suppress(Exception):  # Serve itself may never have started
+            undeploy()  # leave no failed application on a cluster that outlives this command
         raise ConfigurationError(
-            f"Ray Serve could not start the replicas: {str(exc).splitlines()[0]}",
+            f"Ray Serve could not start the application: {str(exc).splitlines()[0]}",
             field="ray",
-            fix="read the replica's error above (a model that does not load, a store "
-            "this node cannot reach), or run `stoa doctor --ray`",
+            fix="read Serve's log above (a replica's model that does not load, a store "
+            "its node cannot reach, a node too busy for the proxy's health checks), or "
+            "run `stoa doctor --ray`",
         ) from None
     count = (f"{scale.replicas} replica(s)" if scale.autoscale is None
              else f"{scale.autoscale[0]}-{scale.autoscale[1]} replicas")  # fmt: skip

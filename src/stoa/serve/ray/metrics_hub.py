@@ -72,26 +72,23 @@ class ReplicaMetrics:
     def __init__(self) -> None:
         import ray
 
-        self._id = ray.get_runtime_context().get_actor_id() or "driver"
+        self._id = str(ray.get_runtime_context().get_actor_id())
         self._hub = _hub()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._push, name="stoa-metrics", daemon=True)
-        self._thread.start()
+        threading.Thread(target=self._push, name="stoa-metrics", daemon=True).start()
         metrics.share_with_peers(self.peers)
 
     def _push(self) -> None:
         from prometheus_client import generate_latest
 
-        failed = False
-        while not self._stop.wait(PUSH_S):
-            try:
+        warned = False
+        while True:
+            time.sleep(PUSH_S)
+            try:  # fire and forget: a lost push is replaced by the next, a second later
                 self._hub.put.remote(self._id, generate_latest().decode())
-                failed = False
-            except Exception as exc:  # the hub is gone: start another, push again
-                if not failed:
+            except Exception as exc:  # never let the thread end: the counts would freeze
+                if not warned:
                     log.warning("cannot send metrics to the hub: %s", exc)
-                failed = True
-                self._hub = _hub()
+                warned = True
 
     def peers(self) -> list[metrics.Snapshot]:
         import ray
@@ -100,12 +97,9 @@ class ReplicaMetrics:
             found = ray.get(self._hub.snapshots.remote(self._id), timeout=ASK_S)
         except Exception as exc:  # answer with this replica's counts; the gauge shows it
             log.warning("cannot read the other replicas' metrics: %s", exc)
+            self._hub = _hub()  # a hub that was killed: start another for the next pushes
             return []
         return [metrics.Snapshot(text, live) for text, live in found]
-
-    def close(self) -> None:
-        self._stop.set()
-        metrics.share_with_peers(None)
 
 
 def drop_hub() -> None:
