@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -109,17 +110,19 @@ def batch_partitions(
                       table.iloc[start : start + partition_rows].to_dict("records"), protocol=5)}
                  for start in range(0, len(table), partition_rows)]  # fmt: skip
         pool = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        scored = ray.data.from_items(parts, override_num_blocks=len(parts)).map_batches(
-            _Scorer,
-            fn_constructor_kwargs={"settings": dict(settings), "ref": ref,
-                                   "input_columns": input_columns, "overrides": overrides},
-            batch_size=1,
-            batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=min(pool, len(parts))),
-            num_cpus=1,
-            max_restarts=RESTARTS,  # Ray Data's default retries a deadly partition forever
-            max_task_retries=RESTARTS,
-        )  # fmt: skip
+        with warnings.catch_warnings():  # the restarts have no named parameter in Ray 2.60
+            warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
+            scored = ray.data.from_items(parts, override_num_blocks=len(parts)).map_batches(
+                _Scorer,
+                fn_constructor_kwargs={"settings": dict(settings), "ref": ref,
+                                       "input_columns": input_columns, "overrides": overrides},
+                batch_size=1,
+                batch_format="numpy",
+                compute=ray.data.ActorPoolStrategy(size=min(pool, len(parts))),
+                num_cpus=1,
+                max_restarts=RESTARTS,  # Ray Data's default retries a deadly partition forever
+                max_task_retries=RESTARTS,
+            )  # fmt: skip
         with worker_deaths("batch scoring"):
             for block in scored.iter_batches(batch_size=None, batch_format="pyarrow"):
                 yield block.to_pylist()
