@@ -26,7 +26,7 @@ log = logging.getLogger("stoa.ray")
 
 HUB_NAME = "stoa-metrics"
 NAMESPACE = "stoa"
-#: How often a replica sends its counts: a scrape is at most this old for the others.
+#: How often a replica sends its counts: about how old the others are in a scrape.
 PUSH_S = 1.0
 #: Silence after which a replica counts as stopped (Serve checks replicas every 10 s).
 STALE_S = 15.0
