@@ -86,8 +86,8 @@ def scale_out(client: LocalClient, work: Path, out: dict[str, Any], console: Con
     )
     return (
         f"{same}/{len(bodies)} answers on {REPLICAS} Ray Serve replicas as in process, "
-        f"{logged} logged; batch of {batch['batch_rows']} on Ray Data: "
-        f"{batch['batch_identical']} rows as local"
+        f"{logged} logged, {counted} counted by one /metrics scrape; "
+        f"batch of {batch['batch_rows']} on Ray Data: {batch['batch_identical']} rows as local"
     )
 
 
