@@ -106,21 +106,31 @@ def _replay(url: str, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _scraped(url: str) -> tuple[int, int]:
     """The endpoint's requests that one scrape through Serve's proxy counts, and over how
     many replicas: each replica sends its counts every second, so wait for the last."""
-    from prometheus_client.parser import text_string_to_metric_families
-
     deadline = time.monotonic() + 10
     while True:
-        counted, reporting = 0.0, 0.0
-        text = httpx.get(f"{url}/metrics", timeout=30).text
+        response = httpx.get(f"{url}/metrics", timeout=30)
+        response.raise_for_status()  # says the status and the URL, never the body
+        counted, reporting = counted_requests(response.text)
+        if counted >= REPLAYED or time.monotonic() > deadline:
+            return counted, reporting
+        time.sleep(0.5)
+
+
+def counted_requests(text: str) -> tuple[int, int]:
+    """The demo endpoint's requests in a Prometheus exposition, and the replicas it sums."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    counted, reporting = 0.0, 0.0
+    try:
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
-                if sample.name == "stoa_requests_total" and sample.labels["endpoint"] == ENDPOINT:
-                    counted += sample.value
+                if sample.name == "stoa_requests_total":
+                    counted += sample.value if sample.labels.get("endpoint") == ENDPOINT else 0
                 elif sample.name == "stoa_replicas_reporting":
                     reporting = sample.value
-        if counted >= REPLAYED or time.monotonic() > deadline:
-            return int(counted), int(reporting)
-        time.sleep(0.5)
+    except ValueError:  # not the exposition format: say so, without repeating the text
+        raise RuntimeError("the /metrics answer is not Prometheus text") from None
+    return int(counted), int(reporting)
 
 
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
